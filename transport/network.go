@@ -1,0 +1,67 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"time"
+)
+
+// Network is what an adapter (tcp, quic, memnet) provides to a Node: a way
+// to listen on an address and to dial one. Addresses are strings in the
+// adapter's own syntax ("host:port" for tcp and quic, a name for memnet).
+//
+// Implementations must be safe for concurrent use.
+type Network interface {
+	// Scheme names the network in announced addresses: "tcp", "quic", "mem".
+	// A TCP address is announced without a scheme (as Perl nodes do); every
+	// other network's address is announced as "scheme://addr".
+	Scheme() string
+	// Listen opens a listener on addr. Listener.Addr().String() reports the
+	// address actually bound (":0" reports the chosen port).
+	Listen(ctx context.Context, addr string) (net.Listener, error)
+	// Dial opens a stream to addr. It honours ctx's deadline and
+	// cancellation.
+	Dial(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// SecureNetwork is implemented by networks whose streams are already
+// encrypted and mutually authenticated by the transport itself (QUIC). The
+// AEMP handshake still runs on them, but the Node never asks them to start
+// TLS a second time; TLSState reports the transport's TLS state instead, so
+// that tls_* auth methods and channel binding can use it.
+type SecureNetwork interface {
+	Network
+	TLSState(c net.Conn) (tls.ConnectionState, bool)
+}
+
+// CloseWriter is implemented by streams that can half-close (send EOF while
+// still reading), such as *net.TCPConn, *tls.Conn and the memnet and QUIC
+// streams.
+type CloseWriter interface {
+	CloseWrite() error
+}
+
+// Clock is the source of time for a Node and its drivers. The zero Node uses
+// SystemClock. Under testing/synctest the system clock is the bubble's fake
+// clock, so memnet simulations use SystemClock too.
+type Clock interface {
+	Now() time.Time
+	// AfterFunc calls f in its own goroutine after d.
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a stoppable timer returned by Clock.AfterFunc.
+type Timer interface {
+	// Stop prevents the timer from firing; it reports whether it did.
+	Stop() bool
+}
+
+// SystemClock is the Clock of the time package.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// AfterFunc wraps time.AfterFunc.
+func (SystemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
