@@ -1,0 +1,620 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// ErrTLSHandshake is matched (errors.Is) by every *TLSError that comes from
+// a TLS handshake which did not complete, whatever the cause.
+var ErrTLSHandshake = errors.New("TLS handshake failed")
+
+// ErrTLSCertificate is matched (errors.Is) by every *TLSError caused by
+// certificate material: a peer certificate that is malformed, expired, not
+// yet valid or not issued by a trusted CA, a peer that rejected ours, or a
+// certificate, key or CA file that cannot be used.
+var ErrTLSCertificate = errors.New("TLS certificate not acceptable (bad, expired or from an unknown CA)")
+
+// TLSError reports a TLS failure: loading certificate material, the
+// handshake, or exporting channel-binding data. Op says what was being done
+// (and names the file for load errors); Err is the underlying cause. Use
+// errors.Is with ErrTLSHandshake and ErrTLSCertificate to classify it.
+type TLSError struct {
+	Op  string
+	Err error
+
+	// kinds are the sentinels this error matches besides Err's chain.
+	kinds []error
+}
+
+// Error implements error. The text names the operation, the rule that was
+// broken and the cause.
+func (e *TLSError) Error() string {
+	var b strings.Builder
+	b.WriteString("aemp tls: ")
+	b.WriteString(e.Op)
+	// Print the most specific kind only: a certificate failure during the
+	// handshake is also a handshake failure, but saying so adds nothing.
+	if n := len(e.kinds); n > 0 {
+		b.WriteString(": ")
+		b.WriteString(e.kinds[n-1].Error())
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the sentinels this error is classified as and the cause.
+func (e *TLSError) Unwrap() []error {
+	out := make([]error, 0, len(e.kinds)+1)
+	out = append(out, e.kinds...)
+	if e.Err != nil {
+		out = append(out, e.Err)
+	}
+	return out
+}
+
+// tlsMaxFileSize bounds what the loaders read from one PEM file.
+const tlsMaxFileSize = 4 << 20
+
+// tlsExporterLabel is the RFC 9266 label of the tls-exporter channel binding.
+const tlsExporterLabel = "EXPORTER-Channel-Binding"
+
+// TLSConfig holds a node's certificate and the CAs it trusts to verify peers.
+//
+// The same TLSConfig serves both TLS roles: AEMP decides the role from the
+// nonces (the side with the lower nonce line is the TLS client), so a node
+// must be ready to be either. A TLSConfig is not modified by Upgrade and may
+// be shared by concurrent handshakes.
+type TLSConfig struct {
+	// Certificate is presented to the peer in both roles.
+	Certificate tls.Certificate
+	// RootCAs are the CAs a peer's certificate must chain to. It must not
+	// be nil: the system roots are never used.
+	RootCAs *x509.CertPool
+	// Time, if set, replaces time.Now for certificate validity checks (tests).
+	Time func() time.Time
+	// MinVersion is the lowest TLS version accepted; 0 means TLS 1.2.
+	MinVersion uint16
+}
+
+// LoadPerlPEM reads what Perl nodes use: one PEM file with the certificate
+// and key, whose certificate is also the CA. Every certificate in the file
+// is trusted as a CA (Perl passes the same file as its ca_file), and the
+// certificate whose public key matches the private key is the one presented.
+func LoadPerlPEM(path string) (*TLSConfig, error) {
+	data, err := tlsReadFile(path)
+	if err != nil {
+		return nil, tlsFileError("load Perl PEM file", path, err)
+	}
+	cfg, err := ParsePerlPEM(data)
+	if err != nil {
+		var te *TLSError
+		if errors.As(err, &te) {
+			return nil, tlsFileError("load Perl PEM file", path, te.Err)
+		}
+		return nil, tlsFileError("load Perl PEM file", path, err)
+	}
+	return cfg, nil
+}
+
+// ParsePerlPEM is LoadPerlPEM from bytes.
+func ParsePerlPEM(pemData []byte) (*TLSConfig, error) {
+	certs, key, err := tlsParsePEM(pemData, true)
+	if err != nil {
+		return nil, tlsCertError("parse Perl PEM", err)
+	}
+	if len(certs) == 0 {
+		return nil, tlsCertError("parse Perl PEM", errors.New("no CERTIFICATE block"))
+	}
+	if key == nil {
+		return nil, tlsCertError("parse Perl PEM", errors.New("no PRIVATE KEY block"))
+	}
+	cert, err := tlsKeyPair(certs, key)
+	if err != nil {
+		return nil, tlsCertError("parse Perl PEM", err)
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return &TLSConfig{Certificate: cert, RootCAs: pool}, nil
+}
+
+// LoadTLS reads a certificate and its key and a separate CA bundle. The key
+// may be in the certificate file: pass an empty keyFile (or the same path).
+// certFile may hold intermediate certificates after the node's own, which
+// are sent to the peer. caFile must hold at least one CA certificate.
+func LoadTLS(certFile, keyFile, caFile string) (*TLSConfig, error) {
+	certData, err := tlsReadFile(certFile)
+	if err != nil {
+		return nil, tlsFileError("load certificate file", certFile, err)
+	}
+	certs, key, err := tlsParsePEM(certData, keyFile == "" || keyFile == certFile)
+	if err != nil {
+		return nil, tlsFileError("load certificate file", certFile, err)
+	}
+	if len(certs) == 0 {
+		return nil, tlsFileError("load certificate file", certFile, errors.New("no CERTIFICATE block"))
+	}
+	if keyFile != "" && keyFile != certFile {
+		keyData, err := tlsReadFile(keyFile)
+		if err != nil {
+			return nil, tlsFileError("load key file", keyFile, err)
+		}
+		if _, key, err = tlsParsePEM(keyData, true); err != nil {
+			return nil, tlsFileError("load key file", keyFile, err)
+		}
+		if key == nil {
+			return nil, tlsFileError("load key file", keyFile, errors.New("no PRIVATE KEY block"))
+		}
+	} else if key == nil {
+		return nil, tlsFileError("load certificate file", certFile, errors.New("no PRIVATE KEY block and no separate key file given"))
+	}
+	cert, err := tlsKeyPair(certs, key)
+	if err != nil {
+		name := certFile
+		if keyFile != "" {
+			name = certFile + `" and "` + keyFile
+		}
+		return nil, tlsFileError("load certificate and key", name, err)
+	}
+	if caFile == "" {
+		return nil, &TLSError{Op: "load CA file", Err: errors.New("no CA file given (the system roots are never trusted)"), kinds: []error{ErrTLSCertificate}}
+	}
+	caData, err := tlsReadFile(caFile)
+	if err != nil {
+		return nil, tlsFileError("load CA file", caFile, err)
+	}
+	cas, _, err := tlsParsePEM(caData, false)
+	if err != nil {
+		return nil, tlsFileError("load CA file", caFile, err)
+	}
+	if len(cas) == 0 {
+		return nil, tlsFileError("load CA file", caFile, errors.New("no CERTIFICATE block"))
+	}
+	pool := x509.NewCertPool()
+	for _, c := range cas {
+		pool.AddCert(c)
+	}
+	return &TLSConfig{Certificate: cert, RootCAs: pool}, nil
+}
+
+// Upgrade runs the TLS handshake on conn in the given role (client is the
+// TLS client) and returns the *tls.Conn after a successful handshake.
+//
+// Both sides present their certificate and verify the peer's chain against
+// RootCAs; client certificates are required. Node IDs are not host names,
+// so verification is chain-only: there is no host name check, and any
+// certificate issued by a trusted CA is accepted whatever its subject. The
+// peer's identity is established by the AEMP authentication that follows.
+// The peer certificate must allow use in its role (extended key usage
+// serverAuth for a TLS server, clientAuth for a TLS client, or none).
+// Session tickets and resumption are not used.
+//
+// ctx bounds the handshake: its deadline is set on conn for the duration of
+// the handshake (and cleared after success), and cancelling it aborts the
+// handshake. On failure conn is closed (after the TLS alert, if any, has
+// been sent, so the peer's handshake fails too) and the error is a
+// *TLSError matching ErrTLSHandshake, and also ErrTLSCertificate when a
+// certificate was rejected by either side.
+//
+// With TLS 1.3 the client finishes its handshake before the server has
+// checked the client certificate; a client whose certificate the server
+// rejects therefore learns it from its first Read (a "remote error" alert),
+// not from Upgrade.
+func (c *TLSConfig) Upgrade(ctx context.Context, conn net.Conn, client bool) (*tls.Conn, error) {
+	op := "handshake as server"
+	if client {
+		op = "handshake as client"
+	}
+	if conn == nil {
+		return nil, &TLSError{Op: op, Err: errors.New("nil connection"), kinds: []error{ErrTLSHandshake}}
+	}
+	if err := c.tlsCheck(); err != nil {
+		_ = conn.Close()
+		return nil, &TLSError{Op: op, Err: err, kinds: []error{ErrTLSHandshake, ErrTLSCertificate}}
+	}
+	if err := ctx.Err(); err != nil {
+		_ = conn.Close()
+		return nil, &TLSError{Op: op, Err: err, kinds: []error{ErrTLSHandshake}}
+	}
+	dl, hasDeadline := ctx.Deadline()
+	if hasDeadline {
+		_ = conn.SetDeadline(dl)
+	}
+	cfg := c.tlsStdConfig(client)
+	var tc *tls.Conn
+	if client {
+		tc = tls.Client(conn, cfg)
+	} else {
+		tc = tls.Server(conn, cfg)
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		return nil, tlsHandshakeError(ctx, op, err)
+	}
+	if hasDeadline {
+		_ = conn.SetDeadline(time.Time{})
+	}
+	return tc, nil
+}
+
+// TLSExporter returns the RFC 9266 "EXPORTER-Channel-Binding" value (32
+// bytes, empty context) of an established *tls.Conn. Both ends of a
+// connection get the same value; it differs for every connection. It fails
+// before the handshake has completed, and for TLS 1.2 connections without
+// the extended master secret extension.
+func TLSExporter(c *tls.Conn) ([]byte, error) {
+	const op = "export channel binding"
+	if c == nil {
+		return nil, &TLSError{Op: op, Err: errors.New("nil connection")}
+	}
+	cs := c.ConnectionState()
+	if !cs.HandshakeComplete {
+		return nil, &TLSError{Op: op, Err: errors.New("handshake not complete"), kinds: []error{ErrTLSHandshake}}
+	}
+	v, err := cs.ExportKeyingMaterial(tlsExporterLabel, nil, 32)
+	if err != nil {
+		return nil, &TLSError{Op: op, Err: err}
+	}
+	return v, nil
+}
+
+// tlsCheck reports a configuration that cannot be used for a handshake.
+func (c *TLSConfig) tlsCheck() error {
+	switch {
+	case c == nil:
+		return errors.New("nil TLSConfig")
+	case len(c.Certificate.Certificate) == 0:
+		return errors.New("no certificate configured")
+	case c.Certificate.PrivateKey == nil:
+		return errors.New("certificate has no private key")
+	case c.RootCAs == nil:
+		return errors.New("no RootCAs configured (the system roots are never trusted)")
+	}
+	return nil
+}
+
+// tlsStdConfig builds the crypto/tls configuration of one handshake.
+func (c *TLSConfig) tlsStdConfig(client bool) *tls.Config {
+	minVersion := c.MinVersion
+	if minVersion == 0 {
+		minVersion = tls.VersionTLS12
+	}
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{c.Certificate},
+		MinVersion:   minVersion,
+		Time:         c.Time,
+		// No resumption: every AEMP connection authenticates afresh, and a
+		// server ticket written after the handshake would block a
+		// synchronous conn (net.Pipe, memnet) whose peer is not reading.
+		SessionTicketsDisabled: true,
+		// Chain-only verification happens in VerifyConnection for both
+		// roles; crypto/tls's own client check would demand a host name.
+		InsecureSkipVerify: true,
+		ClientAuth:         tls.RequireAnyClientCert,
+		// Sent as the acceptable CA names in the server's request.
+		ClientCAs: c.RootCAs,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return c.tlsVerifyPeer(cs.PeerCertificates, client)
+		},
+	}
+	return cfg
+}
+
+// tlsVerifyError marks a peer certificate rejected by our own check.
+type tlsVerifyError struct{ err error }
+
+func (e *tlsVerifyError) Error() string { return "peer certificate rejected: " + e.err.Error() }
+func (e *tlsVerifyError) Unwrap() error { return e.err }
+
+// tlsVerifyPeer checks the peer's chain against RootCAs at the configured
+// time, for the usage of the peer's role.
+func (c *TLSConfig) tlsVerifyPeer(certs []*x509.Certificate, client bool) error {
+	if len(certs) == 0 {
+		return &tlsVerifyError{errors.New("peer sent no certificate")}
+	}
+	opts := x509.VerifyOptions{
+		Roots:         c.RootCAs,
+		Intermediates: x509.NewCertPool(),
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if client {
+		opts.KeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	}
+	if c.Time != nil {
+		opts.CurrentTime = c.Time()
+	}
+	for _, ic := range certs[1:] {
+		opts.Intermediates.AddCert(ic)
+	}
+	if _, err := certs[0].Verify(opts); err != nil {
+		return &tlsVerifyError{err}
+	}
+	return nil
+}
+
+// tlsCertAlerts returns the TLS alert codes a peer sends when it rejects
+// our certificate: bad_certificate, unsupported_certificate,
+// certificate_revoked, certificate_expired, certificate_unknown,
+// unknown_ca, certificate_required.
+func tlsCertAlerts() []uint8 { return []uint8{42, 43, 44, 45, 46, 48, 116} }
+
+// tlsIsCertFailure reports whether a handshake error was caused by a
+// certificate, rejected by us or by the peer.
+func tlsIsCertFailure(err error) bool {
+	var ve *tlsVerifyError
+	if errors.As(err, &ve) {
+		return true
+	}
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &ua) || errors.As(err, &ci) || errors.As(err, &cv) {
+		return true
+	}
+	// A received alert surfaces as *net.OpError{Op: "remote error"} whose
+	// Err is crypto/tls's unexported alert type; its text equals that of
+	// the exported tls.AlertError with the same code.
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "remote error" && oe.Err != nil {
+		msg := oe.Err.Error()
+		for _, code := range tlsCertAlerts() {
+			if msg == tls.AlertError(code).Error() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// tlsHandshakeError classifies a failed handshake.
+func tlsHandshakeError(ctx context.Context, op string, err error) error {
+	kinds := []error{ErrTLSHandshake}
+	if tlsIsCertFailure(err) {
+		kinds = append(kinds, ErrTLSCertificate)
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		err = fmt.Errorf("%w (%w)", err, ctxErr)
+	}
+	return &TLSError{Op: op, Err: err, kinds: kinds}
+}
+
+func tlsCertError(op string, err error) error {
+	return &TLSError{Op: op, Err: err, kinds: []error{ErrTLSCertificate}}
+}
+
+func tlsFileError(op, path string, err error) error {
+	return &TLSError{Op: op + ` "` + path + `"`, Err: err, kinds: []error{ErrTLSCertificate}}
+}
+
+// tlsReadFile reads at most tlsMaxFileSize bytes of a PEM file.
+func tlsReadFile(path string) ([]byte, error) {
+	if path == "" {
+		return nil, errors.New("no file name given")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, tlsMaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > tlsMaxFileSize {
+		return nil, fmt.Errorf("file larger than %d bytes", tlsMaxFileSize)
+	}
+	return data, nil
+}
+
+// tlsParsePEM returns the certificates of a PEM document in order and, if
+// wantKey, its first private key. Other block types are ignored.
+func tlsParsePEM(data []byte, wantKey bool) ([]*x509.Certificate, crypto.Signer, error) {
+	var certs []*x509.Certificate
+	var key crypto.Signer
+	rest := data
+	for n := 1; ; n++ {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		switch {
+		case block.Type == "CERTIFICATE":
+			c, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil, nil, fmt.Errorf("PEM block %d: bad certificate: %w", n, err)
+			}
+			certs = append(certs, c)
+		case wantKey && key == nil && (block.Type == "PRIVATE KEY" || strings.HasSuffix(block.Type, " PRIVATE KEY")):
+			if _, encrypted := block.Headers["DEK-Info"]; encrypted || block.Type == "ENCRYPTED PRIVATE KEY" {
+				return nil, nil, fmt.Errorf("PEM block %d: encrypted private keys are not supported", n)
+			}
+			k, err := tlsParseKey(block.Bytes)
+			if err != nil {
+				return nil, nil, fmt.Errorf("PEM block %d: bad private key: %w", n, err)
+			}
+			key = k
+		}
+	}
+	return certs, key, nil
+}
+
+// tlsParseKey parses a PKCS #8, PKCS #1 or SEC 1 private key.
+func tlsParseKey(der []byte) (crypto.Signer, error) {
+	if k, err := x509.ParsePKCS8PrivateKey(der); err == nil {
+		s, ok := k.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("unsupported key type %T", k)
+		}
+		return s, nil
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(der); err == nil {
+		return k, nil
+	}
+	if k, err := x509.ParseECPrivateKey(der); err == nil {
+		return k, nil
+	}
+	return nil, errors.New("not a PKCS #8, PKCS #1 or EC private key")
+}
+
+// tlsKeyPair builds the certificate to present: the certificate matching
+// key first, then the others in file order.
+func tlsKeyPair(certs []*x509.Certificate, key crypto.Signer) (tls.Certificate, error) {
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok {
+		return tls.Certificate{}, fmt.Errorf("unsupported key type %T", key)
+	}
+	leaf := -1
+	for i, c := range certs {
+		if pub.Equal(c.PublicKey) {
+			leaf = i
+			break
+		}
+	}
+	if leaf < 0 {
+		return tls.Certificate{}, errors.New("private key matches none of the certificates")
+	}
+	out := tls.Certificate{PrivateKey: key, Leaf: certs[leaf]}
+	out.Certificate = append(out.Certificate, certs[leaf].Raw)
+	for i, c := range certs {
+		if i != leaf {
+			out.Certificate = append(out.Certificate, c.Raw)
+		}
+	}
+	return out, nil
+}
+
+// TestCA is an in-memory certificate authority for tests and demos: it
+// issues node certificates with ECDSA P-256 keys. It touches no files.
+type TestCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+// tlsCAValidity returns the validity window of test CAs: wide, so that
+// tests which move TLSConfig.Time around only ever expire node certificates.
+func tlsCAValidity() (notBefore, notAfter time.Time) {
+	return time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+}
+
+// NewTestCA returns a self-signed CA that can issue node certificates.
+func NewTestCA(name string) (*TestCA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, &TLSError{Op: "create test CA", Err: err}
+	}
+	nb, na := tlsCAValidity()
+	tmpl, err := tlsTemplate(name, nb, na, true)
+	if err != nil {
+		return nil, &TLSError{Op: "create test CA", Err: err}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, &TLSError{Op: "create test CA", Err: err}
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, &TLSError{Op: "create test CA", Err: err}
+	}
+	return &TestCA{cert: cert, key: key}, nil
+}
+
+// Issue returns a TLSConfig whose certificate, for nodeID, is signed by the
+// CA and valid from notBefore to notAfter, and whose RootCAs hold only this
+// CA.
+func (ca *TestCA) Issue(nodeID string, notBefore, notAfter time.Time) (*TLSConfig, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, &TLSError{Op: "issue test certificate", Err: err}
+	}
+	tmpl, err := tlsTemplate(nodeID, notBefore, notAfter, false)
+	if err != nil {
+		return nil, &TLSError{Op: "issue test certificate", Err: err}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		return nil, &TLSError{Op: "issue test certificate", Err: err}
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, &TLSError{Op: "issue test certificate", Err: err}
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	return &TLSConfig{
+		Certificate: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf},
+		RootCAs:     pool,
+	}, nil
+}
+
+// PerlPEM returns one PEM document in the Perl layout: a self-signed
+// certificate for nodeID that is also its own CA, followed by its private
+// key (PKCS #8). Nodes that share this document trust each other, as Perl
+// nodes sharing one certificate file do. The CA itself is not involved.
+func (ca *TestCA) PerlPEM(nodeID string) ([]byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, &TLSError{Op: "create Perl PEM", Err: err}
+	}
+	nb, na := tlsCAValidity()
+	tmpl, err := tlsTemplate(nodeID, nb, na, true)
+	if err != nil {
+		return nil, &TLSError{Op: "create Perl PEM", Err: err}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, &TLSError{Op: "create Perl PEM", Err: err}
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, &TLSError{Op: "create Perl PEM", Err: err}
+	}
+	var out bytes.Buffer
+	_ = pem.Encode(&out, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+	_ = pem.Encode(&out, &pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	return out.Bytes(), nil
+}
+
+// tlsTemplate is the certificate template shared by the test helpers.
+// Every certificate may serve both TLS roles.
+func tlsTemplate(cn string, notBefore, notAfter time.Time, isCA bool) (*x509.Certificate, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	t := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  isCA,
+	}
+	if isCA {
+		t.KeyUsage |= x509.KeyUsageCertSign
+	}
+	return t, nil
+}
