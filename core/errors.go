@@ -34,7 +34,11 @@ var (
 	ErrTLSFailed = errors.New("aemp handshake: TLS failed")
 	// ErrPeerClosed: the peer closed the stream (or it failed) before the end.
 	ErrPeerClosed = errors.New("aemp handshake: peer closed")
-	// ErrBadConfig: the handshake configuration or arguments are invalid.
+	// ErrEarlyData: the peer sent more than its two greeting lines before
+	// it could have seen ours (DeferGreeting).
+	ErrEarlyData = errors.New("aemp handshake: data before greeting")
+	// ErrBadConfig: the handshake configuration, arguments or call order
+	// are invalid.
 	ErrBadConfig = errors.New("aemp handshake: bad configuration")
 )
 
@@ -44,6 +48,9 @@ var (
 type HandshakeError struct {
 	Rule error
 	Text string
+	// Cause is the underlying error reported by the caller (read error,
+	// TLS error), if any.
+	Cause error
 }
 
 // Error returns the Perl-compatible text.
@@ -56,6 +63,10 @@ func (e *HandshakeError) Error() string {
 
 // Unwrap returns the rule sentinel.
 func (e *HandshakeError) Unwrap() error { return e.Rule }
+
+// Timeout reports whether the handshake failed by running out of time
+// (the shape of net.Error's Timeout).
+func (e *HandshakeError) Timeout() bool { return e.Rule == ErrHandshakeTimeout }
 
 func hsErr(rule error, text string) *HandshakeError {
 	return &HandshakeError{Rule: rule, Text: text}

@@ -112,10 +112,7 @@ func (g Greeting) Encode() string {
 // (no '=' gives NoValue, a field starting with '=' is skipped). Values are
 // not unescaped. It never fails; missing fields are empty.
 func ParseGreeting(line string) Greeting {
-	fields := strings.Split(line, ";")
-	for len(fields) > 0 && fields[len(fields)-1] == "" {
-		fields = fields[:len(fields)-1]
-	}
+	fields := perlSplit(line, ";")
 	var g Greeting
 	get := func(i int) string {
 		if i < len(fields) {
@@ -129,9 +126,9 @@ func ParseGreeting(line string) Greeting {
 	g.Auths = splitList(get(3))
 	g.Framings = splitList(get(4))
 	for i := 5; i < len(fields); i++ {
-		f := fields[i]
-		k, v, found := strings.Cut(f, "=")
-		if found && k == "" {
+		// Perl: /^([^=]+)(?:=(.*))?/ - a field without a key is skipped.
+		k, v, found := strings.Cut(fields[i], "=")
+		if k == "" {
 			continue
 		}
 		g.KV = append(g.KV, KV{Key: k, Value: v, NoValue: !found})
@@ -139,15 +136,18 @@ func ParseGreeting(line string) Greeting {
 	return g
 }
 
-// splitList splits a comma-separated list like Perl's split /,/ (trailing
-// empty entries dropped).
-func splitList(s string) []string {
+// perlSplit splits s on sep like Perl's split: trailing empty fields are
+// dropped (so an empty string gives no fields).
+func perlSplit(s, sep string) []string {
 	if s == "" {
 		return nil
 	}
-	l := strings.Split(s, ",")
+	l := strings.Split(s, sep)
 	for len(l) > 0 && l[len(l)-1] == "" {
 		l = l[:len(l)-1]
 	}
 	return l
 }
+
+// splitList splits a comma-separated list like Perl's split /,/.
+func splitList(s string) []string { return perlSplit(s, ",") }

@@ -1,72 +1,91 @@
 package core
 
 import (
+	"bytes"
+	"slices"
+	"strings"
 	"time"
 )
 
+// DefaultHandshakeTimeout bounds a handshake whose config has no Timeout.
+const DefaultHandshakeTimeout = 30 * time.Second
+
+// protocolVersion is the AEMP transport protocol version spoken here.
+const protocolVersion = "1"
+
 // HandshakeConfig configures one side of an AEMP v1 handshake.
 type HandshakeConfig struct {
-	// NodeID is our node ID.
+	// NodeID is our node ID (non-empty; no ';', CR or LF).
 	NodeID string
 	// Protocol is our protocol; "" means ProtocolMessaging.
 	Protocol string
-	// Secret is the shared secret; empty means none (hmac impossible).
+	// Secret is the shared secret; empty means none (hmac impossible, as
+	// in Perl).
 	Secret []byte
-	// AcceptAuths is announced in our greeting (what we accept);
-	// nil means [tls_sha3_512, hmac_sha3_512].
+	// AcceptAuths is announced in our greeting: the methods we accept,
+	// in order of preference. Empty means [tls_sha3_512, hmac_sha3_512].
 	AcceptAuths []string
-	// OfferAuths is what we are willing to send; nil means
-	// [tls_sha3_512, hmac_sha3_512]. cleartext is never sent.
+	// OfferAuths lists the methods we are willing to send. Empty means
+	// [tls_sha3_512, hmac_sha3_512]. cleartext is never sent even if
+	// listed; unknown names are ignored.
 	OfferAuths []string
-	// AcceptFramings is announced (what we accept to receive);
-	// nil means ["msgpack", "json"].
+	// AcceptFramings is announced: the framings we accept to receive.
+	// Empty means ["msgpack", "json"].
 	AcceptFramings []string
-	// SendFramings is what we can produce; nil means ["msgpack", "json"].
+	// SendFramings lists the framings we can produce. Empty means
+	// ["msgpack", "json"].
 	SendFramings []string
 	// TLS: we can speak TLS (have a certificate); announce tls=1.0.
 	TLS bool
-	// TLSRequired: refuse peers that cannot do TLS.
+	// TLSRequired: refuse peers that cannot do TLS (requires TLS).
 	TLSRequired bool
-	// Extra holds extra greeting keys, in order.
+	// Extra holds extra greeting keys, in order (provider, peeraddr,
+	// dataconn_id, aempgo, ...). The tls key is managed by the machine
+	// and must not appear here.
 	Extra []KV
-	// Timeout bounds the whole handshake; 0 means 30s.
+	// Timeout bounds the whole handshake; 0 means DefaultHandshakeTimeout.
 	Timeout time.Duration
 	// DeferGreeting: don't send our greeting until SendGreeting is called
-	// (after the PeerGreeting action).
+	// (after the PeerGreeting action). Used by acceptors that decide on
+	// the peer's greeting. Our line then still names Protocol (not the
+	// upgraded protocol), as a Perl acceptor's does.
 	DeferGreeting bool
 }
 
 // TLSInfo describes an established TLS layer.
 type TLSInfo struct {
-	// Exporter is an optional TLS exporter value for channel binding.
+	// Exporter is an optional TLS exporter value for channel binding
+	// (may be nil).
 	Exporter []byte
 }
 
 // Action is an output of the handshake machine, returned by Poll.
 type Action interface{ isAction() }
 
-// Write asks the caller to write Data to the peer, in order.
+// Write asks the caller to write Data to the peer, in order, and before
+// acting on any later StartTLS.
 type Write struct{ Data []byte }
 
 // StartTLS asks the caller to flush earlier writes and start TLS in the
-// given role. Pending holds bytes already received that belong to the TLS
-// stream.
+// given role on the raw stream, then report TLSEstablished or TLSFailed.
+// Pending holds bytes already received that belong to the TLS stream.
 type StartTLS struct {
 	Client  bool
 	Pending []byte
 }
 
 // PeerGreeting (DeferGreeting only) reports the peer's accepted first
-// line; Protocol is our protocol after upgrade.
+// line; Protocol is our protocol after upgrade. The machine then waits
+// for SendGreeting (or Abort).
 type PeerGreeting struct {
 	Greeting Greeting
 	Protocol string
 }
 
-// Done reports a successful handshake.
+// Done reports a successful handshake. It is the last action.
 type Done struct{ Result *Result }
 
-// Failed reports a failed handshake.
+// Failed reports a failed handshake. It is the last action.
 type Failed struct{ Err error }
 
 func (Write) isAction()        {}
@@ -77,76 +96,587 @@ func (Failed) isAction()       {}
 
 // Result is the outcome of a successful handshake.
 type Result struct {
-	// Protocol is our protocol after upgrade.
+	// Protocol is our protocol after upgrade (aemp -> aemp-NAME when the
+	// peer asked for it).
 	Protocol string
 	// Peer is the peer's parsed greeting.
 	Peer Greeting
 	// PeerNodeID is the peer's node ID.
 	PeerNodeID string
-	// SendFraming is the framing we send.
+	// SendFraming is the framing we send (first of the peer's list we can
+	// produce).
 	SendFraming string
 	// RecvFraming is the framing the peer announced in its auth line.
 	RecvFraming string
-	// SentAuth and PeerAuth are the auth methods used each way.
+	// SentAuth is the method we sent, PeerAuth the one the peer sent.
 	SentAuth, PeerAuth string
 	// Untrusted is set when the peer authenticated with tls_anon.
 	Untrusted bool
 	// TLS reports whether TLS is active.
 	TLS bool
-	// LocalLines and PeerLines are the greeting lines as sent/received.
+	// TLSInfo is what TLSEstablished reported (zero without TLS).
+	TLSInfo TLSInfo
+	// LocalLines and PeerLines are the greeting and nonce lines as sent
+	// and received, without terminators.
 	LocalLines, PeerLines [2]string
-	// Pending holds bytes that arrived after the peer's auth line.
+	// Pending holds bytes that arrived after the peer's auth line; they
+	// belong to the stream.
 	Pending []byte
 }
 
-// Handshake is the pure state machine of one side of an AEMP v1 handshake.
+type hsState uint8
+
+const (
+	stGreeting  hsState = iota // waiting for the peer's first line
+	stDeferred                 // peer's first line accepted, waiting for SendGreeting
+	stNonce                    // waiting for the peer's nonce line
+	stTLSQueued                // StartTLS queued but not polled yet
+	stTLSWait                  // StartTLS polled, waiting for TLSEstablished
+	stAuth                     // waiting for the peer's auth line
+	stEnded                    // Done or Failed queued
+)
+
+// Handshake is the pure state machine of one side of an AEMP v1
+// handshake. It does no I/O and reads no clock: feed it events
+// (Receive, PeerClosed, TLSEstablished, TLSFailed, SendGreeting, Abort,
+// Tick) and drain its actions with Poll after each event. It is not safe
+// for concurrent use.
 type Handshake struct {
 	cfg      HandshakeConfig
-	l1, l2   string
-	deadline time.Time
-	actions  []Action
-	done     bool
+	proto    string
+	accAuths []string
+	offAuths []string
+	accFram  []string
+	sndFram  []string
+
+	nonce     string
+	lineProto string // protocol named in our first line
+	l1, l2    string
+	sent      bool // our lines are queued
+	deadline  time.Time
+
+	state   hsState
+	buf     []byte // unfinished line, < MaxLineLen bytes
+	tail    []byte // raw bytes after the nonce line when TLS was chosen
+	actions []Action
+
+	r1, r2      string
+	haveR2      bool // nonce line received while deferred
+	peer        Greeting
+	rAuthsRaw   string
+	rFramRaw    string
+	tls         bool
+	tlsInfo     TLSInfo
+	sendAuth    string
+	sendFraming string
 }
 
-// NewHandshake creates a machine; nonce is the nonce line to send.
+var (
+	defaultAuths    = []string{AuthTLS, AuthHMAC}
+	defaultFramings = []string{"msgpack", "json"}
+)
+
+func orDefault(l, def []string) []string {
+	if len(l) == 0 {
+		return def
+	}
+	return l
+}
+
+// NewHandshake creates the machine for one side. nonce is the nonce line
+// to send (the caller makes it random; non-empty, no CR/LF); now starts
+// the handshake timeout. Unless cfg.DeferGreeting is set, our two lines
+// are the first action. An invalid cfg or nonce gives an error wrapping
+// ErrBadConfig.
 func NewHandshake(cfg HandshakeConfig, nonce string, now time.Time) (*Handshake, error) {
-	h := &Handshake{cfg: cfg, l2: nonce, deadline: now.Add(30 * time.Second)}
+	h := &Handshake{
+		cfg:      cfg,
+		proto:    cfg.Protocol,
+		accAuths: orDefault(cfg.AcceptAuths, defaultAuths),
+		offAuths: orDefault(cfg.OfferAuths, defaultAuths),
+		accFram:  orDefault(cfg.AcceptFramings, defaultFramings),
+		sndFram:  orDefault(cfg.SendFramings, defaultFramings),
+		nonce:    nonce,
+		l2:       nonce,
+	}
+	if h.proto == "" {
+		h.proto = ProtocolMessaging
+	}
+	h.lineProto = h.proto
+	if err := h.validate(); err != nil {
+		return nil, err
+	}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = DefaultHandshakeTimeout
+	}
+	h.deadline = now.Add(timeout)
+	if !cfg.DeferGreeting {
+		if err := h.sendLines(nil); err != nil {
+			return nil, err
+		}
+	}
 	return h, nil
 }
 
-// Receive feeds bytes from the peer.
-func (h *Handshake) Receive(now time.Time, p []byte) {}
+func badConfig(text string) error {
+	return hsErr(ErrBadConfig, "bad handshake configuration: "+text)
+}
 
-// PeerClosed reports EOF or a read error.
-func (h *Handshake) PeerClosed(now time.Time, err error) {}
+func (h *Handshake) validate() error {
+	cfg := &h.cfg
+	switch {
+	case cfg.NodeID == "" || strings.ContainsAny(cfg.NodeID, ";\r\n"):
+		return badConfig("node ID must be non-empty without ';', CR or LF")
+	case strings.ContainsAny(h.proto, ";\r\n") || (h.proto != ProtocolMessaging && !isUpgradeProtocol(h.proto)):
+		return badConfig("protocol must be \"aemp\" or \"aemp-NAME\"")
+	case h.nonce == "" || strings.ContainsAny(h.nonce, "\r\n"):
+		return badConfig("nonce must be non-empty without CR or LF")
+	case len(h.nonce)+1 > MaxLineLen:
+		return badConfig("nonce line too long")
+	case cfg.Timeout < 0:
+		return badConfig("negative timeout")
+	case cfg.TLSRequired && !cfg.TLS:
+		return badConfig("TLSRequired without TLS")
+	}
+	for _, l := range [][]string{h.accAuths, h.offAuths, h.accFram, h.sndFram} {
+		for _, n := range l {
+			if n == "" || strings.ContainsAny(n, ",;\r\n") {
+				return badConfig("auth and framing names must be non-empty without ',', ';', CR or LF")
+			}
+		}
+	}
+	return validateKVs(cfg.Extra)
+}
 
-// TLSEstablished reports that TLS is up.
-func (h *Handshake) TLSEstablished(now time.Time, info TLSInfo) {}
+func validateKVs(kvs []KV) error {
+	for _, kv := range kvs {
+		switch {
+		case kv.Key == "" || strings.ContainsAny(kv.Key, "=;\r\n"):
+			return badConfig("greeting key must be non-empty without '=', ';', CR or LF")
+		case kv.Key == KeyTLS:
+			return badConfig("the tls greeting key is set from HandshakeConfig.TLS")
+		case strings.ContainsAny(kv.Value, "\r\n"):
+			return badConfig("greeting value must not contain CR or LF")
+		}
+	}
+	return nil
+}
 
-// TLSFailed reports that TLS failed.
-func (h *Handshake) TLSFailed(now time.Time, err error) {}
+// sendLines builds our first line (with extra keys appended) and queues
+// both lines.
+func (h *Handshake) sendLines(extra []KV) error {
+	if err := validateKVs(extra); err != nil {
+		return err
+	}
+	g := Greeting{
+		Protocol: h.lineProto,
+		Version:  protocolVersion,
+		NodeID:   h.cfg.NodeID,
+		Auths:    h.accAuths,
+		Framings: h.accFram,
+	}
+	kvs := make([]KV, 0, 1+len(h.cfg.Extra)+len(extra))
+	if h.cfg.TLS {
+		kvs = append(kvs, KV{Key: KeyTLS, Value: "1.0"})
+	}
+	kvs = append(kvs, h.cfg.Extra...)
+	kvs = append(kvs, extra...)
+	g.KV = kvs
+	l1 := g.Encode()
+	if len(l1)+1 > MaxLineLen {
+		return badConfig("greeting line longer than 4096 bytes")
+	}
+	h.l1, h.l2 = l1, h.nonce
+	data := make([]byte, 0, len(l1)+len(h.l2)+2)
+	data = append(data, l1...)
+	data = append(data, '\n')
+	data = append(data, h.l2...)
+	data = append(data, '\n')
+	h.actions = append(h.actions, Write{Data: data})
+	h.sent = true
+	return nil
+}
 
-// SendGreeting sends our greeting (DeferGreeting only).
-func (h *Handshake) SendGreeting(now time.Time, extra []KV) {}
+// fail ends the machine with err.
+func (h *Handshake) fail(err error) {
+	if h.state == stEnded {
+		return
+	}
+	h.state = stEnded
+	h.buf, h.tail = nil, nil
+	// Requests the caller has not seen yet are moot now; queued writes
+	// stay (they are harmless and keep the byte order simple).
+	h.actions = slices.DeleteFunc(h.actions, func(a Action) bool {
+		switch a.(type) {
+		case StartTLS, PeerGreeting:
+			return true
+		}
+		return false
+	})
+	h.actions = append(h.actions, Failed{Err: err})
+}
 
-// Abort ends the machine with err.
-func (h *Handshake) Abort(now time.Time, err error) {}
+// expired fails the machine when now is at or past the deadline.
+func (h *Handshake) expired(now time.Time) bool {
+	if h.state == stEnded {
+		return true
+	}
+	if !now.Before(h.deadline) {
+		h.fail(hsErr(ErrHandshakeTimeout, "handshake timed out (Connection timed out)"))
+		return true
+	}
+	return false
+}
 
-// Tick lets time pass.
-func (h *Handshake) Tick(now time.Time) {}
+// Receive feeds bytes from the peer, in any chunking. p is copied where
+// it is kept.
+func (h *Handshake) Receive(now time.Time, p []byte) {
+	if h.expired(now) {
+		return
+	}
+	for len(p) > 0 && h.state != stEnded {
+		switch h.state {
+		case stTLSQueued:
+			h.tail = append(h.tail, p...)
+			return
+		case stTLSWait:
+			h.fail(hsErr(ErrBadConfig, "bytes received on the raw stream while the TLS handshake is in progress"))
+			return
+		case stDeferred:
+			if h.haveR2 {
+				h.fail(hsErr(ErrEarlyData, "peer sent data before receiving our greeting"))
+				return
+			}
+		}
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			if len(h.buf)+len(p) >= MaxLineLen {
+				h.fail(errLineTooLong())
+				return
+			}
+			h.buf = append(h.buf, p...)
+			return
+		}
+		if len(h.buf)+i+1 > MaxLineLen {
+			h.fail(errLineTooLong())
+			return
+		}
+		var line string
+		if len(h.buf) == 0 {
+			line = string(p[:i])
+		} else {
+			line = string(append(h.buf, p[:i]...))
+			h.buf = h.buf[:0]
+		}
+		line = strings.TrimSuffix(line, "\r")
+		p = p[i+1:]
+		if h.onLine(now, line, p) {
+			return
+		}
+	}
+}
 
-// Poll returns the next action or nil.
+func errLineTooLong() error {
+	return hsErr(ErrLineTooLong, "handshake line longer than 4096 bytes")
+}
+
+// onLine handles one complete line; rest is what followed it in the same
+// chunk. It reports whether rest was consumed.
+func (h *Handshake) onLine(now time.Time, line string, rest []byte) bool {
+	switch h.state {
+	case stGreeting:
+		h.onGreeting(line)
+	case stDeferred:
+		h.r2, h.haveR2 = line, true
+	case stNonce:
+		h.onNonce(line)
+	case stAuth:
+		h.onAuth(line, rest)
+		return true
+	}
+	return false
+}
+
+func (h *Handshake) onGreeting(line string) {
+	fields := perlSplit(line, ";")
+	field := func(i int) string {
+		if i < len(fields) {
+			return fields[i]
+		}
+		return ""
+	}
+	g := ParseGreeting(line)
+	proto := h.proto
+	if proto == ProtocolMessaging && isUpgradeProtocol(g.Protocol) {
+		proto = g.Protocol
+	}
+	switch {
+	case g.Protocol != proto && g.Protocol != ProtocolMessaging:
+		h.fail(hsErr(ErrUnparsableGreeting, "unparsable greeting, expected '"+proto+"', got '"+g.Protocol+"'"))
+		return
+	case perlNum(g.Version) != 1:
+		h.fail(hsErr(ErrVersionMismatch, "version mismatch (we: 1, they: "+g.Version+")"))
+		return
+	case g.NodeID == h.cfg.NodeID:
+		h.fail(hsErr(ErrSelfConnect, "I refuse to talk to myself"))
+		return
+	}
+	h.proto = proto
+	h.r1, h.peer = line, g
+	h.rAuthsRaw, h.rFramRaw = field(3), field(4)
+	if !h.sent {
+		h.state = stDeferred
+		h.actions = append(h.actions, PeerGreeting{Greeting: g, Protocol: proto})
+		return
+	}
+	h.state = stNonce
+}
+
+func (h *Handshake) onNonce(line string) {
+	h.r2 = line
+	if h.l1 == h.r1 && h.l2 == h.r2 {
+		h.fail(hsErr(ErrEchoAttack, "authentication error, echo attack?"))
+		return
+	}
+	if h.l2 == h.r2 {
+		h.fail(hsErr(ErrEchoAttack, "authentication error, echo attack? (identical nonces)"))
+		return
+	}
+	tv, _ := h.peer.Get(KeyTLS)
+	h.tls = h.cfg.TLS && perlInt(tv) == 1
+	if h.cfg.TLSRequired && !h.tls {
+		h.fail(hsErr(ErrTLSRequired, "TLS required, but the peer cannot speak TLS"))
+		return
+	}
+	if !h.chooseAuth() || !h.chooseFraming() {
+		return
+	}
+	if h.tls {
+		h.state = stTLSQueued
+		h.actions = append(h.actions, StartTLS{Client: h.l2 < h.r2})
+		return
+	}
+	h.sendAuthLine()
+}
+
+// canSend reports whether we can generate method now.
+func (h *Handshake) canSend(m string) bool {
+	switch m {
+	case AuthHMAC:
+		return true
+	case AuthTLS, AuthTLSAnon:
+		return h.tls
+	}
+	return false
+}
+
+func (h *Handshake) chooseAuth() bool {
+	common := false
+	for _, m := range splitList(h.rAuthsRaw) {
+		if !slices.Contains(h.offAuths, m) || !h.canSend(m) {
+			continue
+		}
+		common = true
+		if m == AuthHMAC && len(h.cfg.Secret) == 0 {
+			continue
+		}
+		h.sendAuth = m
+		return true
+	}
+	switch {
+	case !common:
+		h.fail(hsErr(ErrNoCommonAuth, h.rAuthsRaw+": no common auth type supported"))
+	case !h.tls:
+		h.fail(hsErr(ErrNoTLSNoSecret, "unable to handshake TLS and no shared secret configured"))
+	default:
+		h.fail(hsErr(ErrNoCommonAuth, h.rAuthsRaw+": no common auth type supported (no shared secret configured)"))
+	}
+	return false
+}
+
+func (h *Handshake) chooseFraming() bool {
+	for _, f := range splitList(h.rFramRaw) {
+		if slices.Contains(h.sndFram, f) {
+			h.sendFraming = f
+			return true
+		}
+	}
+	h.fail(hsErr(ErrNoCommonFraming, h.rFramRaw+": no common framing method supported"))
+	return false
+}
+
+func (h *Handshake) sendAuthLine() {
+	data, err := AuthData(h.sendAuth, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2)
+	if err != nil {
+		h.fail(err)
+		return
+	}
+	line := make([]byte, 0, len(h.sendAuth)+len(data)+len(h.sendFraming)+3)
+	line = append(line, h.sendAuth...)
+	line = append(line, ';')
+	line = append(line, data...)
+	line = append(line, ';')
+	line = append(line, h.sendFraming...)
+	line = append(line, '\n')
+	h.actions = append(h.actions, Write{Data: line})
+	h.state = stAuth
+}
+
+func (h *Handshake) onAuth(line string, rest []byte) {
+	f := perlSplit(line, ";")
+	for len(f) < 3 {
+		f = append(f, "")
+	}
+	method, data, framing := f[0], f[1], f[2]
+	if !slices.Contains(h.accAuths, method) {
+		h.fail(hsErr(ErrAuthNotOffered, method+": fatal, selected unsupported rcv auth method"))
+		return
+	}
+	if err := VerifyAuth(method, data, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2, h.tls); err != nil {
+		h.fail(err)
+		return
+	}
+	if !slices.Contains(h.accFram, framing) {
+		h.fail(hsErr(ErrNoCommonFraming, framing+": unusable remote framing"))
+		return
+	}
+	res := &Result{
+		Protocol:    h.proto,
+		Peer:        h.peer,
+		PeerNodeID:  h.peer.NodeID,
+		SendFraming: h.sendFraming,
+		RecvFraming: framing,
+		SentAuth:    h.sendAuth,
+		PeerAuth:    method,
+		Untrusted:   method == AuthTLSAnon,
+		TLS:         h.tls,
+		TLSInfo:     h.tlsInfo,
+		LocalLines:  [2]string{h.l1, h.l2},
+		PeerLines:   [2]string{h.r1, h.r2},
+	}
+	if len(rest) > 0 {
+		res.Pending = bytes.Clone(rest)
+	}
+	h.state = stEnded
+	h.buf = nil
+	h.actions = append(h.actions, Done{Result: res})
+}
+
+// PeerClosed reports EOF (err nil) or a read error before the handshake
+// ended; the machine fails with ErrPeerClosed.
+func (h *Handshake) PeerClosed(now time.Time, err error) {
+	if h.expired(now) {
+		return
+	}
+	text := "connection closed by peer during handshake"
+	if err != nil {
+		text += " (" + err.Error() + ")"
+	}
+	h.fail(&HandshakeError{Rule: ErrPeerClosed, Text: text, Cause: err})
+}
+
+// TLSEstablished reports that the TLS layer requested by StartTLS is up;
+// the machine then sends its auth line. Later Receive calls carry the
+// decrypted stream.
+func (h *Handshake) TLSEstablished(now time.Time, info TLSInfo) {
+	if h.expired(now) {
+		return
+	}
+	if h.state != stTLSWait {
+		h.fail(hsErr(ErrBadConfig, "TLSEstablished without a StartTLS action"))
+		return
+	}
+	h.tlsInfo = TLSInfo{Exporter: bytes.Clone(info.Exporter)}
+	h.tail = nil
+	h.sendAuthLine()
+}
+
+// TLSFailed reports that the TLS layer could not be established; the
+// machine fails with ErrTLSFailed.
+func (h *Handshake) TLSFailed(now time.Time, err error) {
+	if h.expired(now) {
+		return
+	}
+	text := "TLS handshake failed"
+	if err != nil {
+		text += ": " + err.Error()
+	}
+	h.fail(&HandshakeError{Rule: ErrTLSFailed, Text: text, Cause: err})
+}
+
+// SendGreeting (DeferGreeting only) appends extra keys to our first line
+// and sends our two lines. It must be called at most once, after the
+// PeerGreeting action or earlier; misuse fails the machine with
+// ErrBadConfig.
+func (h *Handshake) SendGreeting(now time.Time, extra []KV) {
+	if h.expired(now) {
+		return
+	}
+	if !h.cfg.DeferGreeting || h.sent {
+		h.fail(hsErr(ErrBadConfig, "SendGreeting called without DeferGreeting or twice"))
+		return
+	}
+	if err := h.sendLines(extra); err != nil {
+		h.fail(err)
+		return
+	}
+	if h.state == stDeferred {
+		h.state = stNonce
+		if h.haveR2 {
+			h.haveR2 = false
+			h.onNonce(h.r2)
+		}
+	}
+}
+
+// Abort ends the machine with err (e.g. the caller refuses an unknown
+// dataconn id); Failed carries err as given. A nil err becomes a
+// *HandshakeError wrapping ErrBadConfig.
+func (h *Handshake) Abort(now time.Time, err error) {
+	if err == nil {
+		err = hsErr(ErrBadConfig, "handshake aborted")
+	}
+	h.fail(err)
+}
+
+// Tick tells the machine the time; it fails with ErrHandshakeTimeout at
+// or after the deadline.
+func (h *Handshake) Tick(now time.Time) { h.expired(now) }
+
+// Poll returns the next action, or nil when the machine must wait for
+// input. Call it until nil after every input.
 func (h *Handshake) Poll() Action {
 	if len(h.actions) == 0 {
 		return nil
 	}
 	a := h.actions[0]
+	h.actions[0] = nil
 	h.actions = h.actions[1:]
+	if len(h.actions) == 0 {
+		h.actions = nil
+	}
+	if st, ok := a.(StartTLS); ok && h.state == stTLSQueued {
+		st.Pending = h.tail
+		h.tail = nil
+		h.state = stTLSWait
+		return st
+	}
 	return a
 }
 
-// Deadline returns when Tick must be called next.
-func (h *Handshake) Deadline() time.Time { return h.deadline }
+// Deadline returns when Tick must be called next; zero once the machine
+// has ended (Done or Failed queued).
+func (h *Handshake) Deadline() time.Time {
+	if h.state == stEnded {
+		return time.Time{}
+	}
+	return h.deadline
+}
 
-// LocalLines returns our two lines.
+// LocalLines returns our greeting and nonce lines as sent (l1 is empty
+// while a deferred greeting has not been sent).
 func (h *Handshake) LocalLines() (l1, l2 string) { return h.l1, h.l2 }
+
+// Ended reports whether the machine has queued Done or Failed.
+func (h *Handshake) Ended() bool { return h.state == stEnded }
