@@ -46,12 +46,16 @@ var (
 	ErrFrameTooLarge = errors.New("frame exceeds the maximum frame size")
 	// ErrFrameMalformed: the bytes are not a valid message in the framing.
 	ErrFrameMalformed = errors.New("malformed frame")
+	// ErrFrameUnencodable: a message holds a value the codec cannot
+	// represent (an unsupported Go type, NaN or infinity or a string that is
+	// not UTF-8 in JSON, nesting deeper than CodecMaxDepth).
+	ErrFrameUnencodable = errors.New("value cannot be encoded in this framing")
 )
 
 // FrameError describes a framing failure: which rule was broken, in which
 // codec, and details.
 type FrameError struct {
-	Rule   error  // ErrFrameTooLarge or ErrFrameMalformed
+	Rule   error  // ErrFrameTooLarge, ErrFrameMalformed or ErrFrameUnencodable
 	Codec  string // codec name
 	Detail string // human-readable detail
 }
