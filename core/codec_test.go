@@ -321,16 +321,16 @@ func TestMalformedAfterGoodMessages(t *testing.T) {
 func TestMsgpackMalformed(t *testing.T) {
 	deep := append(bytes.Repeat([]byte{0x91}, CodecMaxDepth+1), 0x90)
 	cases := map[string][]byte{
-		"top-level int":   {0x01},
-		"top-level map":   {0x80},
-		"top-level nil":   {0xc0},
-		"0xc1":            {0x91, 0xc1},
-		"fixext":          {0x91, 0xd4, 0x01, 0x02},
-		"ext8":            {0x91, 0xc7, 0x01, 0x05, 0x00},
-		"timestamp":       {0x91, 0xd6, 0xff, 0, 0, 0, 0},
-		"deep":            deep,
-		"array map key":   {0x91, 0x81, 0x90, 0x01},
-		"float map key":   {0x91, 0x81, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0, 0x01},
+		"top-level int": {0x01},
+		"top-level map": {0x80},
+		"top-level nil": {0xc0},
+		"0xc1":          {0x91, 0xc1},
+		"fixext":        {0x91, 0xd4, 0x01, 0x02},
+		"ext8":          {0x91, 0xc7, 0x01, 0x05, 0x00},
+		"timestamp":     {0x91, 0xd6, 0xff, 0, 0, 0, 0},
+		"deep":          deep,
+		"array map key": {0x91, 0x81, 0x90, 0x01},
+		"float map key": {0x91, 0x81, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0, 0x01},
 	}
 	for name, in := range cases {
 		for _, chunk := range []int{0, 1} {
