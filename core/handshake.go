@@ -162,6 +162,7 @@ type Handshake struct {
 
 	r1, r2      string
 	haveR2      bool // nonce line received while deferred
+	selfID      bool // the peer's first line is ours (echo or self)
 	peer        Greeting
 	rAuthsRaw   string
 	rFramRaw    string
@@ -418,10 +419,13 @@ func (h *Handshake) onGreeting(line string) {
 	case perlNum(g.Version) != 1:
 		h.fail(hsErr(ErrVersionMismatch, "version mismatch (we: 1, they: "+g.Version+")"))
 		return
-	case g.NodeID == h.cfg.NodeID:
-		h.fail(hsErr(ErrSelfConnect, "I refuse to talk to myself"))
+	case g.NodeID == h.cfg.NodeID && line != h.l1:
+		h.fail(errSelf())
 		return
 	}
+	// A line identical to ours may be an echo: decided on the nonce line,
+	// so that the echo rule reports it.
+	h.selfID = g.NodeID == h.cfg.NodeID
 	h.proto = proto
 	h.r1, h.peer = line, g
 	h.rAuthsRaw, h.rFramRaw = field(3), field(4)
@@ -433,10 +437,16 @@ func (h *Handshake) onGreeting(line string) {
 	h.state = stNonce
 }
 
+func errSelf() error { return hsErr(ErrSelfConnect, "I refuse to talk to myself") }
+
 func (h *Handshake) onNonce(line string) {
 	h.r2 = line
 	if h.l1 == h.r1 && h.l2 == h.r2 {
 		h.fail(hsErr(ErrEchoAttack, "authentication error, echo attack?"))
+		return
+	}
+	if h.selfID {
+		h.fail(errSelf())
 		return
 	}
 	if h.l2 == h.r2 {

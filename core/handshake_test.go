@@ -1,0 +1,481 @@
+package core
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+var testSecret = []byte("s3cr3t")
+
+func cfgNode(id string) HandshakeConfig {
+	return HandshakeConfig{NodeID: id, Secret: testSecret}
+}
+
+func TestHandshakePairHMAC(t *testing.T) {
+	ca := cfgNode("A")
+	ca.Protocol = ProtocolDataConn
+	ca.Extra = []KV{{Key: KeyDataConnID, Value: "1@A"}, {Key: KeyGo, Value: "1"}}
+	cb := cfgNode("B")
+	cb.SendFramings = []string{"json"}
+	s, err := newSim(ca, cb, "nonce-a", "nonce-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.a.payload = []byte("hello from A\n")
+	s.b.payload = []byte("hello from B")
+	if err := s.run(all); err != nil {
+		t.Fatal(err)
+	}
+	if s.a.err != nil || s.b.err != nil {
+		t.Fatalf("errors: %v / %v", s.a.err, s.b.err)
+	}
+	ra, rb := s.a.res, s.b.res
+	if ra.Protocol != ProtocolDataConn || rb.Protocol != ProtocolDataConn {
+		t.Errorf("protocols %q %q", ra.Protocol, rb.Protocol)
+	}
+	if ra.SendFraming != "msgpack" || rb.RecvFraming != "msgpack" || rb.SendFraming != "json" || ra.RecvFraming != "json" {
+		t.Errorf("framings A %s/%s B %s/%s", ra.SendFraming, ra.RecvFraming, rb.SendFraming, rb.RecvFraming)
+	}
+	if ra.SentAuth != AuthHMAC || rb.PeerAuth != AuthHMAC || ra.TLS || ra.Untrusted {
+		t.Errorf("auth %+v", ra)
+	}
+	if ra.PeerNodeID != "B" || rb.PeerNodeID != "A" {
+		t.Errorf("peer ids %q %q", ra.PeerNodeID, rb.PeerNodeID)
+	}
+	if id, ok := rb.Peer.Get(KeyDataConnID); !ok || id != "1@A" {
+		t.Errorf("dataconn id %q", id)
+	}
+	if ra.LocalLines != rb.PeerLines || rb.LocalLines != ra.PeerLines {
+		t.Errorf("lines differ")
+	}
+	if !bytes.Equal(s.a.stream, s.b.payload) || !bytes.Equal(s.b.stream, s.a.payload) {
+		t.Errorf("stream bytes: A got %q, B got %q", s.a.stream, s.b.stream)
+	}
+	if !s.a.h.Deadline().IsZero() || !s.a.h.Ended() {
+		t.Errorf("deadline after Done: %v", s.a.h.Deadline())
+	}
+	// Inputs after the end are ignored.
+	s.a.h.Receive(s.now, []byte("x\n"))
+	s.a.h.Tick(s.now.Add(time.Hour))
+	if a := s.a.h.Poll(); a != nil {
+		t.Errorf("action after Done: %#v", a)
+	}
+}
+
+func TestHandshakePairTLS(t *testing.T) {
+	ca, cb := cfgNode("A"), cfgNode("B")
+	ca.TLS, cb.TLS = true, true
+	ca.TLSRequired = true
+	cb.Secret = nil // TLS alone is enough
+	ca.Secret = nil
+	s, err := newSim(ca, cb, "zzz", "aaa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.exporter = []byte("ekm")
+	if err := s.run(all); err != nil {
+		t.Fatal(err)
+	}
+	if s.a.err != nil || s.b.err != nil {
+		t.Fatalf("errors: %v / %v", s.a.err, s.b.err)
+	}
+	if s.a.tlsReq.Client || !s.b.tlsReq.Client {
+		t.Errorf("client must be the side with the lower nonce (B)")
+	}
+	if !s.a.res.TLS || s.a.res.SentAuth != AuthTLS || s.b.res.PeerAuth != AuthTLS {
+		t.Errorf("result %+v", s.a.res)
+	}
+	if string(s.a.res.TLSInfo.Exporter) != "ekm" {
+		t.Errorf("exporter not kept")
+	}
+	if !strings.Contains(s.a.res.LocalLines[0], ";tls=1.0") {
+		t.Errorf("tls not announced: %q", s.a.res.LocalLines[0])
+	}
+}
+
+func TestHandshakeTLSAnonUntrusted(t *testing.T) {
+	ca, cb := cfgNode("A"), cfgNode("B")
+	ca.TLS, cb.TLS = true, true
+	ca.AcceptAuths = []string{AuthTLSAnon, AuthHMAC}
+	cb.OfferAuths = []string{AuthTLSAnon}
+	s, _ := newSim(ca, cb, "n1", "n2")
+	if err := s.run(all); err != nil {
+		t.Fatal(err)
+	}
+	if s.a.err != nil || s.b.err != nil {
+		t.Fatalf("errors: %v / %v", s.a.err, s.b.err)
+	}
+	if !s.a.res.Untrusted || s.a.res.PeerAuth != AuthTLSAnon || s.b.res.Untrusted {
+		t.Errorf("untrusted: A %+v", s.a.res)
+	}
+}
+
+func TestHandshakeTLSOnlyOneSide(t *testing.T) {
+	// Only one side has a certificate: no TLS, hmac.
+	ca, cb := cfgNode("A"), cfgNode("B")
+	ca.TLS = true
+	s, _ := newSim(ca, cb, "n1", "n2")
+	if err := s.run(all); err != nil {
+		t.Fatal(err)
+	}
+	if s.a.err != nil || s.b.err != nil || s.a.res.TLS || s.a.res.SentAuth != AuthHMAC {
+		t.Fatalf("A %v %+v / B %v", s.a.err, s.a.res, s.b.err)
+	}
+	// ... unless it requires TLS.
+	ca.TLSRequired = true
+	s, _ = newSim(ca, cb, "n1", "n2")
+	if err := s.run(all); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(s.a.err, ErrTLSRequired) || !errors.Is(s.b.err, ErrPeerClosed) {
+		t.Fatalf("errors %v / %v", s.a.err, s.b.err)
+	}
+}
+
+func TestHandshakeDeferGreeting(t *testing.T) {
+	// The acceptor (B, configured "aemp") learns the protocol and the
+	// dataconn id from A's greeting before it answers.
+	ca := cfgNode("A")
+	ca.Protocol = ProtocolDataConn
+	ca.Extra = []KV{{Key: KeyDataConnID, Value: "7@A"}}
+	cb := cfgNode("B")
+	cb.DeferGreeting = true
+	s, _ := newSim(ca, cb, "na", "nb")
+	if l1, _ := s.b.h.LocalLines(); l1 != "" {
+		t.Fatalf("deferred greeting already built: %q", l1)
+	}
+	var seen PeerGreeting
+	s.onPeerGreeting = func(x *simSide, pg PeerGreeting) {
+		seen = pg
+		if len(x.inbox) != 0 && x.inbox[0] == 'a' {
+			t.Errorf("greeting must not have been sent yet")
+		}
+		x.h.SendGreeting(s.now, []KV{{Key: KeyGo, Value: "1"}})
+	}
+	// Feed A's greeting to B byte by byte to exercise buffering of the
+	// nonce line while B is deferred.
+	if err := s.run(func(n int) int { return 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if s.a.err != nil || s.b.err != nil {
+		t.Fatalf("errors: %v / %v", s.a.err, s.b.err)
+	}
+	if seen.Protocol != ProtocolDataConn || seen.Greeting.NodeID != "A" {
+		t.Errorf("PeerGreeting %+v", seen)
+	}
+	if id, _ := seen.Greeting.Get(KeyDataConnID); id != "7@A" {
+		t.Errorf("id %q", id)
+	}
+	if got := s.b.res.LocalLines[0]; !strings.HasPrefix(got, "aemp;1;B;") || !strings.HasSuffix(got, ";aempgo=1") {
+		t.Errorf("B's line %q", got)
+	}
+	if s.b.res.Protocol != ProtocolDataConn {
+		t.Errorf("B protocol %q", s.b.res.Protocol)
+	}
+}
+
+func TestHandshakeDeferAbort(t *testing.T) {
+	cb := cfgNode("B")
+	cb.DeferGreeting = true
+	h, _ := NewHandshake(cb, "nb", t0)
+	if acts := drain(h); len(acts) != 0 {
+		t.Fatalf("deferred machine wrote %#v", acts)
+	}
+	h.Receive(t0, []byte("aemp-dataconn;1;A;hmac_sha3_512;json;dataconn_id=x\nnonce\n"))
+	acts := drain(h)
+	if len(acts) != 1 {
+		t.Fatalf("actions %#v", acts)
+	}
+	errUnknown := errors.New("unknown dataconn id")
+	h.Abort(t0, errUnknown)
+	acts = drain(h)
+	if len(acts) != 1 || !errors.Is(acts[0].(Failed).Err, errUnknown) {
+		t.Fatalf("actions %#v", acts)
+	}
+}
+
+// peerScript plays a scripted peer "P" against one machine.
+type peerScript struct {
+	l1, l2 string
+}
+
+func defaultPeer() peerScript {
+	return peerScript{l1: "aemp;1;P;tls_sha3_512,hmac_sha3_512;msgpack,json;provider=test", l2: "peer-nonce"}
+}
+
+func (p peerScript) greeting() []byte { return []byte(p.l1 + "\n" + p.l2 + "\n") }
+
+func (p peerScript) auth(h *Handshake, method string, secret []byte, framing string) []byte {
+	l1, l2 := h.LocalLines()
+	d, err := AuthData(method, secret, p.l1, p.l2, l1, l2)
+	if err != nil {
+		d = "bogus"
+	}
+	return []byte(method + ";" + d + ";" + framing + "\n")
+}
+
+func TestHandshakeFailures(t *testing.T) {
+	type step func(h *Handshake)
+	recv := func(s string) step { return func(h *Handshake) { h.Receive(t0, []byte(s)) } }
+	p := defaultPeer()
+	greet := func(h *Handshake) { h.Receive(t0, p.greeting()) }
+	authWith := func(method string, secret []byte, framing string) step {
+		return func(h *Handshake) { h.Receive(t0, p.auth(h, method, secret, framing)) }
+	}
+	cases := []struct {
+		name  string
+		cfg   func(*HandshakeConfig)
+		steps []step
+		rule  error
+		text  string
+	}{
+		{"unparsable", nil, []step{recv("HTTP/1.1 200 OK\r\n")}, ErrUnparsableGreeting,
+			"unparsable greeting, expected 'aemp', got 'HTTP/1.1 200 OK'"},
+		{"other extension", func(c *HandshakeConfig) { c.Protocol = ProtocolDataConn },
+			[]step{recv("aemp-foo;1;P;hmac_sha3_512;json\n")}, ErrUnparsableGreeting,
+			"unparsable greeting, expected 'aemp-dataconn', got 'aemp-foo'"},
+		{"version", nil, []step{recv("aemp;2;P;hmac_sha3_512;json\n")}, ErrVersionMismatch,
+			"version mismatch (we: 1, they: 2)"},
+		{"version empty", nil, []step{recv("aemp\n")}, ErrVersionMismatch,
+			"version mismatch (we: 1, they: )"},
+		{"self aemp", nil, []step{recv("aemp;1;L;hmac_sha3_512;json\n")}, ErrSelfConnect,
+			"I refuse to talk to myself"},
+		{"self dataconn", func(c *HandshakeConfig) { c.Protocol = ProtocolDataConn },
+			[]step{recv("aemp-dataconn;1;L;hmac_sha3_512;json\n")}, ErrSelfConnect,
+			"I refuse to talk to myself"},
+		{"self same line", nil, []step{func(h *Handshake) {
+			l1, _ := h.LocalLines()
+			h.Receive(t0, []byte(l1+"\nother-nonce\n"))
+		}}, ErrSelfConnect, "I refuse to talk to myself"},
+		{"self upgraded", nil, []step{recv("aemp-dataconn;1;L;hmac_sha3_512;json\n")}, ErrSelfConnect,
+			"I refuse to talk to myself"},
+		{"echo", nil, []step{func(h *Handshake) {
+			l1, l2 := h.LocalLines()
+			h.Receive(t0, []byte(l1+"\r\n"+l2+"\r\n"))
+		}}, ErrEchoAttack, "authentication error, echo attack?"},
+		{"same nonce", nil, []step{func(h *Handshake) {
+			_, l2 := h.LocalLines()
+			h.Receive(t0, []byte(p.l1+"\n"+l2+"\n"))
+		}}, ErrEchoAttack, "authentication error, echo attack? (identical nonces)"},
+		{"no common auth", nil, []step{recv("aemp;1;P;tls_sha3_512,cleartext;json\nn\n")}, ErrNoCommonAuth,
+			"tls_sha3_512,cleartext: no common auth type supported"},
+		{"no tls no secret", func(c *HandshakeConfig) { c.Secret = nil }, []step{greet}, ErrNoTLSNoSecret,
+			"unable to handshake TLS and no shared secret configured"},
+		{"no framing", nil, []step{recv("aemp;1;P;hmac_sha3_512;cbor,storable\nn\n")}, ErrNoCommonFraming,
+			"cbor,storable: no common framing method supported"},
+		{"tls required", func(c *HandshakeConfig) { c.TLS, c.TLSRequired = true, true }, []step{greet}, ErrTLSRequired,
+			"TLS required, but the peer cannot speak TLS"},
+		{"tls major 2", func(c *HandshakeConfig) { c.TLS, c.TLSRequired = true, true },
+			[]step{recv("aemp;1;P;hmac_sha3_512;json;tls=2.0\nn\n")}, ErrTLSRequired,
+			"TLS required, but the peer cannot speak TLS"},
+		{"wrong secret", nil, []step{greet, authWith(AuthHMAC, []byte("other"), "json")}, ErrAuthFailed,
+			"authentication failure/shared secret mismatch"},
+		{"flipped auth", nil, []step{greet, func(h *Handshake) {
+			b := p.auth(h, AuthHMAC, testSecret, "json")
+			b[20] ^= 0x01
+			h.Receive(t0, b)
+		}}, ErrAuthFailed, "authentication failure/shared secret mismatch"},
+		{"cleartext not accepted", nil, []step{greet, recv("cleartext;733363723374;json\n")}, ErrAuthNotOffered,
+			"cleartext: fatal, selected unsupported rcv auth method"},
+		{"tls auth without tls", nil, []step{greet, authWith(AuthTLS, nil, "json")}, ErrAuthNotOffered,
+			"tls_sha3_512 authentication without TLS"},
+		{"tls_anon without tls", func(c *HandshakeConfig) { c.AcceptAuths = []string{AuthTLSAnon, AuthHMAC} },
+			[]step{greet, recv("tls_anon;;json\n")}, ErrAuthNotOffered, "tls_anon authentication without TLS"},
+		{"unknown method", nil, []step{greet, recv("hmac_md6_64_256;00;json\n")}, ErrAuthNotOffered,
+			"hmac_md6_64_256: fatal, selected unsupported rcv auth method"},
+		{"remote framing", nil, []step{greet, authWith(AuthHMAC, testSecret, "cbor")}, ErrNoCommonFraming,
+			"cbor: unusable remote framing"},
+		{"empty auth line", nil, []step{greet, recv("\n")}, ErrAuthNotOffered,
+			": fatal, selected unsupported rcv auth method"},
+		{"line too long", nil, []step{recv(strings.Repeat("a", MaxLineLen))}, ErrLineTooLong,
+			"handshake line longer than 4096 bytes"},
+		{"line too long with LF", nil, []step{recv(strings.Repeat("a", MaxLineLen) + "\n")}, ErrLineTooLong,
+			"handshake line longer than 4096 bytes"},
+		{"nonce too long", nil, []step{recv(p.l1 + "\n" + strings.Repeat("n", MaxLineLen-1) + "\r\n")}, ErrLineTooLong,
+			"handshake line longer than 4096 bytes"},
+		{"timeout", nil, []step{greet, func(h *Handshake) { h.Tick(t0.Add(DefaultHandshakeTimeout)) }}, ErrHandshakeTimeout,
+			"handshake timed out (Connection timed out)"},
+		{"late input", func(c *HandshakeConfig) { c.Timeout = time.Second },
+			[]step{func(h *Handshake) { h.Receive(t0.Add(time.Second), p.greeting()) }}, ErrHandshakeTimeout,
+			"handshake timed out (Connection timed out)"},
+		{"eof", nil, []step{greet, func(h *Handshake) { h.PeerClosed(t0, nil) }}, ErrPeerClosed,
+			"connection closed by peer during handshake"},
+		{"read error", nil, []step{func(h *Handshake) { h.PeerClosed(t0, io.ErrUnexpectedEOF) }}, ErrPeerClosed,
+			"connection closed by peer during handshake (unexpected EOF)"},
+		{"tls failed", func(c *HandshakeConfig) { c.TLS = true },
+			[]step{recv(p.l1 + ";tls=1.0\n" + p.l2 + "\n"), func(h *Handshake) { drain(h); h.TLSFailed(t0, errors.New("bad cert")) }},
+			ErrTLSFailed, "TLS handshake failed: bad cert"},
+		{"raw bytes during tls", func(c *HandshakeConfig) { c.TLS = true },
+			[]step{recv(p.l1 + ";tls=1.0\n" + p.l2 + "\n"), func(h *Handshake) { drain(h); h.Receive(t0, []byte{0x16}) }},
+			ErrBadConfig, "bytes received on the raw stream while the TLS handshake is in progress"},
+		{"tls established unasked", nil, []step{greet, func(h *Handshake) { h.TLSEstablished(t0, TLSInfo{}) }},
+			ErrBadConfig, "TLSEstablished without a StartTLS action"},
+		{"send greeting undeferred", nil, []step{func(h *Handshake) { h.SendGreeting(t0, nil) }},
+			ErrBadConfig, "SendGreeting called without DeferGreeting or twice"},
+		{"early data", func(c *HandshakeConfig) { c.DeferGreeting = true },
+			[]step{recv(p.l1 + "\n" + p.l2 + "\nx")}, ErrEarlyData, "peer sent data before receiving our greeting"},
+		{"bad deferred extra", func(c *HandshakeConfig) { c.DeferGreeting = true },
+			[]step{greet, func(h *Handshake) { h.SendGreeting(t0, []KV{{Key: "a;b"}}) }}, ErrBadConfig,
+			"bad handshake configuration: greeting key must be non-empty without '=', ';', CR or LF"},
+		{"abort nil", nil, []step{func(h *Handshake) { h.Abort(t0, nil) }}, ErrBadConfig, "handshake aborted"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := HandshakeConfig{NodeID: "L", Secret: testSecret}
+			if c.cfg != nil {
+				c.cfg(&cfg)
+			}
+			h, err := NewHandshake(cfg, "local-nonce", t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var acts []Action
+			for _, s := range c.steps {
+				s(h)
+				acts = append(acts, drain(h)...)
+			}
+			if len(acts) == 0 {
+				t.Fatal("no actions")
+			}
+			f, ok := acts[len(acts)-1].(Failed)
+			if !ok {
+				t.Fatalf("last action %#v, want Failed", acts[len(acts)-1])
+			}
+			var he *HandshakeError
+			if !errors.Is(f.Err, c.rule) || !errors.As(f.Err, &he) || he.Error() != c.text {
+				t.Fatalf("error %v (%#v), want %v %q", f.Err, f.Err, c.rule, c.text)
+			}
+			if he.Timeout() != (c.rule == ErrHandshakeTimeout) {
+				t.Errorf("Timeout() = %v", he.Timeout())
+			}
+			for _, a := range acts[:len(acts)-1] {
+				switch a.(type) {
+				case Done, Failed:
+					t.Errorf("terminal action before failure %#v", a)
+				}
+			}
+			if !h.Deadline().IsZero() {
+				t.Errorf("deadline after failure")
+			}
+			h.Receive(t0, []byte("more\n"))
+			h.PeerClosed(t0, nil)
+			if a := h.Poll(); a != nil {
+				t.Errorf("action after Failed: %#v", a)
+			}
+		})
+	}
+}
+
+func TestHandshakeLineLimits(t *testing.T) {
+	p := defaultPeer()
+	newH := func() *Handshake {
+		h, err := NewHandshake(HandshakeConfig{NodeID: "L", Secret: testSecret}, "local-nonce", t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		drain(h)
+		return h
+	}
+	// A nonce line of exactly MaxLineLen bytes including CR LF is fine.
+	h := newH()
+	h.Receive(t0, []byte(p.l1+"\n"+strings.Repeat("n", MaxLineLen-2)+"\r\n"))
+	if acts := drain(h); len(acts) != 1 {
+		t.Fatalf("actions %#v", acts)
+	} else if _, ok := acts[0].(Write); !ok {
+		t.Fatalf("action %#v", acts[0])
+	}
+	// A 1 MiB line without LF fails after 4 KiB and never buffers more.
+	h = newH()
+	chunk := bytes.Repeat([]byte("x"), 1024)
+	fed := 0
+	for fed < 1<<20 {
+		h.Receive(t0, chunk)
+		fed += len(chunk)
+		if cap(h.buf) > 2*MaxLineLen {
+			t.Fatalf("buffer grew to %d", cap(h.buf))
+		}
+		if h.Ended() {
+			break
+		}
+	}
+	if fed != MaxLineLen {
+		t.Fatalf("failed after %d bytes, want %d", fed, MaxLineLen)
+	}
+	if err := lastFailed(drain(h)); !errors.Is(err, ErrLineTooLong) {
+		t.Fatalf("err %v", err)
+	}
+	// A lone CR is kept in the line; CR LF is stripped.
+	h = newH()
+	h.Receive(t0, []byte("aemp;1;P;hmac_sha3_512;json;k=v\rx\r\nnonce\r\n"))
+	drain(h)
+	if h.r1 != "aemp;1;P;hmac_sha3_512;json;k=v\rx" || h.r2 != "nonce" {
+		t.Fatalf("lines %q %q", h.r1, h.r2)
+	}
+}
+
+func TestHandshakeCleartextAccepted(t *testing.T) {
+	p := defaultPeer()
+	h, _ := NewHandshake(HandshakeConfig{NodeID: "L", Secret: testSecret,
+		AcceptAuths: []string{AuthHMAC, AuthCleartext}}, "local-nonce", t0)
+	h.Receive(t0, p.greeting())
+	h.Receive(t0, []byte("cleartext;733363723374;json\nrest"))
+	acts := drain(h)
+	d, ok := acts[len(acts)-1].(Done)
+	if !ok {
+		t.Fatalf("last %#v", acts[len(acts)-1])
+	}
+	if d.Result.PeerAuth != AuthCleartext || string(d.Result.Pending) != "rest" || d.Result.SendFraming != "msgpack" {
+		t.Fatalf("result %+v", d.Result)
+	}
+}
+
+func TestHandshakeBadConfig(t *testing.T) {
+	ok := HandshakeConfig{NodeID: "L"}
+	for name, c := range map[string]struct {
+		cfg   func(*HandshakeConfig)
+		nonce string
+	}{
+		"empty node":      {func(c *HandshakeConfig) { c.NodeID = "" }, "n"},
+		"node with ;":     {func(c *HandshakeConfig) { c.NodeID = "a;b" }, "n"},
+		"bad protocol":    {func(c *HandshakeConfig) { c.Protocol = "http" }, "n"},
+		"empty nonce":     {nil, ""},
+		"nonce LF":        {nil, "a\nb"},
+		"long nonce":      {nil, strings.Repeat("n", MaxLineLen)},
+		"negative":        {func(c *HandshakeConfig) { c.Timeout = -1 }, "n"},
+		"required no tls": {func(c *HandshakeConfig) { c.TLSRequired = true }, "n"},
+		"bad auth name":   {func(c *HandshakeConfig) { c.AcceptAuths = []string{"a,b"} }, "n"},
+		"tls key":         {func(c *HandshakeConfig) { c.Extra = []KV{{Key: KeyTLS, Value: "1.0"}} }, "n"},
+		"value LF":        {func(c *HandshakeConfig) { c.Extra = []KV{{Key: "k", Value: "a\n"}} }, "n"},
+		"long greeting":   {func(c *HandshakeConfig) { c.Extra = []KV{{Key: "k", Value: strings.Repeat("v", MaxLineLen)}} }, "n"},
+	} {
+		cfg := ok
+		if c.cfg != nil {
+			c.cfg(&cfg)
+		}
+		if _, err := NewHandshake(cfg, c.nonce, t0); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("%s: err %v", name, err)
+		}
+	}
+	if _, err := NewHandshake(ok, "n", t0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHandshakeDeadline(t *testing.T) {
+	h, _ := NewHandshake(HandshakeConfig{NodeID: "L", Secret: testSecret, Timeout: 5 * time.Second}, "n", t0)
+	if !h.Deadline().Equal(t0.Add(5 * time.Second)) {
+		t.Fatalf("deadline %v", h.Deadline())
+	}
+	h.Tick(t0.Add(5*time.Second - 1))
+	if h.Ended() {
+		t.Fatal("ended early")
+	}
+	h.Tick(t0.Add(5 * time.Second))
+	if err := lastFailed(drain(h)); !errors.Is(err, ErrHandshakeTimeout) {
+		t.Fatalf("err %v", err)
+	}
+}
