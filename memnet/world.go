@@ -397,8 +397,9 @@ func (h *Host) Scheme() string { return Scheme }
 // Listen opens a listener on addr: "name:port" (name must be the host's own),
 // ":port", or port 0 to pick a free port.
 func (h *Host) Listen(ctx context.Context, addr string) (net.Listener, error) {
+	var laddr net.Addr
 	opErr := func(err error) error {
-		return &net.OpError{Op: "listen", Net: Scheme, Addr: Addr{h.name, 0}, Err: err}
+		return &net.OpError{Op: "listen", Net: Scheme, Addr: laddr, Err: err}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, opErr(err)
@@ -410,6 +411,7 @@ func (h *Host) Listen(ctx context.Context, addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, opErr(err)
 	}
+	laddr = Addr{h.name, port}
 	if name != "" && name != h.name {
 		return nil, opErr(&net.AddrError{Err: "memnet: a host can only listen on its own name (" + h.name + ")", Addr: addr})
 	}
