@@ -502,3 +502,29 @@ func TestErrorText(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkParseAempFile(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("testdata", "aemp_written.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(data, "aemp_written.json", "doomed"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRelax(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("testdata", "relaxed.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	data = bytes.Repeat(data, 100)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		relax(data)
+	}
+}
