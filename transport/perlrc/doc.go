@@ -55,7 +55,8 @@
 //     block; it is not otherwise parsed here.
 //   - binds, seeds: arrays of address strings, kept as written. Perl accepts
 //     "host:port", "host" (port 4040), "*:port" (all local addresses),
-//     "host:*" and "*:*" (any port). SplitHostPort splits them.
+//     "host:*" and "*:*" (any port). SplitHostPort splits them and
+//     ListenAddress turns a bind into an address for net.Listen.
 //   - nodeid: a string. This package supports literal node IDs and one
 //     expansion: an ID ending in "/" (such as "anon/") means "append a
 //     random suffix", which is left to the caller (see
