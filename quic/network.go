@@ -1,0 +1,508 @@
+package quic
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	quicgo "github.com/quic-go/quic-go"
+
+	"github.com/aemp-go/dataconn/transport"
+)
+
+// Defaults of Config.
+const (
+	DefaultIdleTimeout        = 30 * time.Second
+	DefaultKeepAlivePeriod    = 10 * time.Second
+	DefaultMaxIncomingStreams = 1024
+	// defaultHandshakeTimeout bounds a connection handshake when the
+	// caller's context does not (quic-go's own default).
+	defaultHandshakeTimeout = 5 * time.Second
+)
+
+// Config configures a Network. The zero Config is usable.
+type Config struct {
+	// TLS, if set, is the node's certificate and the CAs it trusts. Both
+	// ends of every QUIC connection present their certificate and verify
+	// the other's chain against RootCAs (client certificates are
+	// required), and TLSState reports the state, so AEMP can use
+	// tls_sha3_512. If nil, each Network makes an ephemeral self-signed
+	// certificate which peers do not verify: QUIC still encrypts, but
+	// authentication then comes only from the AEMP handshake
+	// (hmac_sha3_512) on every stream, and TLSState reports ok=false.
+	TLS *transport.TLSConfig
+	// IdleTimeout closes a QUIC connection that received nothing for this
+	// long: this is how a peer that vanished is detected. 0 means
+	// DefaultIdleTimeout. It also bounds the connection handshake if
+	// shorter than 5 s.
+	IdleTimeout time.Duration
+	// KeepAlivePeriod is how often an otherwise idle connection sends a
+	// keep-alive (at most every IdleTimeout/2). 0 means
+	// DefaultKeepAlivePeriod; a negative value disables keep-alives, so
+	// idle pooled connections then close after IdleTimeout.
+	KeepAlivePeriod time.Duration
+	// MaxIncomingStreams is how many streams a peer may have open at once
+	// on one accepted connection; Dial waits for credit beyond it. 0 means
+	// DefaultMaxIncomingStreams.
+	MaxIncomingStreams int
+	// Logger receives connection events (debug) and, at most once per
+	// Network, a warning when the UDP socket buffers cannot be made as
+	// large as QUIC wants. nil discards.
+	Logger *slog.Logger
+}
+
+// Network is a transport.SecureNetwork over QUIC (quic-go). Every AEMP
+// connection is one bidirectional QUIC stream; streams to the same remote
+// address share one QUIC connection, opened on demand by Dial and kept
+// while alive. A listening Network serves everything on one UDP port and
+// dials from it too. It is safe for concurrent use.
+type Network struct {
+	cfg       Config
+	log       *slog.Logger
+	serverTLS *tls.Config
+	clientTLS *tls.Config
+	tlsErr    error
+	listenCfg *quicgo.Config
+	dialCfg   *quicgo.Config
+
+	bufWarn sync.Once
+
+	mu        sync.Mutex
+	closed    bool
+	endpoints []*endpoint // listening sockets, in Listen order
+	ephemeral *endpoint   // for dialing when no listening socket fits
+	listeners map[*Listener]struct{}
+	pool      map[netip.AddrPort]*poolEntry
+	accepted  map[*quicgo.Conn]struct{}
+	wg        sync.WaitGroup // listener goroutines
+}
+
+var _ transport.SecureNetwork = (*Network)(nil)
+
+// endpoint is one UDP socket and the quic-go Transport that owns it.
+type endpoint struct {
+	udp   *net.UDPConn
+	tr    *quicgo.Transport
+	local netip.AddrPort
+}
+
+// poolEntry is a pooled connection to one remote address, or the attempt
+// to open it: ready is closed once conn or err is set.
+type poolEntry struct {
+	ready chan struct{}
+	conn  *quicgo.Conn
+	err   error
+}
+
+// New returns a Network. It does not open any socket until Listen or Dial.
+// A TLS configuration that cannot be used is reported by Listen and Dial.
+func New(cfg Config) *Network {
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.KeepAlivePeriod == 0 {
+		cfg.KeepAlivePeriod = DefaultKeepAlivePeriod
+	}
+	if cfg.MaxIncomingStreams <= 0 {
+		cfg.MaxIncomingStreams = DefaultMaxIncomingStreams
+	}
+	n := &Network{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		listeners: make(map[*Listener]struct{}),
+		pool:      make(map[netip.AddrPort]*poolEntry),
+		accepted:  make(map[*quicgo.Conn]struct{}),
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	n.serverTLS, n.clientTLS, n.tlsErr = tlsConfigs(cfg.TLS)
+	keepAlive := cfg.KeepAlivePeriod
+	if keepAlive < 0 {
+		keepAlive = 0
+	}
+	hs := min(defaultHandshakeTimeout, cfg.IdleTimeout)
+	n.listenCfg = &quicgo.Config{
+		HandshakeIdleTimeout:  hs,
+		MaxIdleTimeout:        cfg.IdleTimeout,
+		KeepAlivePeriod:       keepAlive,
+		MaxIncomingStreams:    int64(cfg.MaxIncomingStreams),
+		MaxIncomingUniStreams: -1,
+	}
+	// A dialed connection only carries streams this side opens.
+	n.dialCfg = n.listenCfg.Clone()
+	n.dialCfg.MaxIncomingStreams = -1
+	return n
+}
+
+// Scheme returns "quic".
+func (n *Network) Scheme() string { return "quic" }
+
+// Listen opens a UDP socket on addr ("host:port"; port 0 picks one, which
+// Addr of the listener reports) and returns a listener whose Accept yields
+// every incoming stream, from any QUIC connection, as a *Stream. The socket
+// also carries the connections this Network dials to addresses it can
+// reach; it is released by Network.Close (Listener.Close only stops
+// accepting).
+func (n *Network) Listen(ctx context.Context, addr string) (net.Listener, error) {
+	if n.tlsErr != nil {
+		return nil, n.tlsErr
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, &Error{Op: "listen", Addr: addr, Err: ErrAddress, Cause: err}
+	}
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", addr)
+	if err != nil {
+		return nil, &Error{Op: "listen", Addr: addr, Err: ErrAddress, Cause: err}
+	}
+	udp, ok := pc.(*net.UDPConn)
+	if !ok { // cannot happen for "udp"
+		_ = pc.Close()
+		return nil, &Error{Op: "listen", Addr: addr, Err: ErrAddress, Cause: errors.New("not a UDP socket")}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		_ = udp.Close()
+		return nil, &Error{Op: "listen", Addr: addr, Err: ErrClosed}
+	}
+	ep := n.newEndpoint(udp)
+	ql, err := ep.tr.Listen(n.serverTLS, n.listenCfg)
+	if err != nil {
+		_ = ep.tr.Close()
+		_ = udp.Close()
+		return nil, &Error{Op: "listen", Addr: addr, Err: ErrAddress, Cause: err}
+	}
+	n.endpoints = append(n.endpoints, ep)
+	l := newListener(n, ql, udp.LocalAddr())
+	n.listeners[l] = struct{}{}
+	n.wg.Add(1)
+	go l.acceptConns()
+	n.log.Debug("quic: listening", "addr", udp.LocalAddr().String())
+	return l, nil
+}
+
+// newEndpoint wraps udp in a quic-go Transport after sizing its buffers.
+// n.mu is held.
+func (n *Network) newEndpoint(udp *net.UDPConn) *endpoint {
+	n.noteBuffers(sizeBuffers(udp))
+	ap := udp.LocalAddr().(*net.UDPAddr).AddrPort()
+	return &endpoint{
+		udp:   udp,
+		tr:    &quicgo.Transport{Conn: udp},
+		local: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()),
+	}
+}
+
+// noteBuffers logs a socket buffer problem, at most once per Network.
+func (n *Network) noteBuffers(problem string) {
+	if problem == "" {
+		return
+	}
+	n.bufWarn.Do(func() {
+		n.log.Warn("quic: UDP socket buffers smaller than QUIC wants; throughput may suffer (raise net.core.rmem_max and net.core.wmem_max)",
+			"problem", problem, "wanted_kib", wantBufferSize/1024)
+	})
+}
+
+// reaches reports whether datagrams from ep's socket can go to dst.
+func (ep *endpoint) reaches(dst netip.Addr) bool {
+	local := ep.local.Addr()
+	if local.IsUnspecified() {
+		// 0.0.0.0 reaches IPv4 only; [::] is dual-stack.
+		return local.Is6() || dst.Is4()
+	}
+	return local.Is4() == dst.Is4() && local.IsLoopback() == dst.IsLoopback()
+}
+
+// endpointFor returns the socket to dial dst from: the first listening
+// socket that can reach it, else the ephemeral one, opened on first use.
+// n.mu is held.
+func (n *Network) endpointFor(dst netip.Addr) (*endpoint, error) {
+	for _, ep := range n.endpoints {
+		if ep.reaches(dst) {
+			return ep, nil
+		}
+	}
+	if n.ephemeral == nil {
+		udp, err := net.ListenUDP("udp", nil)
+		if err != nil {
+			return nil, err
+		}
+		n.ephemeral = n.newEndpoint(udp)
+	}
+	return n.ephemeral, nil
+}
+
+// Dial opens a stream to addr ("host:port") on the pooled QUIC connection
+// to that address, opening the connection on first use or when the
+// previous one died. ctx bounds the whole operation (resolving, the QUIC
+// handshake, waiting for stream credit); without a deadline the handshake
+// is bounded by min(5 s, IdleTimeout).
+//
+// The peer's Listener sees the stream once this side writes to it (AEMP
+// peers write their greeting at once).
+func (n *Network) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	if n.tlsErr != nil {
+		return nil, n.tlsErr
+	}
+	dst, err := resolve(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	// A pooled connection may die between the pool lookup and the stream
+	// opening; then retry once on a fresh one.
+	for attempt := 0; ; attempt++ {
+		conn, err := n.connTo(ctx, addr, dst)
+		if err != nil {
+			return nil, err
+		}
+		s, err := conn.OpenStreamSync(ctx)
+		if err == nil {
+			return newStream(n, conn, s), nil
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, &Error{Op: "dial", Addr: addr, Err: ErrHandshake, Cause: ctxErr}
+		}
+		if conn.Context().Err() == nil || attempt > 0 {
+			return nil, n.connError("dial", addr, err)
+		}
+		n.dropConn(dst, conn)
+	}
+}
+
+// resolve turns "host:port" into one UDP address, preferring IPv4 for
+// names, as net.Dial would try first.
+func resolve(ctx context.Context, addr string) (netip.AddrPort, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return netip.AddrPort{}, &Error{Op: "dial", Addr: addr, Err: ErrAddress, Cause: err}
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || port == 0 {
+		return netip.AddrPort{}, &Error{Op: "dial", Addr: addr, Err: ErrAddress, Cause: errors.New("port must be a number from 1 to 65535")}
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return netip.AddrPortFrom(ip.Unmap(), uint16(port)), nil
+	}
+	if host == "" {
+		return netip.AddrPort{}, &Error{Op: "dial", Addr: addr, Err: ErrAddress, Cause: errors.New("empty host")}
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		if err == nil {
+			err = errors.New("no addresses")
+		}
+		return netip.AddrPort{}, &Error{Op: "dial", Addr: addr, Err: ErrAddress, Cause: err}
+	}
+	best := ips[0].Unmap()
+	for _, ip := range ips {
+		if ip.Unmap().Is4() {
+			best = ip.Unmap()
+			break
+		}
+	}
+	return netip.AddrPortFrom(best, uint16(port)), nil
+}
+
+// connTo returns the live pooled connection to dst, opening one if there
+// is none. Concurrent callers share one attempt.
+func (n *Network) connTo(ctx context.Context, addr string, dst netip.AddrPort) (*quicgo.Conn, error) {
+	for {
+		n.mu.Lock()
+		if n.closed {
+			n.mu.Unlock()
+			return nil, &Error{Op: "dial", Addr: addr, Err: ErrClosed}
+		}
+		if e := n.pool[dst]; e != nil {
+			n.mu.Unlock()
+			select {
+			case <-e.ready:
+			case <-ctx.Done():
+				return nil, &Error{Op: "dial", Addr: addr, Err: ErrHandshake, Cause: ctx.Err()}
+			}
+			if e.err == nil {
+				if e.conn.Context().Err() == nil {
+					return e.conn, nil
+				}
+				n.dropConn(dst, e.conn)
+				continue
+			}
+			var qe *Error
+			if errors.As(e.err, &qe) && (errors.Is(qe.Cause, context.Canceled) || errors.Is(qe.Cause, context.DeadlineExceeded)) && ctx.Err() == nil {
+				continue // the other caller gave up; try on our own
+			}
+			return nil, e.err
+		}
+		e := &poolEntry{ready: make(chan struct{})}
+		ep, err := n.endpointFor(dst.Addr())
+		if err != nil {
+			n.mu.Unlock()
+			return nil, &Error{Op: "dial", Addr: addr, Err: ErrAddress, Cause: err}
+		}
+		n.pool[dst] = e
+		n.mu.Unlock()
+
+		dctx, cancel := ctx, context.CancelFunc(func() {})
+		if _, ok := ctx.Deadline(); !ok {
+			dctx, cancel = context.WithTimeout(ctx, n.listenCfg.HandshakeIdleTimeout)
+		}
+		conn, err := ep.tr.Dial(dctx, net.UDPAddrFromAddrPort(dst), n.clientTLS, n.dialCfg)
+		cancel()
+
+		n.mu.Lock()
+		if err == nil && n.closed {
+			err = net.ErrClosed
+			_ = conn.CloseWithError(quicgo.ApplicationErrorCode(CodeNoError), "aemp: network closed")
+		}
+		if err != nil {
+			if n.closed {
+				e.err = &Error{Op: "dial", Addr: addr, Err: ErrClosed, Cause: err}
+			} else {
+				if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+					err = errors.Join(err, ctxErr)
+				}
+				e.err = &Error{Op: "dial", Addr: addr, Err: ErrHandshake, Cause: err}
+			}
+			if n.pool[dst] == e {
+				delete(n.pool, dst)
+			}
+			close(e.ready)
+			n.mu.Unlock()
+			return nil, e.err
+		}
+		e.conn = conn
+		close(e.ready)
+		n.mu.Unlock()
+		context.AfterFunc(conn.Context(), func() { n.dropConn(dst, conn) })
+		n.log.Debug("quic: connected", "remote", conn.RemoteAddr().String(), "local", conn.LocalAddr().String())
+		return conn, nil
+	}
+}
+
+// dropConn removes conn from the pool if it is still the entry for dst.
+func (n *Network) dropConn(dst netip.AddrPort, conn *quicgo.Conn) {
+	n.mu.Lock()
+	if e := n.pool[dst]; e != nil && e.conn == conn {
+		delete(n.pool, dst)
+	}
+	n.mu.Unlock()
+}
+
+// TLSState returns the TLS state of the QUIC connection carrying c, which
+// must be a *Stream of this Network. ok is true only if the Network has a
+// TLS configuration (so the peer's certificate was verified) and the
+// handshake is complete; with Config.TLS nil it is always false.
+func (n *Network) TLSState(c net.Conn) (tls.ConnectionState, bool) {
+	s, isStream := c.(*Stream)
+	if !isStream || s.net != n {
+		return tls.ConnectionState{}, false
+	}
+	st := s.conn.ConnectionState().TLS
+	if n.cfg.TLS == nil || !st.HandshakeComplete {
+		return tls.ConnectionState{}, false
+	}
+	return st, true
+}
+
+// Close closes every listener and QUIC connection (sending
+// CONNECTION_CLOSE with CodeNoError, so peers' streams fail at once) and
+// every UDP socket, and waits for the Network's goroutines. Later Listen
+// and Dial calls fail with ErrClosed. It is idempotent.
+func (n *Network) Close() error { return n.shutdown(true) }
+
+// shutdown closes the Network; graceful sends CONNECTION_CLOSE on every
+// connection first, otherwise connections vanish silently, as in a crash.
+func (n *Network) shutdown(graceful bool) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	listeners := make([]*Listener, 0, len(n.listeners))
+	for l := range n.listeners {
+		listeners = append(listeners, l)
+	}
+	var conns []*quicgo.Conn
+	for _, e := range n.pool {
+		if e.conn != nil {
+			conns = append(conns, e.conn)
+		}
+	}
+	for c := range n.accepted {
+		conns = append(conns, c)
+	}
+	eps := append([]*endpoint(nil), n.endpoints...)
+	if n.ephemeral != nil {
+		eps = append(eps, n.ephemeral)
+	}
+	n.mu.Unlock()
+
+	for _, l := range listeners {
+		_ = l.Close()
+	}
+	if graceful {
+		var wg sync.WaitGroup
+		for _, c := range conns {
+			wg.Go(func() {
+				_ = c.CloseWithError(quicgo.ApplicationErrorCode(CodeNoError), "aemp: network closed")
+			})
+		}
+		wg.Wait()
+	}
+	var errs []error
+	for _, ep := range eps {
+		// Transport.Close destroys what is left (silently) and stops its
+		// goroutines; the socket is ours to close.
+		if err := ep.tr.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := ep.udp.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	n.wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return &Error{Op: "close", Err: ErrClosed, Cause: err}
+	}
+	return nil
+}
+
+// isClosed reports whether Close has begun.
+func (n *Network) isClosed() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed
+}
+
+// trackAccepted records a connection accepted by a listener, so Close can
+// close it; it reports false if the Network is already closed.
+func (n *Network) trackAccepted(c *quicgo.Conn) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return false
+	}
+	n.accepted[c] = struct{}{}
+	return true
+}
+
+func (n *Network) untrackAccepted(c *quicgo.Conn) {
+	n.mu.Lock()
+	delete(n.accepted, c)
+	n.mu.Unlock()
+}
+
+func (n *Network) removeListener(l *Listener) {
+	n.mu.Lock()
+	delete(n.listeners, l)
+	n.mu.Unlock()
+}

@@ -1,0 +1,138 @@
+package quic
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/aemp-go/dataconn/transport"
+)
+
+// ALPN is the application protocol negotiated on every QUIC connection of
+// this package. A peer that does not offer it is refused in the handshake.
+const ALPN = "aemp"
+
+// tlsConfigs returns the crypto/tls configurations of the server and the
+// client side of every QUIC connection of a Network.
+//
+// With tc set, both sides present tc.Certificate and verify the peer's
+// chain against tc.RootCAs, chain only (node addresses are not host names),
+// for the usage of the peer's role, as transport.TLSConfig.Upgrade does
+// over TCP; client certificates are required.
+//
+// With tc nil, the server presents an ephemeral self-signed certificate
+// made here and the client accepts any certificate: QUIC still encrypts,
+// but nobody is authenticated by it.
+func tlsConfigs(tc *transport.TLSConfig) (server, client *tls.Config, err error) {
+	if tc == nil {
+		cert, err := ephemeralCertificate()
+		if err != nil {
+			return nil, nil, err
+		}
+		server = &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			NextProtos:   []string{ALPN},
+			MinVersion:   tls.VersionTLS13,
+		}
+		client = &tls.Config{
+			// Deliberate: with no TLS configuration, authentication comes
+			// only from the AEMP handshake on every stream.
+			InsecureSkipVerify: true, //nolint:gosec // see package doc
+			NextProtos:         []string{ALPN},
+			MinVersion:         tls.VersionTLS13,
+		}
+		return server, client, nil
+	}
+	switch {
+	case len(tc.Certificate.Certificate) == 0 || tc.Certificate.PrivateKey == nil:
+		return nil, nil, &Error{Op: "configure", Err: ErrTLSConfig, Cause: errors.New("TLS.Certificate has no certificate or no private key")}
+	case tc.RootCAs == nil:
+		return nil, nil, &Error{Op: "configure", Err: ErrTLSConfig, Cause: errors.New("TLS.RootCAs is nil (the system roots are never trusted)")}
+	}
+	verify := func(peerIsServer bool) func(tls.ConnectionState) error {
+		return func(cs tls.ConnectionState) error { return verifyPeer(tc, cs.PeerCertificates, peerIsServer) }
+	}
+	server = &tls.Config{
+		Certificates:     []tls.Certificate{tc.Certificate},
+		NextProtos:       []string{ALPN},
+		MinVersion:       tls.VersionTLS13,
+		Time:             tc.Time,
+		ClientAuth:       tls.RequireAnyClientCert,
+		ClientCAs:        tc.RootCAs,
+		VerifyConnection: verify(false),
+	}
+	client = &tls.Config{
+		Certificates: []tls.Certificate{tc.Certificate},
+		NextProtos:   []string{ALPN},
+		MinVersion:   tls.VersionTLS13,
+		Time:         tc.Time,
+		// Chain-only verification happens in VerifyConnection; crypto/tls's
+		// own check would demand a host name.
+		InsecureSkipVerify: true, //nolint:gosec // verified in VerifyConnection
+		VerifyConnection:   verify(true),
+	}
+	return server, client, nil
+}
+
+// verifyPeer checks a peer's certificate chain against tc.RootCAs at
+// tc.Time (or now), for the extended key usage of the peer's role.
+func verifyPeer(tc *transport.TLSConfig, certs []*x509.Certificate, peerIsServer bool) error {
+	if len(certs) == 0 {
+		return errors.New("quic: peer sent no certificate (client certificates are required)")
+	}
+	opts := x509.VerifyOptions{
+		Roots:         tc.RootCAs,
+		Intermediates: x509.NewCertPool(),
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if peerIsServer {
+		opts.KeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	}
+	if tc.Time != nil {
+		opts.CurrentTime = tc.Time()
+	}
+	for _, c := range certs[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	if _, err := certs[0].Verify(opts); err != nil {
+		return fmt.Errorf("quic: peer certificate rejected: %w", err)
+	}
+	return nil
+}
+
+// ephemeralCertificate makes the self-signed ECDSA P-256 certificate a
+// Network without TLS configuration presents. Peers do not verify it.
+func ephemeralCertificate() (tls.Certificate, error) {
+	fail := func(err error) (tls.Certificate, error) {
+		return tls.Certificate{}, &Error{Op: "configure", Err: ErrTLSConfig, Cause: fmt.Errorf("ephemeral certificate: %w", err)}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fail(err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return fail(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "aemp-quic-ephemeral"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(100 * 365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return fail(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
