@@ -55,7 +55,7 @@ type Profile struct {
 // NodeIDNeedsSuffix reports whether the node ID ends in "/" (as in "anon/"),
 // which in Perl means "append a random unique string". Generating and
 // appending it is the caller's job.
-func (p *Profile) NodeIDNeedsSuffix() bool {
+func (p Profile) NodeIDNeedsSuffix() bool {
 	return strings.HasSuffix(p.NodeID, "/")
 }
 
