@@ -14,6 +14,8 @@ import (
 type Message = []any
 
 // Codec encodes and decodes messages in one framing ("msgpack", "json").
+// Codecs are stateless and safe for concurrent use; see the doc comments of
+// CodecByName for what each framing accepts and produces.
 type Codec interface {
 	// Name returns the framing name used in greetings and auth lines.
 	Name() string
@@ -24,14 +26,25 @@ type Codec interface {
 	NewDecoder(maxFrame int) FrameDecoder
 }
 
-// FrameDecoder splits a byte stream into messages.
+// FrameDecoder splits a byte stream into messages. It is not safe for
+// concurrent use.
+//
+// Feed copies what it is given, so the caller may reuse its read buffer.
+// Call Next until it returns ok=false after every Feed: Feed bounds the
+// incomplete message it holds to the frame limit (plus a header), but
+// complete messages wait in the buffer until Next takes them.
 type FrameDecoder interface {
-	// Feed appends received bytes. It returns an error wrapping
+	// Feed appends received bytes. It returns a *FrameError wrapping
 	// ErrFrameTooLarge as soon as the message being assembled is known to
-	// exceed the frame limit. Errors are sticky.
+	// exceed the frame limit (for msgpack, from the declared lengths; for
+	// JSON, once the incomplete message passes the limit), or wrapping
+	// ErrFrameMalformed when the bytes cannot be a message. Errors are
+	// sticky: later calls to Feed return the same error.
 	Feed(p []byte) error
 	// Next returns the next complete message, ok=false when more bytes are
-	// needed.
+	// needed. Messages that were complete before an error are still
+	// returned; after them Next returns the sticky error. Decoded values
+	// do not share memory with the decoder's buffer.
 	Next() (msg Message, ok bool, err error)
 }
 
@@ -75,7 +88,24 @@ func frameErr(codec string, rule error, format string, args ...any) *FrameError 
 	return &FrameError{Rule: rule, Codec: codec, Detail: fmt.Sprintf(format, args...)}
 }
 
-// CodecByName returns the codec with the given framing name.
+// CodecByName returns the codec with the given framing name:
+//
+//   - "msgpack" (between nodes of this project): msgpack arrays back to
+//     back, encoded with github.com/vmihailenco/msgpack/v5. []byte travels
+//     as bin and decodes as []byte; types survive a round trip after
+//     normalisation (every integer kind becomes int64, float32 float64,
+//     []string []any, map[string]string map[string]any).
+//   - "json" (what Perl nodes speak): JSON arrays back to back. Strings
+//     must be valid UTF-8; []byte is sent as a string of its Latin-1
+//     characters (Perl's view of a byte string) and decodes as a string;
+//     integral floats below 2^53 are written as integers and decode as
+//     int64; NaN and infinities cannot be sent.
+//
+// Both accept, when encoding, nil, bool, every Go integer and float kind,
+// string, []byte, []any, []string, map[string]any, map[string]string and
+// map[string][]string, nested at most CodecMaxDepth deep; anything else
+// fails with ErrFrameUnencodable. Both reject, when decoding, nesting deeper
+// than CodecMaxDepth and a top-level value that is not an array.
 func CodecByName(name string) (Codec, bool) {
 	switch name {
 	case "msgpack":

@@ -28,8 +28,10 @@ import (
 // strings.
 type jsonCodec struct{}
 
+// Name implements Codec.
 func (jsonCodec) Name() string { return "json" }
 
+// AppendMessage implements Codec. On error dst is returned unchanged.
 func (jsonCodec) AppendMessage(dst []byte, msg Message) ([]byte, error) {
 	if msg == nil {
 		msg = Message{}
@@ -41,6 +43,7 @@ func (jsonCodec) AppendMessage(dst []byte, msg Message) ([]byte, error) {
 	return out, nil
 }
 
+// NewDecoder implements Codec.
 func (jsonCodec) NewDecoder(maxFrame int) FrameDecoder {
 	return &jsonDecoder{frameQueue: newFrameQueue("json", maxFrame)}
 }

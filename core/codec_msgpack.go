@@ -18,6 +18,7 @@ import (
 // strings). Ext types are rejected.
 type msgpackCodec struct{}
 
+// Name implements Codec.
 func (msgpackCodec) Name() string { return "msgpack" }
 
 // appendWriter is the io.Writer (and msgpack writer) that appends to a
@@ -39,6 +40,7 @@ func (w *appendWriter) WriteString(s string) (int, error) {
 	return len(s), nil
 }
 
+// AppendMessage implements Codec. On error dst is returned unchanged.
 func (msgpackCodec) AppendMessage(dst []byte, msg Message) ([]byte, error) {
 	if msg == nil {
 		msg = Message{}
@@ -60,6 +62,7 @@ func (msgpackCodec) AppendMessage(dst []byte, msg Message) ([]byte, error) {
 	return w.b, nil
 }
 
+// NewDecoder implements Codec.
 func (msgpackCodec) NewDecoder(maxFrame int) FrameDecoder {
 	return &msgpackDecoder{frameQueue: newFrameQueue("msgpack", maxFrame)}
 }

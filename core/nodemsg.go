@@ -8,19 +8,23 @@ import (
 	"strings"
 )
 
-// Tags of node-port messages this package understands.
+// Tags of node-port messages this package parses into their own types
+// (kil is the 1.x name of kil1).
 const (
-	NodeMsgTagSnd      = "snd"
-	NodeMsgTagKill     = "kil1"
-	NodeMsgTagKillV1   = "kil"
-	NodeMsgTagDevNull  = "devnull"
-	NodeMsgTagExpect   = "AnyEvent::MP::DataConn::_expect"
-	NodeMsgTagConnect  = "AnyEvent::MP::DataConn::_connect"
-	NodeMsgTagGSlave   = "g_slave"
-	NodeMsgTagGFind    = "g_find"
-	NodeMsgTagGFound   = "g_found"
-	NodeMsgListenerFam = "'l"
+	NodeMsgTagSnd     = "snd"
+	NodeMsgTagKill    = "kil1"
+	NodeMsgTagKillV1  = "kil"
+	NodeMsgTagDevNull = "devnull"
+	NodeMsgTagExpect  = "AnyEvent::MP::DataConn::_expect"
+	NodeMsgTagConnect = "AnyEvent::MP::DataConn::_connect"
+	NodeMsgTagGSlave  = "g_slave"
+	NodeMsgTagGFind   = "g_find"
+	NodeMsgTagGFound  = "g_found"
 )
+
+// NodeMsgListenerFam is the family of the Perl 2.x global table that holds
+// each node's listener addresses.
+const NodeMsgListenerFam = "'l"
 
 // NodeMsg is the typed view of a message to the node port,
 // ["", TAG, args...]. It is one of the NodeMsg* structs of this package.
@@ -124,12 +128,30 @@ func (e *NodeMsgError) Error() string {
 // Unwrap returns ErrNodeMsgMalformed.
 func (e *NodeMsgError) Unwrap() error { return ErrNodeMsgMalformed }
 
+// nodeMsgShort formats a peer-supplied value for an error text, bounded in
+// length.
+func nodeMsgShort(v any) string {
+	const limit = 48
+	s, ok := AsString(v)
+	if ok {
+		if len(s) > limit {
+			s = s[:limit] + "..."
+		}
+		return strconv.Quote(s)
+	}
+	s = fmt.Sprintf("%v", v)
+	if len(s) > limit {
+		s = s[:limit] + "..."
+	}
+	return s
+}
+
 func nodeMsgErr(tag, format string, args ...any) error {
 	return &NodeMsgError{Tag: tag, Rule: fmt.Sprintf(format, args...)}
 }
 
-// nodeMsgIgnoredTags are the built-ins a minimal node may ignore. Any other
-// tag starting with "g_" is ignored as well.
+// nodeMsgIsIgnored reports the built-ins a minimal node may ignore: port
+// monitoring, can, eval, time, _spawn and every g_* tag not parsed above.
 func nodeMsgIsIgnored(tag string) bool {
 	switch tag {
 	case "mon0", "mon1", "kil0", "can", "eval", "time", "AnyEvent::MP::_spawn":
@@ -153,7 +175,7 @@ func ParseNodeMsg(args []any) (NodeMsg, error) {
 	}
 	tag, ok := AsString(args[0])
 	if !ok {
-		return nil, nodeMsgErr(fmt.Sprintf("%v", args[0]), "tag is a %T, not a string", args[0])
+		return nil, nodeMsgErr(nodeMsgShort(args[0]), "tag is a %T, not a string", args[0])
 	}
 	rest := args[1:]
 	str := func(i int, what string) (string, error) {
@@ -195,7 +217,7 @@ func ParseNodeMsg(args []any) (NodeMsg, error) {
 		}
 		timeout, ok := AsFloat(rest[2])
 		if !ok {
-			return nil, nodeMsgErr(tag, "timeout (argument 3) %v is not a number", rest[2])
+			return nil, nodeMsgErr(tag, "timeout (argument 3) %s is not a number", nodeMsgShort(rest[2]))
 		}
 		if math.IsNaN(timeout) || math.IsInf(timeout, 0) || timeout < 0 {
 			return nil, nodeMsgErr(tag, "timeout (argument 3) %v is not a finite number >= 0", timeout)
