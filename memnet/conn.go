@@ -316,7 +316,7 @@ func (p *pipe) push(data []byte, fin bool) {
 	p.lastAt = at
 	ch := chunk{at: at, n: len(data), seq: seq, fin: fin}
 	if p.s.w.tr.on() && !fin {
-		ch.hash = fnvBytes(data)
+		ch.hash = hashBytes(data)
 	}
 	p.ring.write(data, p.s.w.cfg.buffer)
 	if !p.held && p.ph == len(p.pending) && !at.After(now) {

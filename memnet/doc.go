@@ -81,7 +81,7 @@
 // change what is drawn.
 //
 // Every connect, refused or lost dial, delivered chunk (with its length and
-// an FNV-64a hash of its bytes), delivered end of stream, close, reset,
+// a fixed 64-bit hash of its bytes), delivered end of stream, close, reset,
 // partition, heal, crash and restart is recorded as an [Event] with its
 // time relative to the World's creation. [World.Trace] returns them in a
 // canonical order (by time, then by every other field) and

@@ -25,7 +25,7 @@ var (
 const ms = time.Millisecond
 
 // listen opens a listener or fails the test.
-func listen(t *testing.T, h *Host, addr string) net.Listener {
+func listen(t testing.TB, h *Host, addr string) net.Listener {
 	t.Helper()
 	l, err := h.Listen(context.Background(), addr)
 	if err != nil {
@@ -35,7 +35,7 @@ func listen(t *testing.T, h *Host, addr string) net.Listener {
 }
 
 // dial dials or fails the test.
-func dial(t *testing.T, h *Host, addr string) net.Conn {
+func dial(t testing.TB, h *Host, addr string) net.Conn {
 	t.Helper()
 	c, err := h.Dial(context.Background(), addr)
 	if err != nil {
@@ -45,7 +45,7 @@ func dial(t *testing.T, h *Host, addr string) net.Conn {
 }
 
 // pair dials b:port from a and returns both ends.
-func pair(t *testing.T, a, b *Host, port string) (client, server net.Conn, l net.Listener) {
+func pair(t testing.TB, a, b *Host, port string) (client, server net.Conn, l net.Listener) {
 	t.Helper()
 	l = listen(t, b, ":"+port)
 	type res struct {

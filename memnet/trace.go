@@ -3,6 +3,7 @@ package memnet
 import (
 	"cmp"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -21,7 +22,7 @@ const (
 	EvRefused EventKind = "refused"
 	// EvLost: a connection attempt from From to To was lost.
 	EvLost EventKind = "lost"
-	// EvData: a chunk of Bytes bytes (FNV-64a Hash) written by From was
+	// EvData: a chunk of Bytes bytes (with their Hash) written by From was
 	// delivered to To.
 	EvData EventKind = "data"
 	// EvEOF: the end of the From→To direction was delivered to To.
@@ -60,7 +61,7 @@ type Event struct {
 	Seq uint64
 	// Bytes is the chunk's length (EvData).
 	Bytes int
-	// Hash is the FNV-64a hash of the chunk's bytes (EvData).
+	// Hash is a 64-bit hash of the chunk's bytes (EvData; see doc.go).
 	Hash uint64
 }
 
@@ -152,14 +153,20 @@ const (
 	fnvPrime  = 1099511628211
 )
 
-// fnvBytes is the FNV-64a hash of b.
-func fnvBytes(b []byte) uint64 {
-	h := uint64(fnvOffset)
-	for _, c := range b {
-		h ^= uint64(c)
-		h *= fnvPrime
+// hashBytes is a fast, fixed (unseeded) 64-bit hash of b: FNV-style
+// multiply-xor over 8-byte words, then over the tail bytes, finalised by
+// mix64. It only fingerprints trace events; it is not cryptographic.
+func hashBytes(b []byte) uint64 {
+	h := uint64(fnvOffset) ^ uint64(len(b))
+	for len(b) >= 8 {
+		h = (h ^ binary.LittleEndian.Uint64(b)) * 0x9e3779b97f4a7c15
+		h ^= h >> 29
+		b = b[8:]
 	}
-	return h
+	for _, c := range b {
+		h = (h ^ uint64(c)) * fnvPrime
+	}
+	return mix64(h)
 }
 
 // fnvString is the FNV-64a hash of s.
