@@ -265,6 +265,9 @@ func TestHandshakeFailures(t *testing.T) {
 			"tls_sha3_512,cleartext: no common auth type supported"},
 		{"no tls no secret", func(c *HandshakeConfig) { c.Secret = nil }, []step{greet}, ErrNoTLSNoSecret,
 			"unable to handshake TLS and no shared secret configured"},
+		{"tls but only hmac without secret", func(c *HandshakeConfig) { c.TLS, c.Secret = true, nil },
+			[]step{recv("aemp;1;P;hmac_sha3_512;json;tls=1.0\nn\n")}, ErrNoCommonAuth,
+			"hmac_sha3_512: no common auth type supported (no shared secret configured)"},
 		{"no framing", nil, []step{recv("aemp;1;P;hmac_sha3_512;cbor,storable\nn\n")}, ErrNoCommonFraming,
 			"cbor,storable: no common framing method supported"},
 		{"tls required", func(c *HandshakeConfig) { c.TLS, c.TLSRequired = true, true }, []step{greet}, ErrTLSRequired,
@@ -477,5 +480,55 @@ func TestHandshakeDeadline(t *testing.T) {
 	h.Tick(t0.Add(5 * time.Second))
 	if err := lastFailed(drain(h)); !errors.Is(err, ErrHandshakeTimeout) {
 		t.Fatalf("err %v", err)
+	}
+}
+
+func TestHandshakeTLSPendingBytes(t *testing.T) {
+	p := defaultPeer()
+	p.l1 += ";tls=1.0"
+	h, _ := NewHandshake(HandshakeConfig{NodeID: "L", TLS: true}, "zz-local", t0)
+	drain(h)
+	h.Receive(t0, []byte(p.l1+"\n"+p.l2+"\n\x16\x03\x01"))
+	h.Receive(t0, []byte{0x02, 0x00}) // before the caller polled StartTLS
+	acts := drain(h)
+	if len(acts) != 1 {
+		t.Fatalf("actions %#v", acts)
+	}
+	st, ok := acts[0].(StartTLS)
+	if !ok || st.Client || !bytes.Equal(st.Pending, []byte{0x16, 0x03, 0x01, 0x02, 0x00}) {
+		t.Fatalf("StartTLS %#v", acts[0])
+	}
+	// Inside TLS: the auth line goes out, the peer's comes in.
+	h.TLSEstablished(t0, TLSInfo{})
+	acts = drain(h)
+	if w, ok := acts[0].(Write); !ok || !bytes.HasPrefix(w.Data, []byte(AuthTLS+";")) {
+		t.Fatalf("auth write %#v", acts)
+	}
+	h.Receive(t0, append(p.auth(h, AuthTLS, nil, "json"), "data"...))
+	acts = drain(h)
+	d, ok := acts[0].(Done)
+	if !ok || !d.Result.TLS || d.Result.PeerAuth != AuthTLS || string(d.Result.Pending) != "data" {
+		t.Fatalf("result %#v", acts)
+	}
+}
+
+func TestHandshakeFailDropsUnpolledRequests(t *testing.T) {
+	p := defaultPeer()
+	h, _ := NewHandshake(HandshakeConfig{NodeID: "L", TLS: true}, "local", t0)
+	h.Receive(t0, []byte(p.l1+";tls=1.0\n"+p.l2+"\n"))
+	h.Tick(t0.Add(time.Hour))
+	acts := drain(h)
+	if len(acts) != 2 {
+		t.Fatalf("actions %#v", acts)
+	}
+	if _, ok := acts[0].(Write); !ok {
+		t.Fatalf("first %#v", acts[0])
+	}
+	if f, ok := acts[1].(Failed); !ok || !errors.Is(f.Err, ErrHandshakeTimeout) {
+		t.Fatalf("second %#v", acts[1])
+	}
+	var ne interface{ Timeout() bool }
+	if !errors.As(acts[1].(Failed).Err, &ne) || !ne.Timeout() {
+		t.Fatalf("timeout error does not report Timeout()")
 	}
 }
