@@ -241,7 +241,7 @@ func (c *TLSConfig) Upgrade(ctx context.Context, conn net.Conn, client bool) (*t
 	if hasDeadline {
 		_ = conn.SetDeadline(dl)
 	}
-	cfg := c.tlsStdConfig(client)
+	cfg := c.tlsStdConfig(conn, client)
 	var tc *tls.Conn
 	if client {
 		tc = tls.Client(conn, cfg)
@@ -295,7 +295,10 @@ func (c *TLSConfig) tlsCheck() error {
 }
 
 // tlsStdConfig builds the crypto/tls configuration of one handshake.
-func (c *TLSConfig) tlsStdConfig(client bool) *tls.Config {
+//
+// conn is the stream the handshake runs on; when not nil, it is drained
+// after our side rejects the peer's certificate (see tlsDrain).
+func (c *TLSConfig) tlsStdConfig(conn net.Conn, client bool) *tls.Config {
 	minVersion := c.MinVersion
 	if minVersion == 0 {
 		minVersion = tls.VersionTLS12
@@ -312,13 +315,33 @@ func (c *TLSConfig) tlsStdConfig(client bool) *tls.Config {
 		// roles; crypto/tls's own client check would demand a host name.
 		InsecureSkipVerify: true,
 		ClientAuth:         tls.RequireAnyClientCert,
-		// Sent as the acceptable CA names in the server's request.
-		ClientCAs: c.RootCAs,
+		// ClientCAs stays nil on purpose: a Go client given a list of CA
+		// names sends no certificate at all when none matches, which hides
+		// the real reason ("unknown authority") from both sides.
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			return c.tlsVerifyPeer(cs.PeerCertificates, client)
+			err := c.tlsVerifyPeer(cs.PeerCertificates, client)
+			if err != nil && conn != nil {
+				go tlsDrain(conn)
+			}
+			return err
 		},
 	}
 	return cfg
+}
+
+// tlsDrain reads and discards conn until it fails. It runs once our side
+// has rejected the peer's certificate, while crypto/tls sends its alert:
+// on a synchronous stream (net.Pipe, in-memory networks) the peer may be
+// blocked writing its own flight or first line, and would never read the
+// alert otherwise. Upgrade closes conn after a failed handshake, which ends
+// the drain. crypto/tls reads nothing more from conn after the failure.
+func tlsDrain(conn net.Conn) {
+	var buf [512]byte
+	for {
+		if _, err := conn.Read(buf[:]); err != nil {
+			return
+		}
+	}
 }
 
 // tlsVerifyError marks a peer certificate rejected by our own check.
