@@ -164,8 +164,19 @@ func TestNodeMsgBuildersRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	if b, _ := mustCodec(t, "json").AppendMessage(nil, GFoundMsg("B", nil)); string(b) != `["","g_found","B",null]` {
-		t.Errorf("GFoundMsg(nil) json = %s", b)
+	// Byte for byte what the Perl node wrote in json_only.txt.
+	for _, c := range []struct {
+		msg  Message
+		perl string
+	}{
+		{GFoundMsg("B", nil), `["","g_found","B",null]`},
+		{GFoundMsg("B", []string{"127.0.0.1:17001"}), `["","g_found","B",["127.0.0.1:17001"]]`},
+		{GFindMsg("B"), `["","g_find","B"]`},
+		{SndMsg("A#uANrxNUKic"), `["","snd","A#uANrxNUKic"]`},
+	} {
+		if b, err := mustCodec(t, "json").AppendMessage(nil, c.msg); err != nil || string(b) != c.perl {
+			t.Errorf("json %s, %v; want %s", b, err, c.perl)
+		}
 	}
 	if b, _ := mustCodec(t, "json").AppendMessage(nil, GSlaveMsg("A", []string{"127.0.0.1:17002"})); string(b) != `["","g_slave",{"'l":{"A":["127.0.0.1:17002"]}}]` {
 		t.Errorf("GSlaveMsg json = %s", b)
