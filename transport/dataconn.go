@@ -1,0 +1,708 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aemp-go/dataconn/core"
+)
+
+// DataConnConfig tunes data connections.
+type DataConnConfig struct {
+	// EarlyHold is how long an acceptor holds a data connection from a node
+	// of this project whose expectation has not arrived yet; default 3s.
+	EarlyHold time.Duration
+	// MaxEarlyPerPeer caps such held connections per peer; default 16.
+	MaxEarlyPerPeer int
+	// MaxExpectPerPeer caps pending expectations per peer; default 256.
+	MaxExpectPerPeer int
+	// DialStagger is the delay between dials to successive addresses of a
+	// target (happy eyeballs); default 250ms.
+	DialStagger time.Duration
+}
+
+func (c *DataConnConfig) setDefaults() {
+	if c.EarlyHold <= 0 {
+		c.EarlyHold = 3 * time.Second
+	}
+	if c.MaxEarlyPerPeer <= 0 {
+		c.MaxEarlyPerPeer = 16
+	}
+	if c.MaxExpectPerPeer <= 0 {
+		c.MaxExpectPerPeer = 256
+	}
+	if c.DialStagger <= 0 {
+		c.DialStagger = dialStagger
+	}
+}
+
+// InitFunc is a data-connection init function. It runs on the target node
+// in a goroutine of its own with the initiator's node ID, the init data and
+// the stream, which it owns (and must close).
+type InitFunc func(from string, data []any, conn net.Conn)
+
+// Host is what DataConns needs from the messaging layer it is embedded in:
+// a Node provides it, and so can any framework that already has nodes and
+// messaging.
+type Host interface {
+	// SendControl sends msg (["", TAG, args...]) to node's node port.
+	SendControl(node string, msg core.Message) error
+	// RoundTrip returns once every control message sent to node before the
+	// call has been processed there (the Perl flow's snd round trip).
+	RoundTrip(ctx context.Context, node string) error
+	// ListenerAddrs returns node's listener addresses in announced form,
+	// or this node's own when node is our ID.
+	ListenerAddrs(node string) []string
+	// IsGoPeer reports whether node greeted with the key of this project
+	// (core.KeyGo) on its messaging connection: it then supports the fast
+	// flow and the match confirmation.
+	IsGoPeer(node string) bool
+	// NetworkFor returns the network that dials an announced address and
+	// the address in that network's syntax.
+	NetworkFor(addr string) (Network, string, error)
+	// Connected makes sure a messaging connection to node exists, so the
+	// expectation message can travel.
+	Connected(ctx context.Context, node string) error
+}
+
+// Rules that a data connection failure broke; a *DataConnError wraps one.
+var (
+	ErrDataConnTimeout   = errors.New("data connection: timeout")
+	ErrDataConnNoRoute   = errors.New("data connection: no listeners found")
+	ErrDataConnKilled    = errors.New("data connection: killed by the target")
+	ErrDataConnCancelled = errors.New("data connection: cancelled")
+	ErrDataConnFailed    = errors.New("data connection: failed")
+	ErrNoInitFunc        = errors.New("data connection: no such init function")
+)
+
+// DataConnError is the error of a failed data connection. Its text is the
+// message of the kill reason, as the Perl node words it; Reason is the full
+// reason ["AnyEvent::MP::DataConn", message] and Rule the sentinel.
+type DataConnError struct {
+	Node   string
+	Reason *core.KillReason
+	Rule   error
+}
+
+func (e *DataConnError) Error() string { return e.Reason.Error() }
+
+// Unwrap returns the rule broken.
+func (e *DataConnError) Unwrap() error { return e.Rule }
+
+// DataConns opens and accepts data connections. A Node has one; a
+// framework with its own messaging makes one with NewDataConns, feeds it
+// the control messages addressed to it (HandleControl) and the streams its
+// listener accepts (ServeConn). It is safe for concurrent use.
+type DataConns struct {
+	ep   *endpoint
+	host Host
+
+	mu      sync.Mutex
+	rv      *core.Rendezvous
+	closed  bool
+	funcs   map[string]InitFunc
+	refSeq  core.RvConnRef
+	conns   map[core.RvConnRef]net.Conn
+	holds   map[core.RvConnRef]chan holdDecision
+	waiters map[string]chan dcOutcome
+	cancels map[string]context.CancelFunc // id → cancels its dials and round trip
+	timer   Timer
+	timerAt time.Time
+	wg      sync.WaitGroup
+}
+
+type holdDecision struct {
+	extra []core.KV
+	err   error
+}
+
+type dcOutcome struct {
+	conn net.Conn
+	err  *core.KillReason
+}
+
+// NewDataConns makes a stand-alone data-connection endpoint for a
+// framework that supplies its own messaging through host. cfg gives the
+// identity and security (NodeID, Secret, TLS, ...), as for a Node.
+func NewDataConns(cfg Config, host Host) (*DataConns, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	return newDataConns(&endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, clock: cfg.Clock}, host), nil
+}
+
+func newDataConns(ep *endpoint, host Host) *DataConns {
+	dc := ep.cfg.DataConn
+	return &DataConns{
+		ep:   ep,
+		host: host,
+		rv: core.NewRendezvous(core.RendezvousConfig{
+			Self:             ep.id,
+			EarlyHold:        dc.EarlyHold,
+			MaxEarlyPerPeer:  dc.MaxEarlyPerPeer,
+			MaxExpectPerPeer: dc.MaxExpectPerPeer,
+			DialStagger:      dc.DialStagger,
+		}),
+		funcs:   map[string]InitFunc{},
+		conns:   map[core.RvConnRef]net.Conn{},
+		holds:   map[core.RvConnRef]chan holdDecision{},
+		waiters: map[string]chan dcOutcome{},
+		cancels: map[string]context.CancelFunc{},
+	}
+}
+
+// Register makes f the init function called name.
+func (d *DataConns) Register(name string, f InitFunc) {
+	d.mu.Lock()
+	d.funcs[name] = f
+	d.mu.Unlock()
+}
+
+// do runs one input on the machine and executes the resulting actions.
+func (d *DataConns) do(input func(now time.Time)) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	input(d.ep.clock.Now())
+	acts := d.drainLocked()
+	d.mu.Unlock()
+	for _, a := range acts {
+		d.exec(a)
+	}
+}
+
+// drainLocked collects pending actions and rearms the timer.
+func (d *DataConns) drainLocked() []core.RvAction {
+	var acts []core.RvAction
+	for {
+		a := d.rv.Poll()
+		if a == nil {
+			break
+		}
+		acts = append(acts, a)
+	}
+	if dl := d.rv.Deadline(); !dl.IsZero() && (d.timer == nil || !dl.Equal(d.timerAt)) {
+		if d.timer != nil {
+			d.timer.Stop()
+		}
+		wait := dl.Sub(d.ep.clock.Now())
+		if wait < 0 {
+			wait = 0
+		}
+		d.timerAt = dl
+		d.timer = d.ep.clock.AfterFunc(wait, func() { d.do(d.rv.Tick) })
+	}
+	return acts
+}
+
+func (d *DataConns) exec(a core.RvAction) {
+	switch a := a.(type) {
+	case core.RvSend:
+		if err := d.host.SendControl(a.To, a.Msg); err != nil {
+			d.ep.log.Debug("data connection control message not sent", "to", a.To, "err", err)
+		}
+	case core.RvRoundTrip:
+		ctx := d.idContext(a.ID)
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := d.host.RoundTrip(ctx, a.To); err == nil {
+				d.do(func(now time.Time) { d.rv.RoundTripDone(now, a.ID) })
+			}
+		}()
+	case core.RvDial:
+		ctx := d.idContext(a.ID)
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.dial(ctx, a)
+		}()
+	case core.RvDeliver:
+		d.mu.Lock()
+		c := d.conns[a.Ref]
+		delete(d.conns, a.Ref)
+		w := d.waiters[a.ID]
+		delete(d.waiters, a.ID)
+		d.stopIDLocked(a.ID)
+		d.mu.Unlock()
+		if w != nil && c != nil {
+			w <- dcOutcome{conn: c}
+		} else if c != nil {
+			c.Close()
+		}
+	case core.RvFail:
+		d.mu.Lock()
+		w := d.waiters[a.ID]
+		delete(d.waiters, a.ID)
+		d.stopIDLocked(a.ID)
+		d.mu.Unlock()
+		if w != nil {
+			w <- dcOutcome{err: a.Reason}
+		}
+	case core.RvAdmit:
+		d.mu.Lock()
+		h := d.holds[a.Ref]
+		delete(d.holds, a.Ref)
+		d.mu.Unlock()
+		if h != nil {
+			h <- holdDecision{extra: a.Extra}
+		}
+	case core.RvRefuse:
+		d.mu.Lock()
+		h := d.holds[a.Ref]
+		delete(d.holds, a.Ref)
+		c := d.conns[a.Ref]
+		delete(d.conns, a.Ref)
+		d.mu.Unlock()
+		if h != nil {
+			h <- holdDecision{err: a.Err}
+		}
+		if c != nil {
+			c.Close()
+		}
+	case core.RvCallInit:
+		d.mu.Lock()
+		c := d.conns[a.Ref]
+		delete(d.conns, a.Ref)
+		f := d.funcs[a.Func]
+		d.mu.Unlock()
+		if c == nil {
+			return
+		}
+		if f == nil {
+			d.ep.log.Warn("data connection for unknown init function closed", "from", a.From, "func", a.Func)
+			c.Close()
+			return
+		}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			f(a.From, a.Data, c)
+		}()
+	case core.RvClose:
+		d.mu.Lock()
+		c := d.conns[a.Ref]
+		delete(d.conns, a.Ref)
+		d.mu.Unlock()
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+// idContext returns the context of a pending outgoing id (cancelled when
+// the id is decided).
+func (d *DataConns) idContext(id string) context.Context {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	if old := d.cancels[id]; old != nil {
+		prev := old
+		d.cancels[id] = func() { prev(); cancel() }
+	} else {
+		d.cancels[id] = cancel
+	}
+	if d.closed {
+		cancel()
+	}
+	return ctx
+}
+
+func (d *DataConns) stopIDLocked(id string) {
+	if c := d.cancels[id]; c != nil {
+		c()
+		delete(d.cancels, id)
+	}
+}
+
+func (d *DataConns) newRefLocked(c net.Conn) core.RvConnRef {
+	d.refSeq++
+	if c != nil {
+		d.conns[d.refSeq] = c
+	}
+	return d.refSeq
+}
+
+func (d *DataConns) dial(ctx context.Context, a core.RvDial) {
+	nw, addr, err := d.host.NetworkFor(a.Addr)
+	var c net.Conn
+	var res *core.Result
+	if err == nil {
+		c, res, err = d.ep.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, []core.KV{{Key: core.KeyDataConnID, Value: a.ID}})
+	}
+	if err != nil {
+		d.do(func(now time.Time) { d.rv.DialFailed(now, a.ID, a.Addr, err) })
+		return
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		c.Close()
+		return
+	}
+	ref := d.newRefLocked(c)
+	d.mu.Unlock()
+	d.do(func(now time.Time) { d.rv.DialDone(now, a.ID, a.Addr, ref, res.Peer) })
+}
+
+// ConnectTo opens a data connection to target (a node ID or a port ID
+// NODE#NAME) and runs the init function initFunc there with initData and
+// the far end of the stream. It returns the near end once the target has
+// accepted it. On failure nothing runs on the target and the error is a
+// *DataConnError whose Reason is ["AnyEvent::MP::DataConn", message].
+// timeout bounds the whole set-up (0 = 10s), as does ctx.
+func (d *DataConns) ConnectTo(ctx context.Context, target string, timeout time.Duration, initFunc string, initData ...any) (net.Conn, error) {
+	return d.connectTo(ctx, "", target, timeout, initFunc, initData)
+}
+
+func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeout time.Duration, initFunc string, initData []any) (net.Conn, error) {
+	if node, _, err := SplitPortID(target); err == nil {
+		target = node
+	}
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	fail := func(rule error, format string, args ...any) (net.Conn, error) {
+		return nil, &DataConnError{Node: target, Reason: core.DataConnReason(format, args...), Rule: rule}
+	}
+	if target == d.ep.id {
+		return d.localPair(target, initFunc, initData)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := d.host.Connected(ctx, target); err != nil {
+		if errors.Is(err, ErrNoRoute) {
+			return fail(ErrDataConnNoRoute, "%s: no listeners found", target)
+		}
+		if ctx.Err() != nil {
+			return d.ctxFailure(ctx, target, timeout)
+		}
+		return fail(ErrDataConnFailed, "%s: %v", target, err)
+	}
+	id, err := d.ep.randomID()
+	if err != nil {
+		return fail(ErrDataConnFailed, "%s: %v", target, err)
+	}
+	id += "@" + d.ep.id
+	if portID == "" {
+		portID = d.ep.id + "#" + id
+	}
+	w := make(chan dcOutcome, 1)
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return fail(ErrDataConnCancelled, "%s: node closed", target)
+	}
+	d.waiters[id] = w
+	d.mu.Unlock()
+	req := core.RvConnectRequest{
+		ID: id, Target: target, Port: portID, Timeout: timeout,
+		InitFunc: initFunc, InitData: initData,
+		TargetAddrs: d.host.ListenerAddrs(target),
+		SelfAddrs:   d.host.ListenerAddrs(d.ep.id),
+		TargetIsGo:  d.host.IsGoPeer(target),
+	}
+	d.do(func(now time.Time) { d.rv.Connect(now, req) })
+	select {
+	case o := <-w:
+		if o.err != nil {
+			return nil, &DataConnError{Node: target, Reason: o.err, Rule: ruleOf(o.err)}
+		}
+		return o.conn, nil
+	case <-ctx.Done():
+		reason := d.ctxReason(ctx, target, timeout)
+		d.do(func(now time.Time) { d.rv.Cancel(now, id, reason) })
+		o := <-w
+		if o.conn != nil { // delivered just before the cancel
+			return o.conn, nil
+		}
+		return nil, &DataConnError{Node: target, Reason: o.err, Rule: ruleOf(o.err)}
+	}
+}
+
+func (d *DataConns) ctxReason(ctx context.Context, target string, timeout time.Duration) *core.KillReason {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return core.DataConnReason("%s: unable to establish connection within %s seconds", target, seconds(timeout))
+	}
+	return core.DataConnReason("%s: %v", target, ctx.Err())
+}
+
+func (d *DataConns) ctxFailure(ctx context.Context, target string, timeout time.Duration) (net.Conn, error) {
+	r := d.ctxReason(ctx, target, timeout)
+	return nil, &DataConnError{Node: target, Reason: r, Rule: ruleOf(r)}
+}
+
+// ruleOf classifies a failure reason.
+func ruleOf(r *core.KillReason) error {
+	if r == nil {
+		return ErrDataConnFailed
+	}
+	switch {
+	case contains(r.Message, "unable to establish connection within"):
+		return ErrDataConnTimeout
+	case contains(r.Message, "no listeners found"):
+		return ErrDataConnNoRoute
+	case contains(r.Message, "context canceled"):
+		return ErrDataConnCancelled
+	}
+	return ErrDataConnFailed
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// seconds formats a duration the way Perl prints a number of seconds.
+func seconds(t time.Duration) string {
+	return strconv.FormatFloat(t.Seconds(), 'g', -1, 64)
+}
+
+// localPair connects the node to itself: an in-process connected pair, no
+// network.
+func (d *DataConns) localPair(self, initFunc string, initData []any) (net.Conn, error) {
+	d.mu.Lock()
+	f := d.funcs[initFunc]
+	closed := d.closed
+	d.mu.Unlock()
+	if closed {
+		return nil, &DataConnError{Node: self, Reason: core.DataConnReason("%s: node closed", self), Rule: ErrDataConnCancelled}
+	}
+	if f == nil {
+		return nil, &DataConnError{Node: self, Reason: core.DataConnReason("%s: init function %q not found", self, initFunc), Rule: ErrNoInitFunc}
+	}
+	a, b := newPipe()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		f(self, initData, b)
+	}()
+	return a, nil
+}
+
+// ConnectToPort is the port-flavoured ConnectTo for frameworks: it runs in
+// the background; on success cb receives the stream, on failure the port
+// is killed with the reason ["AnyEvent::MP::DataConn", message] and cb is
+// not called.
+func (n *Node) ConnectToPort(port *Port, target string, timeout time.Duration, cb func(net.Conn), initFunc string, initData ...any) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		c, err := n.dc.connectTo(n.ctx, port.ID(), target, timeout, initFunc, initData)
+		if err != nil {
+			var de *DataConnError
+			if errors.As(err, &de) {
+				port.Kill(de.Reason.Values()...)
+			} else {
+				port.Kill(core.DataConnReason("%s: %v", target, err).Values()...)
+			}
+			return
+		}
+		cb(c)
+	}()
+}
+
+// HandleControl feeds a control message addressed to this node's node port
+// (already parsed) from node `from`. It reports whether the message was a
+// data-connection message.
+func (d *DataConns) HandleControl(from string, m core.NodeMsg) bool {
+	switch m := m.(type) {
+	case core.NodeMsgExpect:
+		d.expect(from, m)
+	case core.NodeMsgConnect:
+		d.connectBack(from, m)
+	default:
+		return false
+	}
+	return true
+}
+
+func (d *DataConns) expect(from string, m core.NodeMsgExpect) {
+	d.do(func(now time.Time) { d.rv.Expect(now, from, m) })
+}
+
+func (d *DataConns) connectBack(from string, m core.NodeMsgConnect) {
+	addrs := d.host.ListenerAddrs(m.Node)
+	d.do(func(now time.Time) { d.rv.ConnectBack(now, from, m, addrs) })
+}
+
+// PeerDown tells DataConns that the messaging connection to node is lost.
+func (d *DataConns) PeerDown(node string, err error) {
+	d.do(func(now time.Time) { d.rv.PeerDown(now, node, err) })
+}
+
+func (d *DataConns) peerDown(node string, err error) { d.PeerDown(node, err) }
+func (d *DataConns) peerUp(node string)              {}
+
+// incomingGreeting decides on an accepted stream whose peer asked for
+// aemp-dataconn; it may hold the stream until its expectation arrives.
+func (d *DataConns) incomingGreeting(ctx context.Context, g core.Greeting) (core.RvConnRef, []core.KV, error) {
+	h := make(chan holdDecision, 1)
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return 0, nil, ErrClosed
+	}
+	ref := d.newRefLocked(nil)
+	d.holds[ref] = h
+	d.mu.Unlock()
+	d.do(func(now time.Time) { d.rv.IncomingGreeting(now, ref, g) })
+	select {
+	case hd := <-h:
+		return ref, hd.extra, hd.err
+	case <-ctx.Done():
+		d.mu.Lock()
+		delete(d.holds, ref)
+		d.mu.Unlock()
+		return ref, nil, ctx.Err()
+	}
+}
+
+func (d *DataConns) incomingDone(ref core.RvConnRef, c net.Conn, res *core.Result) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		c.Close()
+		return
+	}
+	d.conns[ref] = c
+	d.mu.Unlock()
+	d.do(func(now time.Time) { d.rv.IncomingDone(now, ref) })
+	// A stream the machine did not take is closed.
+	d.mu.Lock()
+	left := d.conns[ref]
+	delete(d.conns, ref)
+	d.mu.Unlock()
+	if left != nil {
+		left.Close()
+	}
+}
+
+func (d *DataConns) incomingFailed(ref core.RvConnRef, err error) {
+	d.do(func(now time.Time) { d.rv.IncomingFailed(now, ref, err) })
+}
+
+// ServeConn runs the acceptor's side of the handshake on a stream that a
+// framework's listener accepted, for data connections only: a peer asking
+// for plain messaging (aemp) is refused. nw is the network the stream came
+// from (nil when unknown). It returns when the handshake has ended; on
+// success the init function runs in its own goroutine.
+func (d *DataConns) ServeConn(ctx context.Context, nw Network, c net.Conn) error {
+	nonce, err := d.ep.nonce()
+	if err != nil {
+		c.Close()
+		return err
+	}
+	m, err := core.NewHandshake(d.ep.handshakeConfig(core.ProtocolMessaging, nil, true, c.RemoteAddr()), nonce, d.ep.clock.Now())
+	if err != nil {
+		c.Close()
+		return err
+	}
+	opts := d.ep.driveOptions(nw)
+	var ref core.RvConnRef
+	opts.OnPeerGreeting = func(ctx context.Context, g core.Greeting, protocol string) ([]core.KV, error) {
+		if protocol != core.ProtocolDataConn {
+			return nil, fmt.Errorf("aemp: %q refused: this endpoint serves data connections only", protocol)
+		}
+		var extra []core.KV
+		var err error
+		ref, extra, err = d.incomingGreeting(ctx, g)
+		return extra, err
+	}
+	conn, res, err := Drive(ctx, c, m, opts)
+	if err != nil {
+		if ref != 0 {
+			d.incomingFailed(ref, err)
+		}
+		return err
+	}
+	d.incomingDone(ref, conn, res)
+	return nil
+}
+
+// Close fails every pending data connection and waits for the goroutines
+// of DataConns (init functions included) to end.
+func (d *DataConns) Close() error {
+	d.close()
+	return nil
+}
+
+func (d *DataConns) close() {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	d.closed = true
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	for id, c := range d.cancels {
+		c()
+		delete(d.cancels, id)
+	}
+	for ref, c := range d.conns {
+		c.Close()
+		delete(d.conns, ref)
+	}
+	for ref, h := range d.holds {
+		h <- holdDecision{err: ErrClosed}
+		delete(d.holds, ref)
+	}
+	for id, w := range d.waiters {
+		w <- dcOutcome{err: core.DataConnReason("%s: node closed", d.ep.id)}
+		delete(d.waiters, id)
+	}
+	d.mu.Unlock()
+	d.wg.Wait()
+}
+
+// Pending reports what the rendezvous machine still holds: outgoing
+// requests, expectations and early streams (all zero when idle).
+func (d *DataConns) Pending() (outgoing, expectations, early int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rv.Counts()
+}
+
+// ---- the Node as Host ----
+
+type nodeHost struct{ n *Node }
+
+func (h nodeHost) SendControl(node string, msg core.Message) error { return h.n.sendTo(node, msg) }
+func (h nodeHost) RoundTrip(ctx context.Context, node string) error {
+	return h.n.roundTrip(ctx, node)
+}
+func (h nodeHost) ListenerAddrs(node string) []string {
+	if node == h.n.id {
+		return h.n.Addrs()
+	}
+	return h.n.PeerAddrs(node)
+}
+func (h nodeHost) IsGoPeer(node string) bool {
+	h.n.mu.Lock()
+	defer h.n.mu.Unlock()
+	p := h.n.peers[node]
+	return p != nil && p.isGo
+}
+func (h nodeHost) NetworkFor(addr string) (Network, string, error) { return h.n.networkFor(addr) }
+func (h nodeHost) Connected(ctx context.Context, node string) error {
+	_, err := h.n.connect(ctx, node)
+	return err
+}
+
+// HandleDataConn registers the init function called name on this node.
+func (n *Node) HandleDataConn(name string, f InitFunc) { n.dc.Register(name, f) }
+
+// ConnectTo opens a data connection to target; see DataConns.ConnectTo.
+func (n *Node) ConnectTo(ctx context.Context, target string, timeout time.Duration, initFunc string, initData ...any) (net.Conn, error) {
+	return n.dc.ConnectTo(ctx, target, timeout, initFunc, initData...)
+}
+
+// DataConns returns the node's data-connection endpoint.
+func (n *Node) DataConns() *DataConns { return n.dc }

@@ -1,0 +1,156 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/aemp-go/dataconn/core"
+)
+
+// handshakeReadSize is the read buffer used while a handshake runs. Bytes
+// read past the peer's auth line are handed back to the caller in front of
+// the stream, so the size only trades system calls for copying.
+const handshakeReadSize = 4096
+
+// DriveOptions tells Drive how to perform the parts of a handshake that
+// need the outside world.
+type DriveOptions struct {
+	// Clock supplies the time fed to the machine; nil means SystemClock.
+	Clock Clock
+	// TLS is used when the machine asks to start TLS. Nil while the
+	// machine asks for TLS is a failure (core.ErrTLSFailed).
+	TLS *TLSConfig
+	// Secure, when non-nil, is a transport that already encrypts and
+	// authenticates the stream (QUIC). If it reports a TLS state for the
+	// stream, the machine is told TLS is established without a second TLS
+	// layer.
+	Secure SecureNetwork
+	// OnPeerGreeting is called for machines configured with
+	// DeferGreeting when the peer's first line has been accepted. It
+	// returns the extra greeting keys to send, or an error to refuse the
+	// connection. It may block (for example to hold an early data
+	// connection until its expectation arrives); ctx is the drive's
+	// context.
+	OnPeerGreeting func(ctx context.Context, g core.Greeting, protocol string) ([]core.KV, error)
+}
+
+// Drive runs the handshake machine m over conn until it is done or has
+// failed. It writes what the machine asks, feeds it what arrives, honours its
+// deadline and ctx, and performs the TLS upgrade when asked.
+//
+// On success it returns the authenticated stream, with the bytes that
+// arrived after the peer's auth line served first (see WithPending), and the
+// machine's result. On failure conn is closed and the error is the machine's
+// typed error (a *core.HandshakeError) or the context's error.
+func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptions) (net.Conn, *core.Result, error) {
+	clock := opt.Clock
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	raw := conn
+	// A cancelled context unblocks any read or write in progress.
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if opt.Secure != nil {
+		if st, ok := opt.Secure.TLSState(conn); ok {
+			m.TLSEstablished(clock.Now(), core.TLSInfo{Exporter: exporterOf(st)})
+		}
+	}
+
+	buf := make([]byte, handshakeReadSize)
+	fail := func(err error) (net.Conn, *core.Result, error) {
+		conn.Close()
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("aemp handshake: %w", context.Cause(ctx))
+		}
+		return nil, nil, err
+	}
+	for {
+		act := m.Poll()
+		switch a := act.(type) {
+		case core.Write:
+			conn.SetWriteDeadline(m.Deadline())
+			if _, err := conn.Write(a.Data); err != nil {
+				if isTimeout(err) && ctx.Err() == nil {
+					m.Tick(clock.Now())
+				} else {
+					m.PeerClosed(clock.Now(), err)
+				}
+			}
+		case core.StartTLS:
+			if opt.TLS == nil {
+				m.TLSFailed(clock.Now(), errors.New("TLS requested but no certificate is configured"))
+				continue
+			}
+			tctx, cancel := context.WithDeadline(ctx, m.Deadline())
+			tc, err := opt.TLS.Upgrade(tctx, WithPending(raw, a.Pending), a.Client)
+			cancel()
+			if err != nil {
+				m.TLSFailed(clock.Now(), err)
+				continue
+			}
+			st := tc.ConnectionState()
+			conn = tc
+			m.TLSEstablished(clock.Now(), core.TLSInfo{Exporter: exporterOf(st)})
+		case core.PeerGreeting:
+			var extra []core.KV
+			var err error
+			if opt.OnPeerGreeting != nil {
+				hctx, cancel := context.WithDeadline(ctx, m.Deadline())
+				extra, err = opt.OnPeerGreeting(hctx, a.Greeting, a.Protocol)
+				cancel()
+			}
+			if err != nil {
+				m.Abort(clock.Now(), err)
+			} else {
+				m.SendGreeting(clock.Now(), extra)
+			}
+		case core.Done:
+			conn.SetDeadline(time.Time{})
+			if ctx.Err() != nil {
+				return fail(ctx.Err())
+			}
+			return WithPending(conn, a.Result.Pending), a.Result, nil
+		case core.Failed:
+			return fail(a.Err)
+		case nil:
+			conn.SetReadDeadline(m.Deadline())
+			n, err := conn.Read(buf)
+			if n > 0 {
+				m.Receive(clock.Now(), buf[:n])
+			}
+			if err != nil {
+				if isTimeout(err) && ctx.Err() == nil {
+					m.Tick(clock.Now())
+				} else {
+					m.PeerClosed(clock.Now(), err)
+				}
+			}
+		default:
+			return fail(fmt.Errorf("aemp handshake: unknown action %T", act))
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// exporterOf returns the RFC 9266 channel-binding exporter of a TLS 1.3
+// session, or nil when it is not available.
+func exporterOf(st tls.ConnectionState) []byte {
+	if !st.HandshakeComplete {
+		return nil
+	}
+	v, err := st.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
+	if err != nil {
+		return nil
+	}
+	return v
+}
