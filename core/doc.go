@@ -14,7 +14,8 @@
 //   - Receive(now, p): bytes read from the peer, in any chunking;
 //   - PeerClosed(now, err): EOF or a read error;
 //   - TLSEstablished(now, info) / TLSFailed(now, err): the outcome of a
-//     StartTLS request;
+//     StartTLS request (TLSEstablished before the peer's nonce line
+//     declares an already secured transport such as QUIC);
 //   - SendGreeting(now, extra): with DeferGreeting, send our lines after
 //     having seen the peer's first line (PeerGreeting);
 //   - Abort(now, err): the caller refuses the peer;

@@ -163,6 +163,7 @@ type Handshake struct {
 	r1, r2      string
 	haveR2      bool // nonce line received while deferred
 	selfID      bool // the peer's first line is ours (echo or self)
+	preTLS      bool // the transport was secured before the handshake
 	peer        Greeting
 	rAuthsRaw   string
 	rFramRaw    string
@@ -454,7 +455,8 @@ func (h *Handshake) onNonce(line string) {
 		return
 	}
 	tv, _ := h.peer.Get(KeyTLS)
-	h.tls = h.cfg.TLS && perlInt(tv) == 1
+	startTLS := !h.preTLS && h.cfg.TLS && perlInt(tv) == 1
+	h.tls = h.preTLS || startTLS
 	if h.cfg.TLSRequired && !h.tls {
 		h.fail(hsErr(ErrTLSRequired, "TLS required, but the peer cannot speak TLS"))
 		return
@@ -462,7 +464,7 @@ func (h *Handshake) onNonce(line string) {
 	if !h.chooseAuth() || !h.chooseFraming() {
 		return
 	}
-	if h.tls {
+	if startTLS {
 		h.state = stTLSQueued
 		h.actions = append(h.actions, StartTLS{Client: h.l2 < h.r2})
 		return
@@ -587,13 +589,25 @@ func (h *Handshake) PeerClosed(now time.Time, err error) {
 }
 
 // TLSEstablished reports that the TLS layer requested by StartTLS is up;
-// the machine then sends its auth line. Later Receive calls carry the
+// the machine then sends its auth line, and later Receive calls carry the
 // decrypted stream.
+//
+// Called before the peer's nonce line has been processed (typically right
+// after NewHandshake), it declares that the transport itself is already
+// secured with verified certificates (e.g. QUIC): TLS then counts as
+// active for the auth methods, TLSRequired is satisfied, and no StartTLS
+// is requested. Both sides must do the same.
 func (h *Handshake) TLSEstablished(now time.Time, info TLSInfo) {
 	if h.expired(now) {
 		return
 	}
-	if h.state != stTLSWait {
+	switch h.state {
+	case stGreeting, stDeferred, stNonce:
+		h.preTLS = true
+		h.tlsInfo = TLSInfo{Exporter: bytes.Clone(info.Exporter)}
+		return
+	case stTLSWait:
+	default:
 		h.fail(hsErr(ErrBadConfig, "TLSEstablished without a StartTLS action"))
 		return
 	}

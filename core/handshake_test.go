@@ -315,7 +315,7 @@ func TestHandshakeFailures(t *testing.T) {
 		{"raw bytes during tls", func(c *HandshakeConfig) { c.TLS = true },
 			[]step{recv(p.l1 + ";tls=1.0\n" + p.l2 + "\n"), func(h *Handshake) { drain(h); h.Receive(t0, []byte{0x16}) }},
 			ErrBadConfig, "bytes received on the raw stream while the TLS handshake is in progress"},
-		{"tls established unasked", nil, []step{greet, func(h *Handshake) { h.TLSEstablished(t0, TLSInfo{}) }},
+		{"tls established unasked", nil, []step{greet, recv("hmac_sha3_512;00"), func(h *Handshake) { h.TLSEstablished(t0, TLSInfo{}) }},
 			ErrBadConfig, "TLSEstablished without a StartTLS action"},
 		{"send greeting undeferred", nil, []step{func(h *Handshake) { h.SendGreeting(t0, nil) }},
 			ErrBadConfig, "SendGreeting called without DeferGreeting or twice"},
@@ -530,5 +530,35 @@ func TestHandshakeFailDropsUnpolledRequests(t *testing.T) {
 	var ne interface{ Timeout() bool }
 	if !errors.As(acts[1].(Failed).Err, &ne) || !ne.Timeout() {
 		t.Fatalf("timeout error does not report Timeout()")
+	}
+}
+
+func TestHandshakePreSecuredTransport(t *testing.T) {
+	// Over a transport that is already TLS (QUIC), both sides declare it
+	// up front: tls_sha3_512 without StartTLS, no secret needed.
+	ca, cb := HandshakeConfig{NodeID: "A", TLSRequired: true, TLS: true}, HandshakeConfig{NodeID: "B"}
+	s, err := newSim(ca, cb, "n1", "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.a.h.TLSEstablished(t0, TLSInfo{Exporter: []byte("x")})
+	s.b.h.TLSEstablished(t0, TLSInfo{})
+	if err := s.run(all); err != nil {
+		t.Fatal(err)
+	}
+	if s.a.err != nil || s.b.err != nil {
+		t.Fatalf("errors %v / %v", s.a.err, s.b.err)
+	}
+	if s.a.starts != 0 || s.b.starts != 0 || !s.a.res.TLS || s.a.res.SentAuth != AuthTLS || string(s.a.res.TLSInfo.Exporter) != "x" {
+		t.Fatalf("result %+v (starts %d)", s.a.res, s.a.starts)
+	}
+	// Only one side secured: the other refuses tls_sha3_512.
+	s, _ = newSim(HandshakeConfig{NodeID: "A"}, HandshakeConfig{NodeID: "B", Secret: testSecret}, "n1", "n2")
+	s.a.h.TLSEstablished(t0, TLSInfo{})
+	if err := s.run(all); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(s.b.err, ErrAuthNotOffered) {
+		t.Fatalf("B: %v", s.b.err)
 	}
 }
