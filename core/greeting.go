@@ -40,8 +40,12 @@ type KV struct {
 
 // Greeting is a parsed first handshake line.
 type Greeting struct {
+	// Protocol ("aemp", "aemp-NAME"), Version ("1") and NodeID are the
+	// first three fields, as sent (not unescaped).
 	Protocol, Version, NodeID string
-	Auths, Framings           []string
+	// Auths and Framings are the comma-separated lists of fields 4 and 5:
+	// what the sender accepts, in order of preference.
+	Auths, Framings []string
 	// KV holds the key=value fields in wire order, duplicates kept.
 	KV []KV
 }
