@@ -597,6 +597,23 @@ func TestCrashAndRestart(t *testing.T) {
 		if _, err := b.Listen(context.Background(), ":1"); !errors.Is(err, ErrHostDown) {
 			t.Fatalf("listen on a crashed host: %v", err)
 		}
+		// Dials waiting from the crashed host (lost, or across a partition)
+		// fail too.
+		w.Restart("b")
+		w.Partition([]string{"b"}, []string{"c"})
+		w.SetDialLoss(1)
+		waiting := make(chan error, 2)
+		go func() { _, err := b.Dial(context.Background(), "a:1"); waiting <- err }()
+		go func() { _, err := b.Dial(context.Background(), "c:1"); waiting <- err }()
+		synctest.Wait()
+		w.Crash("b")
+		for range 2 {
+			if err := <-waiting; !errors.Is(err, ErrHostDown) {
+				t.Fatalf("waiting dial from a crashing host: %v", err)
+			}
+		}
+		w.SetDialLoss(0)
+		w.Heal()
 		w.Restart("b")
 		// The old listener stays closed; a new one works.
 		if _, err := a.Dial(context.Background(), "b:1"); !errors.Is(err, syscall.ECONNREFUSED) {

@@ -255,8 +255,7 @@ func (w *World) Heal() {
 		s.a.out.setHeld(false, now)
 		s.b.out.setHeld(false, now)
 	}
-	close(w.topo)
-	w.topo = make(chan struct{})
+	w.signalLocked()
 	w.record(now, Event{Kind: EvHeal})
 }
 
@@ -305,6 +304,7 @@ func (w *World) Crash(host string) {
 			w.resetLocked(s, now)
 		}
 	}
+	w.signalLocked()
 	w.record(now, Event{Kind: EvCrash, From: host})
 }
 
@@ -337,9 +337,14 @@ func (w *World) Close() error {
 	for s := range w.streams {
 		w.resetLocked(s, now)
 	}
+	w.signalLocked()
+	return nil
+}
+
+// signalLocked wakes the dials waiting for a topology change; w.mu is held.
+func (w *World) signalLocked() {
 	close(w.topo)
 	w.topo = make(chan struct{})
-	return nil
 }
 
 // resetLocked resets stream s. w.mu is held.
@@ -522,11 +527,14 @@ func (h *Host) Dial(ctx context.Context, addr string) (net.Conn, error) {
 				return nil, opErr(ctx.Err())
 			case <-topo:
 				w.mu.Lock()
-				closed := w.closed
+				closed, crashed := w.closed, h.crashed
 				topo = w.topo
 				w.mu.Unlock()
-				if closed {
+				switch {
+				case closed:
 					return nil, opErr(ErrWorldClosed)
+				case crashed:
+					return nil, opErr(ErrHostDown)
 				}
 			}
 		}
