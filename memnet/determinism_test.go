@@ -199,3 +199,33 @@ func TestDeterministicTrace(t *testing.T) {
 		t.Fatalf("seed %d: %d bytes delivered, want %d", seed, bytesIn, want)
 	}
 }
+
+func TestTraceLimitAndOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for _, limit := range []int{0, 3} {
+			w := New(99, WithTrace(limit))
+			if w.Seed() != 99 {
+				t.Fatalf("Seed() = %d", w.Seed())
+			}
+			c, s, l := pair(t, w.Host("a"), w.Host("b"), "1")
+			for range 5 {
+				c.Write([]byte("x"))
+			}
+			c.Close()
+			s.Close()
+			l.Close()
+			// connect + 5 data + eof + 2 close = 9 events.
+			if got := len(w.Trace()); got != limit {
+				t.Fatalf("limit %d: %d events kept", limit, got)
+			}
+			wantDropped := uint64(0)
+			if limit > 0 {
+				wantDropped = uint64(9 - limit)
+			}
+			if got := w.TraceDropped(); got != wantDropped {
+				t.Fatalf("limit %d: %d events dropped, want %d", limit, got, wantDropped)
+			}
+			w.Close()
+		}
+	})
+}
