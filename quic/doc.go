@@ -33,8 +33,8 @@
 // verifies. The traffic is still encrypted, but an active attacker on the
 // path can sit in the middle of the QUIC connection, so authentication then
 // rests entirely on the AEMP handshake that runs on every stream
-// (hmac_sha3_512 with the shared secret); TLSState reports ok=false and
-// tls_* methods are not offered.
+// (hmac_sha3_512 with the shared secret); TLSState reports ok=false, so
+// the tls_* auth methods cannot be used.
 //
 // Streams (type Stream) are net.Conns: deadlines map to the stream's;
 // CloseWrite sends a FIN and leaves reading open; Close stops reading

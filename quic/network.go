@@ -21,8 +21,8 @@ const (
 	DefaultIdleTimeout        = 30 * time.Second
 	DefaultKeepAlivePeriod    = 10 * time.Second
 	DefaultMaxIncomingStreams = 1024
-	// defaultHandshakeTimeout bounds a connection handshake when the
-	// caller's context does not (quic-go's own default).
+	// defaultHandshakeTimeout is quic-go's handshake idle timeout (its
+	// default), shortened to IdleTimeout when that is shorter.
 	defaultHandshakeTimeout = 5 * time.Second
 )
 
@@ -244,8 +244,9 @@ func (n *Network) endpointFor(dst netip.Addr) (*endpoint, error) {
 // Dial opens a stream to addr ("host:port") on the pooled QUIC connection
 // to that address, opening the connection on first use or when the
 // previous one died. ctx bounds the whole operation (resolving, the QUIC
-// handshake, waiting for stream credit); without a deadline the handshake
-// is bounded by min(5 s, IdleTimeout).
+// handshake, waiting for stream credit); whatever ctx says, quic-go gives
+// up on a handshake when the peer has not answered within min(5 s,
+// IdleTimeout), or not completed it within twice that.
 //
 // The peer's Listener sees the stream once this side writes to it (AEMP
 // peers write their greeting at once).
@@ -350,12 +351,9 @@ func (n *Network) connTo(ctx context.Context, addr string, dst netip.AddrPort) (
 		n.pool[dst] = e
 		n.mu.Unlock()
 
-		dctx, cancel := ctx, context.CancelFunc(func() {})
-		if _, ok := ctx.Deadline(); !ok {
-			dctx, cancel = context.WithTimeout(ctx, n.listenCfg.HandshakeIdleTimeout)
-		}
-		conn, err := ep.tr.Dial(dctx, net.UDPAddrFromAddrPort(dst), n.clientTLS, n.dialCfg)
-		cancel()
+		// quic-go bounds the handshake by itself: no answer within the
+		// handshake idle timeout, or not complete within twice that.
+		conn, err := ep.tr.Dial(ctx, net.UDPAddrFromAddrPort(dst), n.clientTLS, n.dialCfg)
 
 		n.mu.Lock()
 		if err == nil && n.closed {
