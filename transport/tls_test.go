@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -746,5 +747,35 @@ func TestTLSErrorText(t *testing.T) {
 	plain := &TLSError{Op: "x", Err: ErrTLSHandshake}
 	if !errors.Is(plain, ErrTLSHandshake) || errors.Is(plain, ErrTLSCertificate) {
 		t.Fatal("a TLSError built from a sentinel must match exactly it")
+	}
+}
+
+// TestUpgradeFailureLeaksNoGoroutine checks that the drain started after a
+// rejection, and crypto/tls's own helpers, end with the failed Upgrade.
+func TestUpgradeFailureLeaksNoGoroutine(t *testing.T) {
+	a := tlsMustIssue(t, tlsMustCA(t, "ca1"), "a")
+	b := tlsMustIssue(t, tlsMustCA(t, "ca2"), "b")
+	before := runtime.NumGoroutine()
+	for i := 0; i < 5; i++ {
+		cc, sc := net.Pipe()
+		ctx, cancel := context.WithTimeout(context.Background(), tlsTestTimeout)
+		ch := make(chan error, 1)
+		go func() {
+			_, err := b.Upgrade(ctx, sc, false)
+			ch <- err
+		}()
+		_, cerr := a.Upgrade(ctx, cc, true)
+		serr := <-ch
+		cancel()
+		if cerr == nil || serr == nil {
+			t.Fatalf("wrong CA accepted: %v, %v", cerr, serr)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines left, %d before", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
