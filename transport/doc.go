@@ -1,0 +1,67 @@
+// Package transport binds the pure machines of package core to real
+// streams: it holds the interfaces a network adapter provides (Network,
+// SecureNetwork, Clock), the driver that runs a handshake machine over a
+// stream (Drive), the Node — the embedding API — and DataConns, which
+// opens and accepts data connections.
+//
+// # The Node
+//
+// A Node has an ID, a shared secret and/or a TLS certificate, and listeners
+// on any number of networks (tcp, quic, memnet) and addresses:
+//
+//	n, err := transport.NewNode(transport.Config{NodeID: "worker-1", Secret: secret})
+//	addr, err := n.Listen(ctx, tcp.New(), "127.0.0.1:4040")
+//
+// One listener serves both protocols: the acceptor reads the peer's
+// greeting first and, when the peer asks for aemp-dataconn, treats the
+// stream as a data connection. The node keeps a peer table (AddPeer, and
+// what peers announce with g_slave or answer to g_find) and opens one
+// messaging connection per pair of nodes on demand; when two nodes dial
+// each other at once, both keep the connection dialed by the lower node ID
+// and drain the other, so nothing in flight is lost. Framing is negotiated
+// per direction (msgpack first, json for Perl peers).
+//
+// Messages are arrays [port, data...]. Ports are created with NewPort,
+// addressed as "NODE#NAME" (Send, Kill) and monitored with Port.Monitor;
+// MonitorNode reports a peer up or down (a peer is down when nothing,
+// keepalives included, arrived for Config.PeerTimeout). Functions
+// registered with RegisterFunc are callable from other nodes by name.
+//
+// # Data connections
+//
+// HandleDataConn registers an init function; ConnectTo opens a stream to a
+// node and runs that function there with the far end:
+//
+//	n.HandleDataConn("files::recv", func(from string, data []any, c net.Conn) { ... })
+//	c, err := other.ConnectTo(ctx, "worker-1", 5*time.Second, "files::recv", "name.bin")
+//
+// On failure nothing runs on the target and the error is a
+// *DataConnError whose text is the Perl kill message ("NODE: unable to
+// establish connection within 5 seconds") and whose Reason is the full
+// reason ["AnyEvent::MP::DataConn", message]. ConnectToPort is the
+// port-flavoured form: on failure the calling port is killed with that
+// reason.
+//
+// Between nodes of this project the set-up is faster and safer than the
+// original: the initiator dials at once, concurrently with the expectation
+// message, and the acceptor holds an early stream until its expectation
+// arrives (bounded in time and count per peer); ids are 128-bit random,
+// single use and bound to the node that announced them; and the acceptor
+// confirms the match inside its authenticated greeting, so the initiator
+// never reports success for a stream nobody will read. With a Perl peer
+// the Perl flow is used (_expect, a snd round trip, then the dial).
+//
+// A framework that already has nodes and messaging embeds DataConns
+// without a Node: it implements Host (send a control message, a round
+// trip, listener addresses, a network for an address), feeds the control
+// messages it receives to DataConns.HandleControl and the streams its
+// listener accepts to DataConns.ServeConn.
+//
+// # Simulation
+//
+// Every goroutine of a Node waits on channels, timers or conditions, never
+// on a clock of its own, so a cluster of nodes on memnet runs inside a
+// testing/synctest bubble with virtual time: latencies of seconds cost
+// nothing, and the same seed gives the same network behaviour (see package
+// memnet).
+package transport
