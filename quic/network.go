@@ -272,10 +272,12 @@ func (n *Network) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, &Error{Op: "dial", Addr: addr, Err: ErrHandshake, Cause: ctxErr}
 		}
-		if conn.Context().Err() == nil || attempt > 0 {
+		// OpenStreamSync fails only when ctx ends or the connection is
+		// gone (its context may be cancelled a moment later).
+		n.dropConn(dst, conn)
+		if attempt > 0 {
 			return nil, n.connError("dial", addr, err)
 		}
-		n.dropConn(dst, conn)
 	}
 }
 
