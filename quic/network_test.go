@@ -77,11 +77,11 @@ func waitConn(t *testing.T, ch <-chan net.Conn) net.Conn {
 	return nil
 }
 
-// echo serves l: every accepted stream is copied back until EOF, then
-// half-closed.
+// echo serves l: every accepted stream (up to 10,000) is copied back until
+// EOF, then half-closed. It stops when l is closed.
 func echo(l net.Listener) {
 	go func() {
-		for {
+		for range 10000 {
 			c, err := l.Accept()
 			if err != nil {
 				return
@@ -160,7 +160,7 @@ func TestConcurrentStreams(t *testing.T) {
 	l := listen(t, srv)
 	serverErrs := make(chan error, streams)
 	go func() {
-		for {
+		for range streams {
 			c, err := l.Accept()
 			if err != nil {
 				return
