@@ -475,7 +475,7 @@ func (h *Handshake) onNonce(line string) {
 // canSend reports whether we can generate method now.
 func (h *Handshake) canSend(m string) bool {
 	switch m {
-	case AuthHMAC:
+	case AuthHMAC, AuthHMACCB:
 		return true
 	case AuthTLS, AuthTLSAnon:
 		return h.tls
@@ -490,7 +490,7 @@ func (h *Handshake) chooseAuth() bool {
 			continue
 		}
 		common = true
-		if m == AuthHMAC && len(h.cfg.Secret) == 0 {
+		if (m == AuthHMAC || m == AuthHMACCB) && len(h.cfg.Secret) == 0 {
 			continue
 		}
 		h.sendAuth = m
@@ -519,7 +519,13 @@ func (h *Handshake) chooseFraming() bool {
 }
 
 func (h *Handshake) sendAuthLine() {
-	data, err := AuthData(h.sendAuth, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2)
+	var data string
+	var err error
+	if h.sendAuth == AuthHMACCB {
+		data = AuthDataCB(h.cfg.Secret, h.cfg.NodeID, h.peer.NodeID, h.tlsInfo.Exporter, h.l1, h.l2, h.r1, h.r2)
+	} else {
+		data, err = AuthData(h.sendAuth, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2)
+	}
 	if err != nil {
 		h.fail(err)
 		return
@@ -545,8 +551,14 @@ func (h *Handshake) onAuth(line string, rest []byte) {
 		h.fail(hsErr(ErrAuthNotOffered, method+": fatal, selected unsupported rcv auth method"))
 		return
 	}
-	if err := VerifyAuth(method, data, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2, h.tls); err != nil {
-		h.fail(err)
+	var verr error
+	if method == AuthHMACCB {
+		verr = VerifyAuthCB(data, h.cfg.Secret, h.cfg.NodeID, h.peer.NodeID, h.tlsInfo.Exporter, h.l1, h.l2, h.r1, h.r2)
+	} else {
+		verr = VerifyAuth(method, data, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2, h.tls)
+	}
+	if verr != nil {
+		h.fail(verr)
 		return
 	}
 	if !slices.Contains(h.accFram, framing) {

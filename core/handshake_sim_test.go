@@ -37,6 +37,9 @@ type sim struct {
 	onPeerGreeting func(x *simSide, pg PeerGreeting)
 	// exporter is passed in TLSEstablished.
 	exporter []byte
+	// exporterB, when set, is what side b gets instead (a relay between
+	// two TLS sessions).
+	exporterB []byte
 }
 
 func newSim(ca, cb HandshakeConfig, na, nb string) (*sim, error) {
@@ -132,7 +135,11 @@ func (s *sim) run(pick func(n int) int) error {
 			}
 			for _, x := range []*simSide{first, second} {
 				x.tlsUp = true
-				x.h.TLSEstablished(s.now, TLSInfo{Exporter: s.exporter})
+				ekm := s.exporter
+				if x == s.b && s.exporterB != nil {
+					ekm = s.exporterB
+				}
+				x.h.TLSEstablished(s.now, TLSInfo{Exporter: ekm})
 				s.pump(x)
 			}
 			continue

@@ -98,6 +98,10 @@ type Config struct {
 	// the key that marks nodes of this project), so peers use the Perl
 	// flow with it. For tests and measurements of that flow.
 	PerlCompat bool
+	// DisableChannelBinding stops offering core.AuthHMACCB (the auth method
+	// whose MAC also covers roles, node IDs and the TLS exporter) to nodes
+	// of this project; they then use hmac_sha3_512 like Perl nodes.
+	DisableChannelBinding bool
 }
 
 func (c *Config) setDefaults() error {
@@ -326,6 +330,12 @@ func (n *Node) Close() error {
 // handshakeConfig builds the core configuration for one connection.
 func (n *endpoint) handshakeConfig(protocol string, extra []core.KV, deferGreeting bool, remote net.Addr) core.HandshakeConfig {
 	accept := []string{core.AuthTLS, core.AuthHMAC}
+	offer := []string{core.AuthTLS, core.AuthHMAC}
+	if !n.cfg.PerlCompat && !n.cfg.DisableChannelBinding {
+		// Offered first to nodes of this project; Perl nodes skip it.
+		accept = append([]string{core.AuthHMACCB}, accept...)
+		offer = append([]string{core.AuthHMACCB}, offer...)
+	}
 	if n.cfg.AllowTLSAnon {
 		accept = append(accept, core.AuthTLSAnon)
 	}
@@ -346,7 +356,7 @@ func (n *endpoint) handshakeConfig(protocol string, extra []core.KV, deferGreeti
 		Protocol:       protocol,
 		Secret:         n.cfg.Secret,
 		AcceptAuths:    accept,
-		OfferAuths:     []string{core.AuthTLS, core.AuthHMAC},
+		OfferAuths:     offer,
 		AcceptFramings: n.cfg.Framings,
 		SendFramings:   n.cfg.Framings,
 		TLS:            n.cfg.TLS != nil,
