@@ -476,7 +476,7 @@ func (n *Node) connect(ctx context.Context, node string) (*msgConn, error) {
 				return nil, ctx.Err()
 			}
 		}
-		addrs := append([]string(nil), p.addrs...)
+		addrs := n.ordered(p.addrs)
 		ch := make(chan struct{})
 		p.dialing = ch
 		n.mu.Unlock()

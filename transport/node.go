@@ -98,6 +98,11 @@ type Config struct {
 	// the key that marks nodes of this project), so peers use the Perl
 	// flow with it. For tests and measurements of that flow.
 	PerlCompat bool
+	// Prefer orders a peer's addresses by network when dialing: addresses
+	// of schemes listed first are tried first ("quic", "tcp", "mem");
+	// unlisted schemes follow in their announced order. Default: as
+	// announced.
+	Prefer []string
 	// DisableChannelBinding stops offering core.AuthHMACCB (the auth method
 	// whose MAC also covers roles, node IDs and the TLS exporter) to nodes
 	// of this project; they then use hmac_sha3_512 like Perl nodes.
@@ -268,14 +273,34 @@ func (n *Node) AddPeer(nodeID string, addrs ...string) {
 	n.mu.Unlock()
 }
 
-// PeerAddrs returns the known listener addresses of a node.
+// PeerAddrs returns the known listener addresses of a node, in the order
+// they are dialed (see Config.Prefer).
 func (n *Node) PeerAddrs(nodeID string) []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if p, ok := n.peers[nodeID]; ok {
-		return append([]string(nil), p.addrs...)
+		return n.ordered(p.addrs)
 	}
 	return nil
+}
+
+// ordered returns a copy of addrs sorted by Config.Prefer (stable).
+func (n *endpoint) ordered(addrs []string) []string {
+	out := append([]string(nil), addrs...)
+	if len(n.cfg.Prefer) == 0 {
+		return out
+	}
+	rank := func(a string) int {
+		scheme, _ := SplitAddr(a)
+		for i, s := range n.cfg.Prefer {
+			if s == scheme {
+				return i
+			}
+		}
+		return len(n.cfg.Prefer)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return rank(out[i]) < rank(out[j]) })
+	return out
 }
 
 // Peers returns the IDs of the nodes with an established messaging
