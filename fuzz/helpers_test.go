@@ -1,0 +1,69 @@
+package fuzz
+
+import (
+	"bytes"
+	"math"
+	"reflect"
+)
+
+// chunker cuts a byte stream into pieces whose sizes come from a fuzz input,
+// so that every target sees arbitrary chunking. Sizes cycle through sizes
+// (each byte gives 1..256); an empty list means one chunk per call.
+type chunker struct {
+	sizes []byte
+	i     int
+}
+
+// next returns the size of the next chunk, at most n.
+func (c *chunker) next(n int) int {
+	if len(c.sizes) == 0 || n <= 0 {
+		return n
+	}
+	s := int(c.sizes[c.i%len(c.sizes)]) + 1
+	c.i++
+	return min(s, n)
+}
+
+// valueEqual compares two normalised codec values like reflect.DeepEqual,
+// except that NaN equals NaN (a float decoded from msgpack may be NaN) and
+// nil and empty slices are the same message shape.
+func valueEqual(a, b any) bool {
+	switch x := a.(type) {
+	case float64:
+		y, ok := b.(float64)
+		if !ok {
+			return false
+		}
+		if math.IsNaN(x) && math.IsNaN(y) {
+			return true
+		}
+		return math.Float64bits(x) == math.Float64bits(y) || x == y
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !valueEqual(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, v := range x {
+			w, ok := y[k]
+			if !ok || !valueEqual(v, w) {
+				return false
+			}
+		}
+		return true
+	case []byte:
+		y, ok := b.([]byte)
+		return ok && bytes.Equal(x, y)
+	}
+	return reflect.DeepEqual(a, b)
+}
