@@ -267,7 +267,8 @@ func (r *Rendezvous) checkOutExhausted(o *rvOut) {
 // (RvCallInit) or closed (RvClose).
 //
 // A peer whose greeting carries KeyGo (or any peer, when the request had
-// TargetIsGo) must confirm the id with RvConfirmKey=1; otherwise the stream
+// TargetIsGo) must confirm (this assumes our own greetings carry KeyGo, so
+// that such an acceptor knows to confirm) the id with RvConfirmKey=1; otherwise the stream
 // is closed and counts as a failed attempt, like a peer that is not the
 // node the id belongs to.
 func (r *Rendezvous) DialDone(now time.Time, id, addr string, ref RvConnRef, peer Greeting) {
