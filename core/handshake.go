@@ -50,6 +50,11 @@ type HandshakeConfig struct {
 	// the peer's greeting. Our line then still names Protocol (not the
 	// upgraded protocol), as a Perl acceptor's does.
 	DeferGreeting bool
+	// ChannelBinding is the exporter value of an encrypted transport
+	// layer whose peer identity is not verified (QUIC with throw-away
+	// certificates). AuthHMACCB covers it; it does not make TLS active.
+	// An exporter reported by TLSEstablished takes precedence.
+	ChannelBinding []byte
 }
 
 // TLSInfo describes an established TLS layer.
@@ -472,6 +477,14 @@ func (h *Handshake) onNonce(line string) {
 	h.sendAuthLine()
 }
 
+// binding is the channel-binding value covered by AuthHMACCB.
+func (h *Handshake) binding() []byte {
+	if len(h.tlsInfo.Exporter) > 0 {
+		return h.tlsInfo.Exporter
+	}
+	return h.cfg.ChannelBinding
+}
+
 // canSend reports whether we can generate method now.
 func (h *Handshake) canSend(m string) bool {
 	switch m {
@@ -522,7 +535,7 @@ func (h *Handshake) sendAuthLine() {
 	var data string
 	var err error
 	if h.sendAuth == AuthHMACCB {
-		data = AuthDataCB(h.cfg.Secret, h.cfg.NodeID, h.peer.NodeID, h.tlsInfo.Exporter, h.l1, h.l2, h.r1, h.r2)
+		data = AuthDataCB(h.cfg.Secret, h.cfg.NodeID, h.peer.NodeID, h.binding(), h.l1, h.l2, h.r1, h.r2)
 	} else {
 		data, err = AuthData(h.sendAuth, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2)
 	}
@@ -553,7 +566,7 @@ func (h *Handshake) onAuth(line string, rest []byte) {
 	}
 	var verr error
 	if method == AuthHMACCB {
-		verr = VerifyAuthCB(data, h.cfg.Secret, h.cfg.NodeID, h.peer.NodeID, h.tlsInfo.Exporter, h.l1, h.l2, h.r1, h.r2)
+		verr = VerifyAuthCB(data, h.cfg.Secret, h.cfg.NodeID, h.peer.NodeID, h.binding(), h.l1, h.l2, h.r1, h.r2)
 	} else {
 		verr = VerifyAuth(method, data, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2, h.tls)
 	}

@@ -412,6 +412,28 @@ func (n *Network) TLSState(c net.Conn) (tls.ConnectionState, bool) {
 	return st, true
 }
 
+// ChannelBinding returns the RFC 9266 tls-exporter value of the QUIC
+// connection that carries c, whether or not the peer's certificate was
+// verified. The AEMP auth method hmac_sha3_512_cb mixes it into its MAC,
+// so a man in the middle who terminates QUIC on both sides (possible when
+// Config.TLS is nil) cannot pass the lines between the two sessions.
+// It implements transport.ChannelBinder.
+func (n *Network) ChannelBinding(c net.Conn) []byte {
+	s, isStream := c.(*Stream)
+	if !isStream || s.net != n {
+		return nil
+	}
+	st := s.conn.ConnectionState().TLS
+	if !st.HandshakeComplete {
+		return nil
+	}
+	v, err := st.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
+	if err != nil {
+		return nil
+	}
+	return v
+}
+
 // Close closes every listener and QUIC connection (sending
 // CONNECTION_CLOSE with CodeNoError, so peers' streams fail at once) and
 // every UDP socket, and waits for the Network's goroutines. Later Listen

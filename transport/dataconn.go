@@ -598,7 +598,7 @@ func (d *DataConns) ServeConn(ctx context.Context, nw Network, c net.Conn) error
 		c.Close()
 		return err
 	}
-	m, err := core.NewHandshake(d.ep.handshakeConfig(core.ProtocolMessaging, nil, true, c.RemoteAddr()), nonce, d.ep.clock.Now())
+	m, err := core.NewHandshake(d.ep.handshakeConfig(core.ProtocolMessaging, nil, true, nw, c), nonce, d.ep.clock.Now())
 	if err != nil {
 		c.Close()
 		return err

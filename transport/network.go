@@ -35,6 +35,17 @@ type SecureNetwork interface {
 	TLSState(c net.Conn) (tls.ConnectionState, bool)
 }
 
+// ChannelBinder is implemented by networks whose streams are encrypted by
+// the transport even when the peer's certificate is not verified (QUIC
+// with throw-away certificates). ChannelBinding returns the session's
+// RFC 9266 exporter value for the stream, which the channel-binding auth
+// method (core.AuthHMACCB) covers, so a relay that terminates the
+// encryption on both sides is detected. It must not be used to enable
+// tls_* auth methods: only SecureNetwork.TLSState does that.
+type ChannelBinder interface {
+	ChannelBinding(c net.Conn) []byte
+}
+
 // CloseWriter is implemented by streams that can half-close (send EOF while
 // still reading), such as *net.TCPConn, *tls.Conn and the memnet and QUIC
 // streams.

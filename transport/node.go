@@ -353,7 +353,12 @@ func (n *Node) Close() error {
 }
 
 // handshakeConfig builds the core configuration for one connection.
-func (n *endpoint) handshakeConfig(protocol string, extra []core.KV, deferGreeting bool, remote net.Addr) core.HandshakeConfig {
+func (n *endpoint) handshakeConfig(protocol string, extra []core.KV, deferGreeting bool, nw Network, c net.Conn) core.HandshakeConfig {
+	remote := c.RemoteAddr()
+	var binding []byte
+	if b, ok := nw.(ChannelBinder); ok {
+		binding = b.ChannelBinding(c)
+	}
 	accept := []string{core.AuthTLS, core.AuthHMAC}
 	offer := []string{core.AuthTLS, core.AuthHMAC}
 	if !n.cfg.PerlCompat && !n.cfg.DisableChannelBinding {
@@ -389,6 +394,7 @@ func (n *endpoint) handshakeConfig(protocol string, extra []core.KV, deferGreeti
 		Extra:          kv,
 		Timeout:        n.cfg.HandshakeTimeout,
 		DeferGreeting:  deferGreeting,
+		ChannelBinding: binding,
 	}
 }
 
@@ -464,7 +470,7 @@ func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol
 		c.Close()
 		return nil, nil, err
 	}
-	m, err := core.NewHandshake(n.handshakeConfig(protocol, extra, false, c.RemoteAddr()), nonce, n.clock.Now())
+	m, err := core.NewHandshake(n.handshakeConfig(protocol, extra, false, nw, c), nonce, n.clock.Now())
 	if err != nil {
 		c.Close()
 		return nil, nil, err
@@ -555,7 +561,7 @@ func (l *listener) serve(p *pendingHS) {
 		c.Close()
 		return
 	}
-	m, err := core.NewHandshake(n.handshakeConfig(core.ProtocolMessaging, nil, true, c.RemoteAddr()), nonce, n.clock.Now())
+	m, err := core.NewHandshake(n.handshakeConfig(core.ProtocolMessaging, nil, true, l.nw, c), nonce, n.clock.Now())
 	if err != nil {
 		done()
 		c.Close()
