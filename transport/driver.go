@@ -111,10 +111,12 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 				m.SendGreeting(clock.Now(), extra)
 			}
 		case core.Done:
-			conn.SetDeadline(time.Time{})
-			if ctx.Err() != nil {
-				return fail(ctx.Err())
+			if !stop() {
+				// The cancellation callback ran (or is running) and may
+				// set a deadline in the past: the stream is not usable.
+				return fail(context.Cause(ctx))
 			}
+			conn.SetDeadline(time.Time{})
 			return WithPending(conn, a.Result.Pending), a.Result, nil
 		case core.Failed:
 			return fail(a.Err)
