@@ -169,6 +169,9 @@ func (r *Rendezvous) Connect(now time.Time, req RvConnectRequest) {
 		return
 	}
 	o := &rvOut{req: req, seq: r.nextSeq()}
+	if r.cfg.PerlCompat {
+		o.req.TargetIsGo = false
+	}
 	o.req.TargetAddrs = tAddrs
 	o.req.SelfAddrs = sAddrs
 	o.req.InitData = slices.Clone(req.InitData)
@@ -180,7 +183,7 @@ func (r *Rendezvous) Connect(now time.Time, req RvConnectRequest) {
 	r.out[req.ID] = o
 	r.schedule(o.deadline, now.Add(min(req.Timeout, RvMaxTimeout)))
 	r.emit(RvSend{To: req.Target, Msg: ExpectMsg(req.ID, req.Port, req.Timeout.Seconds(), req.InitFunc, o.req.InitData...)})
-	if req.TargetIsGo && len(tAddrs) > 0 {
+	if o.req.TargetIsGo && len(tAddrs) > 0 {
 		r.startOutDial(now, o)
 		return
 	}
@@ -267,15 +270,15 @@ func (r *Rendezvous) checkOutExhausted(o *rvOut) {
 // (RvCallInit) or closed (RvClose).
 //
 // A peer whose greeting carries KeyGo (or any peer, when the request had
-// TargetIsGo) must confirm (this assumes our own greetings carry KeyGo, so
-// that such an acceptor knows to confirm) the id with RvConfirmKey=1; otherwise the stream
-// is closed and counts as a failed attempt, like a peer that is not the
-// node the id belongs to.
+// TargetIsGo) must confirm the id with RvConfirmKey=1; otherwise the
+// stream is closed and counts as a failed attempt, like a peer that is not
+// the node the id belongs to. With RendezvousConfig.PerlCompat (our
+// greetings omit KeyGo, so no acceptor confirms) nothing is required.
 func (r *Rendezvous) DialDone(now time.Time, id, addr string, ref RvConnRef, peer Greeting) {
 	if o := r.out[id]; o != nil && o.plan != nil {
 		p := o.plan
 		p.remove(addr)
-		if err := rvCheckDialPeer(o.req.Target, peer, o.req.TargetIsGo); err != nil {
+		if err := r.checkDialPeer(o.req.Target, peer, o.req.TargetIsGo); err != nil {
 			r.emit(RvClose{Ref: ref, Err: err})
 			p.lastErr = err
 			r.planAdvance(now, p)
@@ -289,7 +292,7 @@ func (r *Rendezvous) DialDone(now time.Time, id, addr string, ref RvConnRef, pee
 	if e := r.exps[id]; e != nil && e.plan != nil {
 		p := e.plan
 		p.remove(addr)
-		err := rvCheckDialPeer(e.from, peer, false)
+		err := r.checkDialPeer(e.from, peer, false)
 		if err == nil && e.claimed {
 			err = rvErr(ErrRvIDBusy, e.from, "an incoming stream already claimed the id")
 		}
@@ -306,11 +309,11 @@ func (r *Rendezvous) DialDone(now time.Time, id, addr string, ref RvConnRef, pee
 	r.emit(RvClose{Ref: ref, Err: rvErr(ErrRvUnknownID, peer.NodeID, "no pending dial for this id")})
 }
 
-func rvCheckDialPeer(want string, peer Greeting, targetIsGo bool) error {
+func (r *Rendezvous) checkDialPeer(want string, peer Greeting, targetIsGo bool) error {
 	if peer.NodeID != want {
 		return rvErr(ErrRvWrongPeer, peer.NodeID, "expected "+want+", got "+peer.NodeID)
 	}
-	if targetIsGo || rvHasKey(peer, KeyGo) {
+	if !r.cfg.PerlCompat && (targetIsGo || rvHasKey(peer, KeyGo)) {
 		if v, ok := peer.Get(RvConfirmKey); !ok || v != "1" {
 			return rvErr(ErrRvNotConfirmed, peer.NodeID, want+" did not confirm the id")
 		}

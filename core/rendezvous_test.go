@@ -537,3 +537,19 @@ func TestRvErrorsNameTheRule(t *testing.T) {
 		t.Fatalf("RvSeconds(0.1) = %q", got)
 	}
 }
+
+// TestRvPerlCompat: when our greetings omit KeyGo no peer confirms or holds
+// our streams, so the Perl flow is used and no confirmation is required.
+func TestRvPerlCompat(t *testing.T) {
+	r := NewRendezvous(RendezvousConfig{Self: "A", PerlCompat: true})
+	r.Connect(rvT0, RvConnectRequest{ID: "c1", Target: "B", Port: "A#p", Timeout: 5 * time.Second,
+		TargetAddrs: []string{"b:1"}, TargetIsGo: true})
+	rvExpectTo(t, r,
+		RvSend{To: "B", Msg: ExpectMsg("c1", "A#p", 5, "")},
+		RvRoundTrip{ID: "c1", To: "B"})
+	r.RoundTripDone(rvT0, "c1")
+	rvExpectTo(t, r, RvDial{ID: "c1", Addr: "b:1", Node: "B"})
+	r.DialDone(rvT0, "c1", "b:1", 3, rvGreet("B", "c1", true))
+	rvExpectTo(t, r, RvDeliver{ID: "c1", Ref: 3})
+	rvAssertIdle(t, r)
+}

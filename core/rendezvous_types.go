@@ -51,6 +51,11 @@ type RendezvousConfig struct {
 	// DialStagger is the happy-eyeballs delay between starting dials to
 	// successive addresses; 0 = RvDefaultDialStagger.
 	DialStagger time.Duration
+	// PerlCompat is set when our own greetings omit KeyGo: peers of this
+	// project then neither confirm our ids nor hold our early streams, so
+	// TargetIsGo is ignored (the Perl flow is used) and DialDone does not
+	// require RvConfirmKey.
+	PerlCompat bool
 }
 
 func (c RendezvousConfig) normalized() RendezvousConfig {
