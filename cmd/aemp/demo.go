@@ -186,7 +186,7 @@ func (d *demo) cases() []demoCase {
 			transport.Config{NodeID: "demo-b", TLS: tb, TLSRequired: true}, nil
 	}
 	return []demoCase{
-		{transport: "tcp", auth: core.AuthHMAC, build: func() (a, b transport.Config, na, nb demoNet, err error) {
+		{transport: "tcp", build: func() (a, b transport.Config, na, nb demoNet, err error) {
 			secret := make([]byte, 32)
 			if _, err = rand.Read(secret); err != nil {
 				return
@@ -195,11 +195,11 @@ func (d *demo) cases() []demoCase {
 			b = transport.Config{NodeID: "demo-b", Secret: secret}
 			return a, b, demoNet{nw: tcp.New()}, demoNet{nw: tcp.New()}, nil
 		}},
-		{transport: "tcp+tls", auth: core.AuthTLS, build: func() (a, b transport.Config, na, nb demoNet, err error) {
+		{transport: "tcp+tls", build: func() (a, b transport.Config, na, nb demoNet, err error) {
 			a, b, err = tlsPair()
 			return a, b, demoNet{nw: tcp.New()}, demoNet{nw: tcp.New()}, err
 		}},
-		{transport: "quic", auth: core.AuthTLS, optional: true, build: func() (a, b transport.Config, na, nb demoNet, err error) {
+		{transport: "quic", optional: true, build: func() (a, b transport.Config, na, nb demoNet, err error) {
 			a, b, err = tlsPair()
 			if err != nil {
 				return
@@ -253,6 +253,7 @@ func (d *demo) transfer(ctx context.Context, c demoCase, row *demoRow) error {
 		return &setupError{err}
 	}
 	ca.Logger, cb.Logger = d.log, d.log
+	row.auth = expectedAuth(ca, cb)
 	a, err := transport.NewNode(ca)
 	if err != nil {
 		return &setupError{err}
@@ -328,6 +329,21 @@ func (d *demo) transfer(ctx context.Context, c demoCase, row *demoRow) error {
 	}
 	row.verified = true
 	return nil
+}
+
+// expectedAuth names the auth method a sends to b: the first of b's
+// accepted methods (see transport.Node) that a can generate. The data
+// connection API does not report the negotiated method, so the demo derives
+// it from the configurations the same way the handshake does.
+func expectedAuth(a, b transport.Config) string {
+	cb := !a.PerlCompat && !a.DisableChannelBinding && !b.PerlCompat && !b.DisableChannelBinding
+	switch {
+	case cb && a.Secret != nil && b.Secret != nil:
+		return core.AuthHMACCB
+	case a.TLS != nil && b.TLS != nil:
+		return core.AuthTLS
+	}
+	return core.AuthHMAC
 }
 
 // tlsVersion reports the TLS version of a data connection, looking through

@@ -31,8 +31,10 @@ const recvIdleTimeout = 2 * time.Minute
 const maxNameLen = 255
 
 // nodePollInterval is how often `aemp node` looks for new messaging
-// connections to report (the monitors report going down at once).
-const nodePollInterval = 200 * time.Millisecond
+// connections to report (the monitors report going down at once). The
+// Node has no monitor for "any node", so a connection that lives shorter
+// than this may go unreported.
+const nodePollInterval = 100 * time.Millisecond
 
 func nodeCommand(e *env) (*flag.FlagSet, func(context.Context, []string) error) {
 	fs := newFlagSet(e, "node", "aemp node [flags]",

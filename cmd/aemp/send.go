@@ -68,6 +68,11 @@ Perl node would give) on stderr, with exit status 1.`)
 			data = []any{filepath.Base(file)}
 		}
 
+		s, err := nf.build(nil)
+		if err != nil {
+			return err
+		}
+		defer s.close()
 		var in io.Reader
 		size := int64(-1)
 		if file == "-" {
@@ -84,11 +89,6 @@ Perl node would give) on stderr, with exit status 1.`)
 			in = f
 		}
 
-		s, err := nf.build(nil)
-		if err != nil {
-			return err
-		}
-		defer s.close()
 		rep := &reporter{w: e.stdout, json: nf.jsonOut}
 		res, err := sendFile(ctx, s, sendRequest{
 			target: target, addr: addr, timeout: *timeout,
@@ -216,7 +216,7 @@ func sendFile(ctx context.Context, s *setup, req sendRequest) (*sendResult, erro
 	bar.finish()
 	res.sum = h.Sum(nil)
 	if err := closeWrite(conn); err != nil {
-		return nil, fmt.Errorf("%s: half-close after %d bytes: %v", req.target, n, err)
+		return nil, fmt.Errorf("%s: half-close after %d bytes: %v (the receiver refused the transfer or failed; see its log)", req.target, n, err)
 	}
 	conn.SetReadDeadline(time.Now().Add(req.timeout))
 	if req.initFunc == recvInitFunc {
