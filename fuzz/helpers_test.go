@@ -25,13 +25,22 @@ func (c *chunker) next(n int) int {
 }
 
 // valueEqual compares two normalised codec values like reflect.DeepEqual,
-// except that NaN equals NaN (a float decoded from msgpack may be NaN) and
-// nil and empty slices are the same message shape.
-func valueEqual(a, b any) bool {
+// except that NaN equals NaN (a float decoded from msgpack may be NaN).
+func valueEqual(a, b any) bool { return valueEq(a, b, false) }
+
+// jsonEqual is valueEqual up to the documented normalisation of the json
+// codec: an integral float below 2^53 is written as an integer and comes
+// back as int64.
+func jsonEqual(a, b any) bool { return valueEq(a, b, true) }
+
+func valueEq(a, b any, jsonNorm bool) bool {
 	switch x := a.(type) {
 	case float64:
 		y, ok := b.(float64)
 		if !ok {
+			if i, isInt := b.(int64); isInt && jsonNorm && x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+				return int64(x) == i
+			}
 			return false
 		}
 		if math.IsNaN(x) && math.IsNaN(y) {
@@ -44,7 +53,7 @@ func valueEqual(a, b any) bool {
 			return false
 		}
 		for i := range x {
-			if !valueEqual(x[i], y[i]) {
+			if !valueEq(x[i], y[i], jsonNorm) {
 				return false
 			}
 		}
@@ -56,7 +65,7 @@ func valueEqual(a, b any) bool {
 		}
 		for k, v := range x {
 			w, ok := y[k]
-			if !ok || !valueEqual(v, w) {
+			if !ok || !valueEq(v, w, jsonNorm) {
 				return false
 			}
 		}
