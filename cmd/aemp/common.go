@@ -54,7 +54,7 @@ type nodeFlags struct {
 
 func (f *nodeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.id, "id", "", "node `ID` (default: the profile's nodeid, else a random anon/... ID)")
-	fs.StringVar(&f.secret, "secret", "", "shared `secret` for hmac_sha3_512 auth (default: $AEMP_SECRET, else the profile's)")
+	fs.StringVar(&f.secret, "secret", "", "shared `SECRET` for HMAC auth (visible in ps: prefer --secret-file or $AEMP_SECRET; default: $AEMP_SECRET, else the profile's)")
 	fs.StringVar(&f.secretFile, "secret-file", "", "read the shared secret from `FILE` (one trailing newline is dropped)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "Perl-style PEM `FILE`: certificate and key, also trusted as the CA")
 	fs.BoolVar(&f.tlsRequired, "tls-required", false, "refuse peers that cannot speak TLS")

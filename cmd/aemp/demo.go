@@ -31,14 +31,14 @@ const demoBlock = 1 << 20
 func demoCommand(e *env) (*flag.FlagSet, func(context.Context, []string) error) {
 	fs := newFlagSet(e, "demo", "aemp demo [flags]",
 		`Run two nodes in this process on loopback and open one data connection
-between them over each transport: TCP with hmac_sha3_512 (random shared
-secret), TCP with TLS (certificates made in memory, tls_sha3_512) and QUIC
-(same certificates). Each sends --size bytes, the far side checks the
+between them over each transport: TCP with a random shared secret (HMAC
+auth; hmac_sha3_512_cb between Go nodes), TCP with TLS (certificates made
+in memory, tls_sha3_512) and QUIC (same certificates). Each sends --size bytes, the far side checks the
 SHA-256, and a table shows the messaging connection time, the data
 connection set-up time (the messaging connection already up), the
 throughput and whether the SHA-256 matched. No setup and no flags needed.
 A QUIC row that cannot be set up reads "not available: REASON".`)
-	size := fs.String("size", "256MiB", "bytes to send per transport (e.g. 8MiB, 256MiB, 1GiB, 1000000)")
+	size := fs.String("size", "256MiB", "`SIZE` to send per transport (e.g. 8MiB, 256MiB, 1GiB, 1000000 bytes)")
 	timeout := fs.Duration("timeout", 10*time.Second, "time allowed for each connection set-up")
 	verbose := fs.Bool("v", false, "log debug messages to stderr")
 	jsonOut := fs.Bool("json", false, "print one JSON object per transport on stdout instead of the table")
@@ -98,7 +98,7 @@ type demoRow struct {
 }
 
 func (r *demoRow) event() event {
-	ev := event{Event: "demo", Addr: r.transport, Init: r.auth}
+	ev := event{Event: "demo", Transport: r.transport, Auth: r.auth}
 	if r.err != nil {
 		ev.Error = r.err.Error()
 		if r.unavailable {
@@ -108,6 +108,7 @@ func (r *demoRow) event() event {
 		return ev
 	}
 	ev.SetupSeconds = ptr(r.setup.Seconds())
+	ev.ConnectSeconds = ptr(r.connect.Seconds())
 	ev.Seconds = ptr(r.elapsed.Seconds())
 	ev.Bytes = ptr(r.bytes)
 	ev.BytesPerSecond = ptr(rate(r.bytes, r.elapsed))

@@ -26,12 +26,17 @@ type event struct {
 	Error   string   `json:"error,omitempty"`
 	Seconds *float64 `json:"seconds,omitempty"`
 	// BytesPerSecond is the throughput of a transfer.
-	BytesPerSecond *float64  `json:"bytes_per_second,omitempty"`
-	SetupSeconds   *float64  `json:"setup_seconds,omitempty"`
+	BytesPerSecond *float64 `json:"bytes_per_second,omitempty"`
+	SetupSeconds   *float64 `json:"setup_seconds,omitempty"`
+	// ConnectSeconds is the messaging connection time of a demo row.
+	ConnectSeconds *float64  `json:"connect_seconds,omitempty"`
 	Verified       *bool     `json:"verified,omitempty"`
 	RTTSeconds     []float64 `json:"rtt_seconds,omitempty"`
 	// Text is the human-readable line printed instead when --json is off.
 	Text string `json:"-"`
+	// Transport and Auth describe a demo row.
+	Transport string `json:"transport,omitempty"`
+	Auth      string `json:"auth,omitempty"`
 }
 
 // reporter prints events: as JSON lines, or as their Text. It is safe for

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 
 	"github.com/aemp-go/dataconn/transport"
@@ -118,7 +119,7 @@ func run(ctx context.Context, e *env, args []string) int {
 		if err == nil {
 			return exitOK
 		}
-		fmt.Fprintf(e.stderr, "aemp %s: %v\n", name, err)
+		fmt.Fprintf(e.stderr, "aemp %s: %s\n", name, tidyError(err))
 		if errors.Is(err, errUsage) {
 			fmt.Fprintf(e.stderr, "Run 'aemp help %s' for usage.\n", name)
 			return exitUsage
@@ -202,4 +203,17 @@ func isTerminal(f *os.File) bool {
 		return false
 	}
 	return st.Mode()&os.ModeCharDevice != 0
+}
+
+// tidyError returns err's text with a repeated leading "X: " collapsed:
+// the transport sometimes prefixes the node ID twice ("n: n: refused").
+func tidyError(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, ": "); i > 0 {
+		prefix := msg[:i+2]
+		for strings.HasPrefix(msg[len(prefix):], prefix) {
+			msg = msg[len(prefix):]
+		}
+	}
+	return msg
 }

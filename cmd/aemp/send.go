@@ -35,8 +35,8 @@ Perl node would give) on stderr, with exit status 1.`)
 	nf.e = e
 	nf.register(fs)
 	to := fs.String("to", "", "target `NODE[@ADDR]` (required)")
-	initFunc := fs.String("initfunc", recvInitFunc, "init function to run on the target")
-	initData := fs.String("initdata", "", "init data as a JSON array (default: [basename of FILE])")
+	initFunc := fs.String("initfunc", recvInitFunc, "init function `NAME` to run on the target")
+	initData := fs.String("initdata", "", "init data as a `JSON` array (default: [basename of FILE])")
 	timeout := fs.Duration("timeout", 10*time.Second, "time allowed to set the data connection up, and to wait for the receiver's SHA-256")
 	return fs, func(ctx context.Context, args []string) error {
 		if len(args) != 1 {

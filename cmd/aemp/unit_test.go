@@ -126,6 +126,21 @@ func TestParseInitData(t *testing.T) {
 	}
 }
 
+func TestTidyError(t *testing.T) {
+	for in, want := range map[string]string{
+		"n: n: refused":      "n: refused",
+		"n: n: n: x":         "n: x",
+		"n: m: x":            "n: m: x",
+		"plain":              "plain",
+		"a: b":               "a: b",
+		"ghost: ghost: dial": "ghost: dial",
+	} {
+		if got := tidyError(errors.New(in)); got != want {
+			t.Errorf("tidyError(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestDemoDataStampsBlocks(t *testing.T) {
 	g, err := newDemoData(3*demoBlock + 7)
 	if err != nil {
