@@ -83,6 +83,8 @@ func main() {
 		stderrTTY: isTerminal(os.Stderr),
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal the command shuts down; a second one kills.
+	context.AfterFunc(ctx, stop)
 	code := run(ctx, e, os.Args[1:])
 	stop()
 	os.Exit(code)

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aemp-go/dataconn/transport"
 )
 
 // aempBin is the command under test, built once by TestMain.
@@ -541,4 +543,46 @@ func closedPort(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+func TestTLSCertOverTCPAndQUIC(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := transport.NewTestCA("aemp test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemData, err := ca.PerlPEM("shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemFile := filepath.Join(dir, "node.pem")
+	if err := os.WriteFile(pemFile, pemData, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// TLS only, no secret: the handshake must run TLS to authenticate.
+	node := startNode(t, nil, "--id", "tls-node", "--tls-cert", pemFile, "--tls-required",
+		"--bind", "127.0.0.1:0", "--bind", "quic://127.0.0.1:0", "--recv-dir", filepath.Join(dir, "recv"))
+	quicAddr := node.wait("listening", 10*time.Second).Addr
+	if !strings.HasPrefix(quicAddr, "quic://127.0.0.1:") {
+		t.Fatalf("second listener %q, want quic://127.0.0.1:PORT", quicAddr)
+	}
+	path, data := randomFile(t, dir, "t.bin", 1<<20+3)
+	for _, addr := range []string{node.addr, quicAddr} {
+		r := runAemp(t, 30*time.Second, nil, nil, "send", "--tls-cert", pemFile, "--json",
+			"--initdata", `["via-`+strings.SplitN(addr, ":", 2)[0]+`"]`, "--to", "tls-node@"+addr, path)
+		if r.code != 0 {
+			t.Fatalf("send over %s: exit %d stderr %s", addr, r.code, r.stderr)
+		}
+		if ev := lastEvent(t, r.stdout); ev.SHA256 != sha(data) || ev.Verified == nil || !*ev.Verified {
+			t.Errorf("send over %s: %+v", addr, ev)
+		}
+		if ev := node.wait("received", 10*time.Second); ev.SHA256 != sha(data) {
+			t.Errorf("received over %s: %+v", addr, ev)
+		}
+	}
+	// Without the certificate (a secret only) the TLS-only node is unreachable.
+	r := runAemp(t, 30*time.Second, nil, nil, "send", "--secret", "x", "--timeout", "3s", "--to", "tls-node@"+node.addr, path)
+	if r.code != 1 || !strings.Contains(r.stderr, "tls-node: ") {
+		t.Errorf("send without certificate: exit %d stderr %q", r.code, r.stderr)
+	}
 }
