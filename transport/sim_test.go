@@ -152,11 +152,33 @@ func rawHandshake(ctx context.Context, w *memnet.World, from, addr, protocol str
 	return transport.Drive(ctx, c, m, transport.DriveOptions{})
 }
 
-// spyNet wraps a Network and hands every chunk written by the node on a
-// stream it dialed to OnWrite (with the dialed address).
+// spyNet wraps a Network and hands every chunk written by the node to
+// OnWrite, with the dialed address for streams it dialed and "in:" plus the
+// remote address for streams it accepted.
 type spyNet struct {
 	transport.Network
 	OnWrite func(addr string, p []byte)
+}
+
+func (s *spyNet) Listen(ctx context.Context, addr string) (net.Listener, error) {
+	l, err := s.Network.Listen(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &spyListener{Listener: l, on: s.OnWrite}, nil
+}
+
+type spyListener struct {
+	net.Listener
+	on func(string, []byte)
+}
+
+func (l *spyListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &spyConn{Conn: c, addr: "in:" + c.RemoteAddr().String(), on: l.on}, nil
 }
 
 func (s *spyNet) Dial(ctx context.Context, addr string) (net.Conn, error) {
