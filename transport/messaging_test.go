@@ -319,8 +319,8 @@ func (s *framingSpy) authFraming(addr string) (framing string, first byte) {
 func TestMessagingFramingMatrix(t *testing.T) {
 	msgpackJSON := []string{"msgpack", "json"}
 	cases := []struct {
-		name         string
-		fa, fb       []string
+		name           string
+		fa, fb         []string
 		aSends, bSends string
 	}{
 		{"msgpack-msgpack", nil, nil, "msgpack", "msgpack"},
