@@ -1,0 +1,308 @@
+package fuzz
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aemp-go/dataconn/core"
+	"pgregory.net/rapid"
+)
+
+// rvDriver plays the adapter and the peers of one core.Rendezvous (node
+// "A") with operations drawn by rapid, and checks every action.
+type rvDriver struct {
+	r     *core.Rendezvous
+	now   time.Time
+	peers []string
+
+	connIDs  []string
+	outcomes map[string]int // Connect id -> RvDeliver/RvFail count
+	rtPend   []string       // ids with an unanswered RvRoundTrip
+	dials    []core.RvDial  // unanswered RvDials
+	nextRef  core.RvConnRef
+	greeted  map[core.RvConnRef]bool // IncomingGreeting reported
+	answered map[core.RvConnRef]bool // got RvAdmit or RvRefuse
+	admitted []core.RvConnRef        // RvAdmit without IncomingDone/Failed yet
+	steps    int
+}
+
+func (d *rvDriver) fatalf(t *rapid.T, format string, args ...any) {
+	t.Fatalf("step %d: "+format, append([]any{d.steps}, args...)...)
+}
+
+func checkRvErr(t *rapid.T, err error) {
+	var re *core.RvError
+	if !errors.As(err, &re) || re.Rule == nil || !errors.Is(err, re.Rule) {
+		t.Fatalf("rendezvous error %T %v is not a *core.RvError with a rule", err, err)
+	}
+}
+
+// drain polls every action and checks it.
+func (d *rvDriver) drain(t *rapid.T) {
+	for guard := 0; ; guard++ {
+		if guard > 10000 {
+			d.fatalf(t, "more than 10000 actions for one input")
+		}
+		a := d.r.Poll()
+		if a == nil {
+			return
+		}
+		switch a := a.(type) {
+		case core.RvDeliver:
+			d.outcome(t, a.ID)
+		case core.RvFail:
+			d.outcome(t, a.ID)
+			if a.Reason == nil || a.Reason.Message == "" || a.Reason.Family != core.KillReasonDataConn {
+				d.fatalf(t, "RvFail %s with reason %#v", a.ID, a.Reason)
+			}
+			checkRvErr(t, a.Err)
+		case core.RvRoundTrip:
+			d.rtPend = append(d.rtPend, a.ID)
+		case core.RvDial:
+			if a.Addr == "" || a.Node == "" {
+				d.fatalf(t, "dial %+v", a)
+			}
+			d.dials = append(d.dials, a)
+		case core.RvAdmit:
+			d.answer(t, a.Ref)
+			d.admitted = append(d.admitted, a.Ref)
+		case core.RvRefuse:
+			d.answer(t, a.Ref)
+			checkRvErr(t, a.Err)
+		case core.RvClose:
+			checkRvErr(t, a.Err)
+		case core.RvSend:
+			if len(a.Msg) < 2 || a.Msg[0] != "" || a.To == "" {
+				d.fatalf(t, "send %+v is not a node-port message", a)
+			}
+			if _, err := core.ParseNodeMsg(a.Msg[1:]); err != nil {
+				d.fatalf(t, "sent message %#v does not parse: %v", a.Msg, err)
+			}
+		case core.RvCallInit:
+			if a.From == "" {
+				d.fatalf(t, "init call without a peer")
+			}
+		default:
+			d.fatalf(t, "unknown action %T", a)
+		}
+	}
+}
+
+func (d *rvDriver) outcome(t *rapid.T, id string) {
+	n, ok := d.outcomes[id]
+	if !ok {
+		d.fatalf(t, "outcome for %q, which no Connect asked for", id)
+	}
+	if n != 0 {
+		d.fatalf(t, "second outcome for Connect %q", id)
+	}
+	d.outcomes[id] = n + 1
+}
+
+func (d *rvDriver) answer(t *rapid.T, ref core.RvConnRef) {
+	if !d.greeted[ref] {
+		d.fatalf(t, "admit/refuse for ref %d, never greeted", ref)
+	}
+	if d.answered[ref] {
+		d.fatalf(t, "ref %d answered twice", ref)
+	}
+	d.answered[ref] = true
+}
+
+func pick[V any](t *rapid.T, l *[]V, label string) (V, bool) {
+	var zero V
+	if len(*l) == 0 {
+		return zero, false
+	}
+	i := rapid.IntRange(0, len(*l)-1).Draw(t, label)
+	v := (*l)[i]
+	*l = append((*l)[:i], (*l)[i+1:]...)
+	return v, true
+}
+
+func (d *rvDriver) idPool(t *rapid.T) string {
+	pool := append([]string{"e1", "e2", "e3", ""}, d.connIDs...)
+	return rapid.SampledFrom(pool).Draw(t, "id")
+}
+
+func (d *rvDriver) greeting(t *rapid.T, node string) core.Greeting {
+	g := core.Greeting{Protocol: core.ProtocolDataConn, Version: "1", NodeID: node}
+	if rapid.Bool().Draw(t, "go") {
+		g.KV = append(g.KV, core.KV{Key: core.KeyGo, Value: "1"})
+	}
+	if rapid.Bool().Draw(t, "confirm") {
+		g.KV = append(g.KV, core.KV{Key: core.RvConfirmKey, Value: "1"})
+	}
+	return g
+}
+
+func (d *rvDriver) addrs(t *rapid.T, label string, from []string) []string {
+	return rapid.SliceOfN(rapid.SampledFrom(from), 0, 3).Draw(t, label)
+}
+
+func (d *rvDriver) secs(t *rapid.T, label string) time.Duration {
+	return time.Duration(rapid.IntRange(0, 5000).Draw(t, label)) * time.Millisecond
+}
+
+func (d *rvDriver) actions() map[string]func(*rapid.T) {
+	return map[string]func(*rapid.T){
+		"connect": func(t *rapid.T) {
+			id := fmt.Sprintf("c%d", len(d.connIDs)+1)
+			d.connIDs = append(d.connIDs, id)
+			d.outcomes[id] = 0
+			target := rapid.SampledFrom(append([]string{"A", ""}, d.peers...)).Draw(t, "target")
+			d.r.Connect(d.now, core.RvConnectRequest{
+				ID: id, Target: target, Port: "A#" + id, Timeout: d.secs(t, "timeout"),
+				InitFunc: "f", InitData: []any{"x", int64(1)},
+				TargetAddrs: d.addrs(t, "taddrs", []string{"t1", "t2", "t3", ""}),
+				SelfAddrs:   d.addrs(t, "saddrs", []string{"s1", "s2"}),
+				TargetIsGo:  rapid.Bool().Draw(t, "targetGo"),
+			})
+		},
+		"roundTripDone": func(t *rapid.T) {
+			if id, ok := pick(t, &d.rtPend, "rt"); ok {
+				d.r.RoundTripDone(d.now, id)
+			}
+		},
+		"dialDone": func(t *rapid.T) {
+			if a, ok := pick(t, &d.dials, "dial"); ok {
+				node := a.Node
+				if rapid.IntRange(0, 3).Draw(t, "wrongPeer") == 0 {
+					node = rapid.SampledFrom(d.peers).Draw(t, "peer")
+				}
+				d.nextRef++
+				d.r.DialDone(d.now, a.ID, a.Addr, d.nextRef, d.greeting(t, node))
+			}
+		},
+		"dialFailed": func(t *rapid.T) {
+			if a, ok := pick(t, &d.dials, "dial"); ok {
+				d.r.DialFailed(d.now, a.ID, a.Addr, errors.New("refused"))
+			}
+		},
+		"cancel": func(t *rapid.T) {
+			if len(d.connIDs) > 0 {
+				id := rapid.SampledFrom(d.connIDs).Draw(t, "cancel")
+				var reason *core.KillReason
+				if rapid.Bool().Draw(t, "withReason") {
+					reason = &core.KillReason{}
+				}
+				d.r.Cancel(d.now, id, reason)
+			}
+		},
+		"expect": func(t *rapid.T) {
+			from := rapid.SampledFrom(d.peers).Draw(t, "from")
+			d.r.Expect(d.now, from, core.NodeMsgExpect{
+				ID: d.idPool(t), Port: rapid.SampledFrom([]string{from + "#p", "", "x#"}).Draw(t, "port"),
+				Timeout: float64(rapid.IntRange(0, 5000).Draw(t, "expTimeout")) / 1000, InitFunc: "f",
+			})
+		},
+		"connectBack": func(t *rapid.T) {
+			from := rapid.SampledFrom(d.peers).Draw(t, "from")
+			node := from
+			if rapid.Bool().Draw(t, "otherNode") {
+				node = rapid.SampledFrom(d.peers).Draw(t, "node")
+			}
+			d.r.ConnectBack(d.now, from, core.NodeMsgConnect{ID: d.idPool(t), Node: node}, d.addrs(t, "backAddrs", []string{"b1", "b2"}))
+		},
+		"incomingGreeting": func(t *rapid.T) {
+			d.nextRef++
+			ref := d.nextRef
+			g := d.greeting(t, rapid.SampledFrom(d.peers).Draw(t, "peer"))
+			if id := d.idPool(t); id != "" {
+				g.KV = append(g.KV, core.KV{Key: core.KeyDataConnID, Value: id})
+			}
+			d.greeted[ref] = true
+			d.r.IncomingGreeting(d.now, ref, g)
+		},
+		"incomingDone": func(t *rapid.T) {
+			if ref, ok := pick(t, &d.admitted, "ref"); ok {
+				d.r.IncomingDone(d.now, ref)
+			}
+		},
+		"incomingFailed": func(t *rapid.T) {
+			if ref, ok := pick(t, &d.admitted, "ref"); ok {
+				d.r.IncomingFailed(d.now, ref, errors.New("handshake failed"))
+			}
+		},
+		"peerDown": func(t *rapid.T) {
+			d.r.PeerDown(d.now, rapid.SampledFrom(d.peers).Draw(t, "down"), nil)
+		},
+		"tick": func(t *rapid.T) {
+			d.now = d.now.Add(d.secs(t, "advance"))
+			d.r.Tick(d.now)
+			d.drain(t)
+			if dl := d.r.Deadline(); !dl.IsZero() && !dl.After(d.now) {
+				d.fatalf(t, "deadline %v not after now %v after Tick", dl, d.now)
+			}
+		},
+		"": func(t *rapid.T) {
+			d.steps++
+			d.drain(t)
+		},
+	}
+}
+
+// rendezvousProperty drives the machine with arbitrary operation sequences
+// and checks its invariants: exactly one RvDeliver or RvFail per Connect
+// (never two, never for an unknown id), every stream answered at most once,
+// typed errors and non-empty kill reasons, and once every stream and dial
+// is settled and every timer has fired, Counts() back to zero.
+func rendezvousProperty(t *rapid.T) {
+	d := &rvDriver{
+		now:      time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		peers:    []string{"P1", "P2"}[:rapid.IntRange(1, 2).Draw(t, "peers")],
+		outcomes: map[string]int{},
+		greeted:  map[core.RvConnRef]bool{},
+		answered: map[core.RvConnRef]bool{},
+	}
+	d.r = core.NewRendezvous(core.RendezvousConfig{
+		Self:             "A",
+		EarlyHold:        time.Duration(rapid.IntRange(0, 3000).Draw(t, "hold")) * time.Millisecond,
+		MaxEarlyPerPeer:  rapid.IntRange(0, 3).Draw(t, "maxEarly"),
+		MaxExpectPerPeer: rapid.IntRange(0, 3).Draw(t, "maxExpect"),
+		DialStagger:      time.Duration(rapid.IntRange(0, 500).Draw(t, "stagger")) * time.Millisecond,
+	})
+	t.Repeat(d.actions())
+	// Settle: every dial fails, every admitted stream fails, time runs out.
+	for round := 0; round < 10000; round++ {
+		for _, a := range d.dials {
+			d.r.DialFailed(d.now, a.ID, a.Addr, errors.New("late"))
+		}
+		d.dials = nil
+		for _, ref := range d.admitted {
+			d.r.IncomingFailed(d.now, ref, errors.New("late"))
+		}
+		d.admitted = nil
+		d.drain(t)
+		dl := d.r.Deadline()
+		if dl.IsZero() && len(d.dials) == 0 && len(d.admitted) == 0 {
+			break
+		}
+		if !dl.IsZero() {
+			d.now = dl
+			d.r.Tick(d.now)
+			d.drain(t)
+		}
+	}
+	if o, e, h := d.r.Counts(); o+e+h != 0 || !d.r.Deadline().IsZero() {
+		t.Fatalf("after every timer: Counts() = %d, %d, %d; deadline %v", o, e, h, d.r.Deadline())
+	}
+	for _, id := range d.connIDs {
+		if d.outcomes[id] != 1 {
+			t.Fatalf("Connect %s got %d outcomes, want exactly 1", id, d.outcomes[id])
+		}
+	}
+}
+
+// FuzzRendezvous is the rendezvous property as a go test -fuzz target.
+func FuzzRendezvous(f *testing.F) {
+	f.Fuzz(rapid.MakeFuzz(rendezvousProperty))
+}
+
+// TestRendezvousProperty runs the same property with rapid's own random
+// inputs, so plain go test covers more than the seed corpus.
+func TestRendezvousProperty(t *testing.T) {
+	rapid.Check(t, rendezvousProperty)
+}
