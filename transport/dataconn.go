@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aemp-go/dataconn/core"
@@ -125,6 +126,7 @@ type holdDecision struct {
 type dcOutcome struct {
 	conn net.Conn
 	err  *core.KillReason
+	rule error
 }
 
 // NewDataConns makes a stand-alone data-connection endpoint for a
@@ -148,6 +150,7 @@ func newDataConns(ep *endpoint, host Host) *DataConns {
 			MaxEarlyPerPeer:  dc.MaxEarlyPerPeer,
 			MaxExpectPerPeer: dc.MaxExpectPerPeer,
 			DialStagger:      dc.DialStagger,
+			PerlCompat:       ep.cfg.PerlCompat,
 		}),
 		funcs:   map[string]InitFunc{},
 		conns:   map[core.RvConnRef]net.Conn{},
@@ -245,7 +248,7 @@ func (d *DataConns) exec(a core.RvAction) {
 		d.stopIDLocked(a.ID)
 		d.mu.Unlock()
 		if w != nil {
-			w <- dcOutcome{err: a.Reason}
+			w <- dcOutcome{err: a.Reason, rule: a.Err}
 		}
 	case core.RvAdmit:
 		d.mu.Lock()
@@ -376,14 +379,19 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	if target == d.ep.id {
 		return d.localPair(target, initFunc, initData)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := d.host.Connected(ctx, target); err != nil {
+	// The messaging connection must come up within the timeout; after
+	// that the machine's own timer bounds the set-up, and ctx only
+	// cancels it.
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	err := d.host.Connected(cctx, target)
+	cerr := cctx.Err()
+	cancel()
+	if err != nil {
 		if errors.Is(err, ErrNoRoute) {
 			return fail(ErrDataConnNoRoute, "%s: no listeners found", target)
 		}
-		if ctx.Err() != nil {
-			return d.ctxFailure(ctx, target, timeout)
+		if cerr != nil {
+			return d.ctxFailure(cctx, target, timeout)
 		}
 		return fail(ErrDataConnFailed, "%s: %v", target, err)
 	}
@@ -410,11 +418,26 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		SelfAddrs:   d.host.ListenerAddrs(d.ep.id),
 		TargetIsGo:  d.host.IsGoPeer(target),
 	}
+	var killed atomic.Bool
+	if pw, ok := d.host.(portWatcher); ok {
+		// The target kills the port named in the expectation when it
+		// refuses or expires it: fail at once with its reason.
+		stop := pw.WatchPort(portID, func(reason []any) {
+			killed.Store(true)
+			r := core.KillReasonFromValues(reason)
+			d.do(func(now time.Time) { d.rv.Cancel(now, id, r) })
+		})
+		defer stop()
+	}
 	d.do(func(now time.Time) { d.rv.Connect(now, req) })
 	select {
 	case o := <-w:
 		if o.err != nil {
-			return nil, &DataConnError{Node: target, Reason: o.err, Rule: ruleOf(o.err)}
+			rule := ruleOf(o.err, o.rule)
+			if killed.Load() {
+				rule = fmt.Errorf("%w: %w", ErrDataConnKilled, rule)
+			}
+			return nil, &DataConnError{Node: target, Reason: o.err, Rule: rule}
 		}
 		return o.conn, nil
 	case <-ctx.Done():
@@ -424,7 +447,11 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		if o.conn != nil { // delivered just before the cancel
 			return o.conn, nil
 		}
-		return nil, &DataConnError{Node: target, Reason: o.err, Rule: ruleOf(o.err)}
+		rule := ruleOf(o.err, o.rule)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			rule = fmt.Errorf("%w: %w", ErrDataConnTimeout, rule)
+		}
+		return nil, &DataConnError{Node: target, Reason: o.err, Rule: rule}
 	}
 }
 
@@ -437,11 +464,25 @@ func (d *DataConns) ctxReason(ctx context.Context, target string, timeout time.D
 
 func (d *DataConns) ctxFailure(ctx context.Context, target string, timeout time.Duration) (net.Conn, error) {
 	r := d.ctxReason(ctx, target, timeout)
-	return nil, &DataConnError{Node: target, Reason: r, Rule: ruleOf(r)}
+	return nil, &DataConnError{Node: target, Reason: r, Rule: ruleOf(r, nil)}
 }
 
-// ruleOf classifies a failure reason.
-func ruleOf(r *core.KillReason) error {
+// ruleOf classifies a failure: the machine's rule when it gave one
+// (wrapped so both the transport and the core sentinel match), else by the
+// reason text.
+func ruleOf(r *core.KillReason, machine error) error {
+	if machine != nil {
+		var base error = ErrDataConnFailed
+		switch {
+		case errors.Is(machine, core.ErrRvTimeout):
+			base = ErrDataConnTimeout
+		case errors.Is(machine, core.ErrRvNoListeners):
+			base = ErrDataConnNoRoute
+		case errors.Is(machine, core.ErrRvCancelled):
+			base = ErrDataConnCancelled
+		}
+		return fmt.Errorf("%w: %w", base, machine)
+	}
 	if r == nil {
 		return ErrDataConnFailed
 	}
@@ -670,7 +711,39 @@ func (d *DataConns) Pending() (outgoing, expectations, early int) {
 	return d.rv.Counts()
 }
 
+// portWatcher is implemented by hosts that can tell when a local port is
+// killed (the Node): the target's kill of the expectation's port then ends
+// the attempt at once instead of at the timeout.
+type portWatcher interface {
+	WatchPort(portID string, f func(reason []any)) (stop func())
+}
+
 // ---- the Node as Host ----
+
+// WatchPort calls f when the local port portID is killed. A port ID of
+// this node that names no port gets a port made for the purpose, removed
+// by stop.
+func (h nodeHost) WatchPort(portID string, f func(reason []any)) (stop func()) {
+	node, name, err := SplitPortID(portID)
+	if err != nil || node != h.n.id || name == "" {
+		return func() {}
+	}
+	h.n.mu.Lock()
+	p := h.n.ports[name]
+	h.n.mu.Unlock()
+	made := false
+	if p == nil {
+		p = h.n.newNamedPort(name, func([]any) {})
+		made = true
+	}
+	cancel := p.Monitor(f)
+	return func() {
+		cancel()
+		if made {
+			p.Kill()
+		}
+	}
+}
 
 type nodeHost struct{ n *Node }
 

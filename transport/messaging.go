@@ -23,6 +23,11 @@ type peer struct {
 	isGo    bool
 	mons    map[uint64]func(up bool, err error)
 	pending []core.Message // waiting for a connection, in order
+	// dialingOut is set while we dial the peer ourselves (p.dialing is
+	// then ours); an accepted handshake from the peer uses p.dialing too.
+	dialingOut bool
+	// up is closed (and replaced) whenever a connection is registered.
+	up chan struct{}
 }
 
 // maxPendingMessages bounds the messages queued for a node that is being
@@ -55,7 +60,7 @@ func (p *peer) allConns() []*msgConn {
 func (n *Node) peerLocked(id string) *peer {
 	p := n.peers[id]
 	if p == nil {
-		p = &peer{id: id, mons: map[uint64]func(bool, error){}}
+		p = &peer{id: id, mons: map[uint64]func(bool, error){}, up: make(chan struct{})}
 		n.peers[id] = p
 	}
 	return p
@@ -118,6 +123,8 @@ func (n *Node) addConn(c net.Conn, res *core.Result, dialer string) *msgConn {
 	if p.conn == mc {
 		mc.enqueueUnchecked(p.pending)
 		p.pending = nil
+		close(p.up)
+		p.up = make(chan struct{})
 	}
 	mons := p.monitorsLocked()
 	n.mu.Unlock()
@@ -340,20 +347,22 @@ func (mc *msgConn) readLoop() {
 		mc.conn.SetReadDeadline(time.Now().Add(mc.n.cfg.PeerTimeout))
 		nr, err := mc.conn.Read(buf)
 		if nr > 0 {
-			if ferr := dec.Feed(buf[:nr]); ferr != nil {
-				mc.shutdown(fmt.Errorf("aemp: from %s: %w", mc.peerID, ferr))
-				return
-			}
+			ferr := dec.Feed(buf[:nr])
+			// Messages completed before a framing error are delivered.
 			for {
 				msg, ok, derr := dec.Next()
-				if derr != nil {
-					mc.shutdown(fmt.Errorf("aemp: from %s: %w", mc.peerID, derr))
-					return
+				if ok {
+					mc.n.dispatch(mc, msg)
+					continue
 				}
-				if !ok {
-					break
+				if derr != nil && ferr == nil {
+					ferr = derr
 				}
-				mc.n.dispatch(mc, msg)
+				break
+			}
+			if ferr != nil {
+				mc.shutdown(fmt.Errorf("aemp: from %s: %w", mc.peerID, ferr))
+				return
 			}
 		}
 		if err != nil {
@@ -478,20 +487,80 @@ func (n *Node) connect(ctx context.Context, node string) (*msgConn, error) {
 		}
 		addrs := n.ordered(p.addrs)
 		ch := make(chan struct{})
-		p.dialing = ch
+		p.dialing, p.dialingOut = ch, true
 		n.mu.Unlock()
 
 		mc, err := n.dialMessaging(ctx, node, addrs)
+		if err != nil && n.id > node && errors.Is(err, core.ErrPeerClosed) {
+			// The peer may have refused our dial because it is dialing
+			// us at the same time (the lower ID's connection wins): its
+			// connection arrives within a handshake.
+			mc = n.awaitConn(ctx, p)
+		}
 		n.mu.Lock()
-		p.dialing = nil
+		p.dialing, p.dialingOut = nil, false
 		p.dialErr = err
 		if mc == nil && p.conn != nil {
-			mc, err = p.conn, nil
+			mc = p.conn
+		}
+		if mc != nil {
+			err = nil
 		}
 		n.mu.Unlock()
 		close(ch)
 		return mc, err
 	}
+}
+
+// awaitConn waits up to a handshake timeout for a connection to p.
+func (n *Node) awaitConn(ctx context.Context, p *peer) *msgConn {
+	t := time.NewTimer(n.cfg.HandshakeTimeout)
+	defer t.Stop()
+	for {
+		n.mu.Lock()
+		mc, up := p.conn, p.up
+		n.mu.Unlock()
+		if mc != nil {
+			return mc
+		}
+		select {
+		case <-up:
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// admitIncoming decides on an incoming messaging handshake from node at
+// the greeting: when both nodes dial each other at once, only the
+// connection dialed by the lower node ID is kept, so no message can
+// overtake another on a second connection. It returns a function to call
+// when the handshake has ended.
+func (n *Node) admitIncoming(node string) (done func(), err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, ErrClosed
+	}
+	p := n.peerLocked(node)
+	if n.id < node && ((p.dialing != nil && p.dialingOut) || (p.conn != nil && p.conn.dialer == n.id)) {
+		return nil, fmt.Errorf("%w: %s and %s dialed each other; the lower ID's connection is kept", ErrConnReplaced, n.id, node)
+	}
+	if p.dialing != nil {
+		return func() {}, nil
+	}
+	ch := make(chan struct{})
+	p.dialing = ch
+	return func() {
+		n.mu.Lock()
+		if p.dialing == ch {
+			p.dialing = nil
+		}
+		n.mu.Unlock()
+		close(ch)
+	}, nil
 }
 
 func (n *Node) dialMessaging(ctx context.Context, node string, addrs []string) (*msgConn, error) {
@@ -761,7 +830,14 @@ func (n *Node) dispatch(mc *msgConn, msg core.Message) {
 		p := n.ports[m.Port]
 		n.mu.Unlock()
 		if p != nil {
-			p.Kill(m.Reason...)
+			reason := m.Reason
+			if r := core.KillReasonFromValues(reason); r.Family == core.KillReasonDataConn && r.Message == "" {
+				// A Perl target kills with a null message when it gives
+				// up on an expectation; always carry a text.
+				r.Message = from + ": data connection not established (the target gave up on it without a reason)"
+				reason = r.Values()
+			}
+			p.Kill(reason...)
 		}
 	case core.NodeMsgKeepalive:
 	case core.NodeMsgExpect:

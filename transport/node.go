@@ -569,9 +569,12 @@ func (l *listener) serve(p *pendingHS) {
 	}
 	opts := n.driveOptions(l.nw)
 	var ref core.RvConnRef
+	var admitted func()
 	opts.OnPeerGreeting = func(ctx context.Context, g core.Greeting, protocol string) ([]core.KV, error) {
 		if protocol == core.ProtocolMessaging {
-			return nil, nil
+			var err error
+			admitted, err = n.admitIncoming(g.NodeID)
+			return nil, err
 		}
 		if protocol != core.ProtocolDataConn {
 			return nil, fmt.Errorf("aemp: unsupported protocol %q", protocol)
@@ -582,6 +585,13 @@ func (l *listener) serve(p *pendingHS) {
 	}
 	conn, res, err := Drive(n.ctx, c, m, opts)
 	done()
+	if admitted != nil {
+		if err == nil && res.Protocol == core.ProtocolMessaging {
+			n.addConn(conn, res, res.PeerNodeID)
+			conn = nil
+		}
+		admitted()
+	}
 	if err != nil {
 		if ref != 0 {
 			n.dc.incomingFailed(ref, err)
@@ -591,7 +601,9 @@ func (l *listener) serve(p *pendingHS) {
 	}
 	switch res.Protocol {
 	case core.ProtocolMessaging:
-		n.addConn(conn, res, res.PeerNodeID)
+		if conn != nil {
+			n.addConn(conn, res, res.PeerNodeID)
+		}
 	case core.ProtocolDataConn:
 		n.dc.incomingDone(ref, conn, res)
 	default:
