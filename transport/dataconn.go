@@ -393,6 +393,9 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		if cerr != nil {
 			return d.ctxFailure(cctx, target, timeout)
 		}
+		if msg := err.Error(); strings.HasPrefix(msg, target+": ") {
+			return fail(ErrDataConnFailed, "%s", msg)
+		}
 		return fail(ErrDataConnFailed, "%s: %v", target, err)
 	}
 	id, err := d.ep.randomID()
@@ -564,6 +567,20 @@ func (d *DataConns) HandleControl(from string, m core.NodeMsg) bool {
 }
 
 func (d *DataConns) expect(from string, m core.NodeMsgExpect) {
+	d.mu.Lock()
+	_, known := d.funcs[m.InitFunc]
+	d.mu.Unlock()
+	if !known {
+		// Refuse at once: the initiator's port is killed with the reason
+		// and its ConnectTo fails instead of handing over a stream that
+		// nobody reads.
+		if node, name, err := SplitPortID(m.Port); err == nil && node == from && name != "" {
+			r := core.DataConnReason("%s: no init function %q", d.ep.id, m.InitFunc)
+			d.host.SendControl(from, core.KillMsg(name, r.Values()...))
+		}
+		d.ep.log.Debug("expectation for unknown init function refused", "from", from, "func", m.InitFunc)
+		return
+	}
 	d.do(func(now time.Time) { d.rv.Expect(now, from, m) })
 }
 

@@ -126,7 +126,7 @@ func (n *Node) addConn(c net.Conn, res *core.Result, dialer string) *msgConn {
 		close(p.up)
 		p.up = make(chan struct{})
 	}
-	mons := p.monitorsLocked()
+	mons := n.nodeMonitorsLocked(p)
 	n.mu.Unlock()
 
 	n.wg.Add(2)
@@ -175,7 +175,7 @@ func (n *Node) connEnded(mc *msgConn, err error) {
 		if p.conn == mc {
 			p.conn = nil
 			down = true
-			mons = p.monitorsLocked()
+			mons = n.nodeMonitorsLocked(p)
 		}
 	}
 	closed := n.closed
@@ -771,6 +771,34 @@ func (n *Node) Kill(portID string, reason ...any) error {
 		return nil
 	}
 	return n.sendTo(node, core.KillMsg(name, reason...))
+}
+
+// MonitorNodes calls f whenever the messaging connection to any node goes
+// up or down. The returned function cancels the monitor.
+func (n *Node) MonitorNodes(f func(nodeID string, up bool, err error)) (cancel func()) {
+	n.mu.Lock()
+	n.monSeq++
+	k := n.monSeq
+	if n.allMons == nil {
+		n.allMons = map[uint64]func(string, bool, error){}
+	}
+	n.allMons[k] = f
+	n.mu.Unlock()
+	return func() {
+		n.mu.Lock()
+		delete(n.allMons, k)
+		n.mu.Unlock()
+	}
+}
+
+// nodeMonitorsLocked returns the monitors of p and the any-node monitors,
+// bound to p's ID.
+func (n *Node) nodeMonitorsLocked(p *peer) []func(bool, error) {
+	out := p.monitorsLocked()
+	for _, f := range n.allMons {
+		out = append(out, func(up bool, err error) { f(p.id, up, err) })
+	}
+	return out
 }
 
 // MonitorNode calls f when the messaging connection to nodeID goes up or

@@ -179,6 +179,7 @@ type Node struct {
 	funcs     map[string]Func
 	seq       uint64
 	monSeq    uint64
+	allMons   map[uint64]func(string, bool, error)
 
 	dc *DataConns
 }

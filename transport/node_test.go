@@ -253,3 +253,53 @@ func TestDataConnWrongSecretTimesOut(t *testing.T) {
 		b.Close()
 	})
 }
+
+func TestDataConnUnknownInitFunction(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := memnet.New(7, memnet.WithDefaultLink(memnet.LinkConfig{Latency: 5 * time.Millisecond}))
+		a := simNode(t, w, "a", nil)
+		b := simNode(t, w, "b", nil)
+		link(a, b)
+		start := time.Now()
+		_, err := a.ConnectTo(context.Background(), "b", 5*time.Second, "no::such")
+		var de *transport.DataConnError
+		if !errors.As(err, &de) || !errors.Is(err, transport.ErrDataConnKilled) {
+			t.Fatalf("err = %v", err)
+		}
+		if de.Error() != `b: no init function "no::such"` {
+			t.Fatalf("text %q", de.Error())
+		}
+		if time.Since(start) >= time.Second {
+			t.Fatalf("took %v: the refusal should arrive in a round trip or two", time.Since(start))
+		}
+		a.Close()
+		b.Close()
+	})
+}
+
+func TestMonitorNodes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := memnet.New(8, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}))
+		a := simNode(t, w, "a", nil)
+		b := simNode(t, w, "b", nil)
+		link(a, b)
+		type ev struct {
+			id string
+			up bool
+		}
+		evs := make(chan ev, 4)
+		cancel := a.MonitorNodes(func(id string, up bool, err error) { evs <- ev{id, up} })
+		defer cancel()
+		if err := a.Connect(context.Background(), "b"); err != nil {
+			t.Fatal(err)
+		}
+		if e := <-evs; e != (ev{"b", true}) {
+			t.Fatalf("got %+v", e)
+		}
+		b.Close()
+		if e := <-evs; e != (ev{"b", false}) {
+			t.Fatalf("got %+v", e)
+		}
+		a.Close()
+	})
+}
