@@ -98,9 +98,8 @@
 //	received         peer, initfunc, file, bytes, sha256, seconds, bytes_per_second
 //	stopped          node
 //
-// node_up is found by polling every 100 ms (the transport has no "any
-// node" monitor), so a connection shorter than that may go unreported;
-// node_down of a node once seen is reported at once.
+// node_up and node_down are reported as the messaging connection to a
+// node comes and goes.
 //
 // # aemp send
 //

@@ -30,12 +30,6 @@ const recvIdleTimeout = 2 * time.Minute
 // maxNameLen bounds a received file name, in bytes.
 const maxNameLen = 255
 
-// nodePollInterval is how often `aemp node` looks for new messaging
-// connections to report (the monitors report going down at once). The
-// Node has no monitor for "any node", so a connection that lives shorter
-// than this may go unreported.
-const nodePollInterval = 100 * time.Millisecond
-
 func nodeCommand(e *env) (*flag.FlagSet, func(context.Context, []string) error) {
 	fs := newFlagSet(e, "node", "aemp node [flags]",
 		`Run a node until SIGINT or SIGTERM. It listens on the --bind addresses
@@ -77,7 +71,8 @@ func runNode(ctx context.Context, s *setup, rep *reporter, recvDir string) error
 	defer r.close()
 	n.HandleDataConn(recvInitFunc, r.handle)
 
-	tr := &nodeTracker{n: n, rep: rep, state: map[string]bool{}, watched: map[string]func(){}}
+	tr := &nodeTracker{n: n, rep: rep, state: map[string]bool{}}
+	tr.cancel = n.MonitorNodes(tr.report)
 	defer tr.stop()
 
 	addrs, err := s.listen(ctx)
@@ -90,60 +85,23 @@ func runNode(ctx context.Context, s *setup, rep *reporter, recvDir string) error
 	}
 	s.connectSeeds(ctx, transport.DefaultHandshakeTimeout)
 
-	tick := time.NewTicker(nodePollInterval)
-	defer tick.Stop()
-	for {
-		tr.poll()
-		select {
-		case <-ctx.Done():
-			r.shutdown()
-			n.Close()
-			rep.emit(event{Event: "stopped", Node: n.ID(), Text: fmt.Sprintf("node %s stopped", n.ID())})
-			return nil
-		case <-tick.C:
-		}
-	}
+	<-ctx.Done()
+	r.shutdown()
+	n.Close()
+	rep.emit(event{Event: "stopped", Node: n.ID(), Text: fmt.Sprintf("node %s stopped", n.ID())})
+	return nil
 }
 
-// nodeTracker reports node_up and node_down events: new connections are
-// found by polling Node.Peers, losses come from Node.MonitorNode at once.
+// nodeTracker reports node_up and node_down events from
+// Node.MonitorNodes.
 type nodeTracker struct {
-	n   *transport.Node
-	rep *reporter
+	n      *transport.Node
+	rep    *reporter
+	cancel func()
 
 	mu      sync.Mutex
 	state   map[string]bool
-	watched map[string]func()
 	stopped bool
-}
-
-func (t *nodeTracker) poll() {
-	up := map[string]bool{}
-	for _, id := range t.n.Peers() {
-		up[id] = true
-		t.watch(id)
-		t.report(id, true, nil)
-	}
-	t.mu.Lock()
-	var gone []string
-	for id, u := range t.state {
-		if u && !up[id] {
-			gone = append(gone, id)
-		}
-	}
-	t.mu.Unlock()
-	for _, id := range gone {
-		t.report(id, false, nil)
-	}
-}
-
-func (t *nodeTracker) watch(id string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.watched[id]; ok || t.stopped {
-		return
-	}
-	t.watched[id] = t.n.MonitorNode(id, func(up bool, err error) { t.report(id, up, err) })
 }
 
 func (t *nodeTracker) report(id string, up bool, err error) {
@@ -169,12 +127,8 @@ func (t *nodeTracker) report(id string, up bool, err error) {
 func (t *nodeTracker) stop() {
 	t.mu.Lock()
 	t.stopped = true
-	cancels := t.watched
-	t.watched = nil
 	t.mu.Unlock()
-	for _, c := range cancels {
-		c()
-	}
+	t.cancel()
 }
 
 // receiver is the aemp::recv init function: it stores or discards incoming
