@@ -151,6 +151,17 @@ func waitScript(t testing.TB, ch <-chan error) {
 	}
 }
 
+// scriptState returns a script's failure, or a note that it is still
+// running (for the message of a test that fails first).
+func scriptState(ch <-chan error) any {
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(time.Second):
+		return "still running"
+	}
+}
+
 // ---- the scripted node ----
 
 // perlNode is a scripted Perl AnyEvent::MP 2.02 node: an ID, the shared
@@ -1146,7 +1157,7 @@ func replayGoToPerl(o goToPerl) func(t *testing.T, e *perlEnv) {
 		defer cancel()
 		c, err := g.ConnectTo(ctx, "B", o.timeout, "main::receiver", o.data...)
 		if err != nil {
-			t.Fatalf("ConnectTo: %v (script: %v)", err, <-script)
+			t.Fatalf("ConnectTo: %v (script: %v)", err, scriptState(script))
 		}
 		if _, err := c.Write(perlPattern(size)); err != nil {
 			t.Fatal(err)
@@ -1350,16 +1361,33 @@ func replayNobindPerlTarget(t *testing.T, e *perlEnv) {
 		pc := b.mustHandshake(b.dial(gAddrs[0]), perlHS{role: perlDialed})
 		checkGoGreeting(pc, core.ProtocolMessaging)
 		pc.send(`["","g_slave"]`, `["","g_slave"]`, `["","g_slave",{"'l":{"B":[]}}]`, `["","g_find","G"]`)
-		found := pc.expect(core.NodeMsgTagGFound)
-		if len(found) != 4 || found[2] != "G" || strings.Join(strList(found[3]), " ") != strings.Join(gAddrs, " ") {
-			scriptFail("g_found %v, want [\"\", \"g_found\", \"G\", %v]", found, gAddrs)
+		// Our node answers g_find and starts the request concurrently: the
+		// order of g_found and _expect is free (the recording has _expect
+		// first), _expect before snd is not.
+		var addrs []string
+		var id string
+		answered := false
+		for addrs == nil || !answered {
+			m := pc.nextMsg()
+			switch tagOf(m) {
+			case core.NodeMsgTagGFound:
+				if len(m) != 4 || m[2] != "G" || strings.Join(strList(m[3]), " ") != strings.Join(gAddrs, " ") {
+					scriptFail("g_found %v, want [\"\", \"g_found\", \"G\", %v]", m, gAddrs)
+				}
+				addrs = strList(m[3])
+				pc.send(`["","g_upd","'l",{"B":[]},[]]`, `["","g_upd","'g",{"B":null},[]]`, `["","g_global"]`)
+			case core.NodeMsgTagExpect:
+				id, _ = expectShape(m, 4*time.Second, "main::receiver", []any{"hello", int64(42)})
+			case core.NodeMsgTagSnd:
+				if id == "" {
+					scriptFail("snd %v before _expect", m)
+				}
+				pc.answerSnd(m)
+				answered = true
+			default:
+				scriptFail("unexpected %v", m)
+			}
 		}
-		addrs := strList(found[3])
-		pc.send(`["","g_upd","'l",{"B":[]},[]]`, `["","g_upd","'g",{"B":null},[]]`, `["","g_global"]`)
-		exp := pc.expect(core.NodeMsgTagExpect)
-		id, _ := expectShape(exp, 4*time.Second, "main::receiver", []any{"hello", int64(42)})
-		snd := pc.expect(core.NodeMsgTagSnd)
-		pc.answerSnd(snd)
 		conn := pc.expect(core.NodeMsgTagConnect)
 		if len(conn) != 4 || conn[2] != id || conn[3] != "G" {
 			scriptFail("_connect %v, want [\"\", %q, %q, \"G\"]", conn, core.NodeMsgTagConnect, id)
@@ -1377,7 +1405,7 @@ func replayNobindPerlTarget(t *testing.T, e *perlEnv) {
 	defer cancel()
 	c, err := g.ConnectTo(ctx, "B", 4*time.Second, "main::receiver", "hello", int64(42))
 	if err != nil {
-		t.Fatalf("ConnectTo: %v", err)
+		t.Fatalf("ConnectTo: %v (script: %v)", err, scriptState(script))
 	}
 	if _, err := c.Write(perlPattern(size)); err != nil {
 		t.Fatal(err)
