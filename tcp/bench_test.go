@@ -2,6 +2,7 @@ package tcp_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -37,6 +38,8 @@ func throughputCases() []throughputCase {
 	return []throughputCase{
 		{"raw", openRawTCP},
 		{"tls-raw", openTLSTCP},
+		{"dataconn", openDataConnHMAC},
+		{"tls-dataconn", openDataConnTLS},
 	}
 }
 
@@ -50,6 +53,8 @@ type setupCase struct {
 func setupCases() []setupCase {
 	return []setupCase{
 		{"tcp-connect", prepareTCPConnect},
+		{"dataconn-hmac", prepareDataConnHMAC},
+		{"dataconn-tls", prepareDataConnTLS},
 	}
 }
 
@@ -223,3 +228,93 @@ func prepareTCPConnect(b *testing.B) func() error {
 		return d.Close()
 	}
 }
+
+// benchNodes starts two nodes on loopback, a and b, that know each other's
+// address; mod configures node i (0 for a, 1 for b). b's init function
+// "bench::take" hands its stream to the returned channel. The messaging
+// connection is opened, so set-ups measured on the pair are warm.
+func benchNodes(b *testing.B, mod func(i int, c *transport.Config)) (na, nb *transport.Node, taken <-chan net.Conn) {
+	b.Helper()
+	nodes := make([]*transport.Node, 2)
+	for i, id := range []string{"a", "b"} {
+		nodes[i] = startNode(b, id, "127.0.0.1:0", func(c *transport.Config) {
+			if mod != nil {
+				mod(i, c)
+			}
+		})
+	}
+	linkNodes(nodes...)
+	ch := make(chan net.Conn, 1)
+	nodes[1].HandleDataConn("bench::take", func(_ string, _ []any, c net.Conn) { ch <- c })
+	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
+	defer cancel()
+	if err := nodes[0].Connect(ctx, "b"); err != nil {
+		b.Fatal(err)
+	}
+	return nodes[0], nodes[1], ch
+}
+
+// benchTLS makes both nodes use TLS certificates of one CA and no secret.
+func benchTLS(b *testing.B) func(i int, c *transport.Config) {
+	certs := testTLS(b, "a", "b")
+	return func(i int, c *transport.Config) {
+		c.Secret = nil
+		c.TLS = certs[i]
+	}
+}
+
+// dataConnOnce opens one data connection from a to b's "bench::take" and
+// returns both ends.
+func dataConnOnce(a *transport.Node, taken <-chan net.Conn) (send, recv net.Conn, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
+	defer cancel()
+	c, err := a.ConnectTo(ctx, "b", benchTimeout, "bench::take")
+	if err != nil {
+		return nil, nil, err
+	}
+	select {
+	case r := <-taken:
+		return c, r, nil
+	case <-ctx.Done():
+		c.Close()
+		return nil, nil, errors.New("init function not called")
+	}
+}
+
+func openDataConn(b *testing.B, mod func(i int, c *transport.Config)) (net.Conn, net.Conn) {
+	a, _, taken := benchNodes(b, mod)
+	send, recv, err := dataConnOnce(a, taken)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { send.Close(); recv.Close() })
+	return send, recv
+}
+
+func openDataConnHMAC(b *testing.B) (net.Conn, net.Conn) { return openDataConn(b, nil) }
+
+func openDataConnTLS(b *testing.B) (net.Conn, net.Conn) { return openDataConn(b, benchTLS(b)) }
+
+// prepareDataConn returns one full data-connection set-up on a warm node
+// pair: ConnectTo, the init function called, both ends closed.
+func prepareDataConn(b *testing.B, mod func(i int, c *transport.Config)) func() error {
+	a, _, taken := benchNodes(b, mod)
+	once := func() error {
+		send, recv, err := dataConnOnce(a, taken)
+		if err != nil {
+			return err
+		}
+		recv.Close()
+		return send.Close()
+	}
+	// One data connection outside the measurement warms what the first
+	// one sets up (TLS session state, buffers).
+	if err := once(); err != nil {
+		b.Fatal(err)
+	}
+	return once
+}
+
+func prepareDataConnHMAC(b *testing.B) func() error { return prepareDataConn(b, nil) }
+
+func prepareDataConnTLS(b *testing.B) func() error { return prepareDataConn(b, benchTLS(b)) }
