@@ -3,9 +3,12 @@ package quic
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/aemp-go/dataconn/transport"
 )
 
 // benchRow is one row of a benchmark table: BenchmarkX/name. Rows for other
@@ -19,12 +22,14 @@ type benchRow struct {
 // throughputRows are the rows of BenchmarkThroughput.
 var throughputRows = []benchRow{
 	{"raw", benchThroughputRaw},
+	{"dataconn", benchThroughputDataConn},
 }
 
 // setupRows are the rows of BenchmarkSetup.
 var setupRows = []benchRow{
 	{"quic-handshake", benchSetupHandshake},
 	{"stream", benchSetupStream},
+	{"dataconn-stream", benchSetupDataConn},
 }
 
 // BenchmarkThroughput measures one-way bulk transfer over loopback, in
@@ -147,6 +152,95 @@ func benchSetupStream(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		c, err := cli.Dial(context.Background(), addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		roundTrip(b, c)
+		_ = c.Close()
+	}
+}
+
+// benchNodes returns node "a", which knows node "b"; b listens on loopback
+// QUIC and serves the init function "bench" with serve. Both are closed
+// when the benchmark ends (Networks first: Node.Close waits for running
+// init functions).
+func benchNodes(b *testing.B, serve transport.InitFunc) *transport.Node {
+	b.Helper()
+	mk := func(id string) (*transport.Node, *Network) {
+		n, err := transport.NewNode(transport.Config{NodeID: id, Secret: []byte("bench"), Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = n.Close() })
+		nw := New(Config{})
+		b.Cleanup(func() { _ = nw.Close() })
+		return n, nw
+	}
+	na, aNet := mk("a")
+	na.AddNetwork(aNet)
+	nb, bNet := mk("b")
+	nb.HandleDataConn("bench", serve)
+	addr, err := nb.Listen(context.Background(), bNet, "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	na.AddPeer("b", addr)
+	if err := na.Connect(context.Background(), "b"); err != nil {
+		b.Fatal(err)
+	}
+	return na
+}
+
+// benchThroughputDataConn is benchThroughputRaw through a Node: the same
+// 64 KiB writes on a data connection (a QUIC stream after the AEMP
+// handshake) instead of a bare stream.
+func benchThroughputDataConn(b *testing.B) {
+	const chunk = 64 << 10
+	na := benchNodes(b, func(_ string, _ []any, c net.Conn) {
+		defer c.Close()
+		if _, err := io.Copy(io.Discard, c); err == nil {
+			_, _ = c.Write([]byte{'k'})
+		}
+	})
+	c, err := na.ConnectTo(context.Background(), "b", 10*time.Second, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, chunk)
+	b.SetBytes(chunk)
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := c.(transport.CloseWriter).CloseWrite(); err != nil {
+		b.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+	if _, err := io.ReadFull(c, buf[:1]); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchSetupDataConn measures a data connection on a warm node pair (the
+// messaging connection, and so the QUIC connection, already up): ConnectTo
+// plus a 1-byte round trip.
+func benchSetupDataConn(b *testing.B) {
+	na := benchNodes(b, func(_ string, _ []any, c net.Conn) {
+		defer c.Close()
+		pingPong(c)
+	})
+	warm, err := na.ConnectTo(context.Background(), "b", 10*time.Second, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	roundTrip(b, warm)
+	_ = warm.Close()
+	b.ResetTimer()
+	for range b.N {
+		c, err := na.ConnectTo(context.Background(), "b", 10*time.Second, "bench")
 		if err != nil {
 			b.Fatal(err)
 		}
