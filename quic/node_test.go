@@ -950,3 +950,154 @@ func TestNodeWarmSetup(t *testing.T) {
 		t.Fatalf("a warm set-up took %v", warm[n-1])
 	}
 }
+
+// ---- a man in the middle ----
+
+// quicMITM terminates QUIC towards the dialer with its own throw-away
+// certificate, opens a stream to target for every stream it accepts, and
+// relays the bytes both ways, keeping a copy of what the dialer sent.
+type quicMITM struct {
+	addr    string
+	streams atomic.Int32
+	mu      sync.Mutex
+	seen    bytes.Buffer
+}
+
+func (m *quicMITM) sawFromDialer() []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return bytes.Clone(m.seen.Bytes())
+}
+
+func (m *quicMITM) Write(p []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seen.Len() < 8<<20 {
+		m.seen.Write(p)
+	}
+	return len(p), nil
+}
+
+func newMITM(t *testing.T, target string) *quicMITM {
+	t.Helper()
+	front := newNet(t, quic.Config{})
+	back := newNet(t, quic.Config{})
+	l, err := front.Listen(testCtx(t), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &quicMITM{addr: "quic://" + l.Addr().String()}
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = l.Close(); _ = front.Close(); _ = back.Close(); wg.Wait() })
+	pipe := func(dst, src net.Conn, tap io.Writer) {
+		defer wg.Done()
+		_, _ = io.Copy(io.MultiWriter(dst, tap), src)
+		_ = dst.(transport.CloseWriter).CloseWrite()
+	}
+	wg.Go(func() {
+		for range 100 {
+			s, err := l.Accept()
+			if err != nil {
+				return
+			}
+			m.streams.Add(1)
+			d, err := back.Dial(ctx, target)
+			if err != nil {
+				_ = s.Close()
+				continue
+			}
+			_ = s.SetDeadline(time.Now().Add(testTimeout))
+			_ = d.SetDeadline(time.Now().Add(testTimeout))
+			wg.Add(2)
+			go pipe(d, s, m)
+			go pipe(s, d, io.Discard)
+		}
+	})
+	return m
+}
+
+// TestNodeQUICRelay: a man in the middle that terminates QUIC on both
+// sides (possible when QUIC certificates are not verified) and relays the
+// streams byte for byte. Between nodes of this project the channel-binding
+// auth method covers each QUIC session's exporter, so the relayed
+// handshake fails; a node that authenticates with plain hmac_sha3_512 (as
+// with Perl nodes, or DisableChannelBinding) lets the relay through, and
+// the relay then reads the data in clear. With QUIC certificates verified
+// the relay cannot even complete QUIC.
+func TestNodeQUICRelay(t *testing.T) {
+	checkLeaks(t)
+	ca, err := transport.NewTestCA("relay test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aTLS, bTLS := issue(t, ca, "a"), issue(t, ca, "b")
+	marker := []byte("the relay must not read this unless the peers let it")
+	cases := []struct {
+		name       string
+		aQUIC      quic.Config
+		bQUIC      quic.Config
+		aMod, bMod func(*transport.Config)
+		relayed    bool     // the data connection works through the relay
+		text       []string // of the failure, any of
+	}{
+		{
+			name: "throw-away certificates, hmac_sha3_512_cb",
+			text: []string{"authentication failure"},
+		},
+		{
+			name:    "throw-away certificates, initiator without channel binding",
+			aMod:    func(c *transport.Config) { c.DisableChannelBinding = true },
+			relayed: true,
+		},
+		{
+			name:  "verified certificates",
+			aQUIC: quic.Config{TLS: aTLS}, bQUIC: quic.Config{TLS: bTLS},
+			aMod: func(c *transport.Config) { c.Secret = nil; c.TLS = aTLS },
+			bMod: func(c *transport.Config) { c.Secret = nil; c.TLS = bTLS },
+			text: []string{"certificate"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a, _ := dialNode(t, "a", tc.aQUIC, tc.aMod)
+			b, _, bAddr := quicNode(t, "b", tc.bQUIC, tc.bMod)
+			m := newMITM(t, hostPort(bAddr))
+			a.AddPeer("b", m.addr)
+			s := newSink()
+			b.HandleDataConn("test::sink", s.init)
+			c, err := a.ConnectTo(testCtx(t), "b", 3*time.Second, "test::sink", sumHex(marker))
+			if tc.relayed {
+				if err != nil {
+					t.Fatalf("ConnectTo through the relay: %v", err)
+				}
+				sendAndCheck(t, c, marker)
+				if err := s.wait(t); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Contains(m.sawFromDialer(), marker) {
+					t.Fatal("the relay did not see the data in clear")
+				}
+				return
+			}
+			if err == nil {
+				c.Close()
+				t.Fatal("ConnectTo succeeded through a relay")
+			}
+			var de *transport.DataConnError
+			if !errors.As(err, &de) || !errors.Is(err, transport.ErrDataConnFailed) {
+				t.Fatalf("error %T %v, want a *transport.DataConnError (failed)", err, err)
+			}
+			if !slices.ContainsFunc(tc.text, func(s string) bool { return strings.Contains(err.Error(), s) }) {
+				t.Fatalf("error %q names none of %q", err, tc.text)
+			}
+			t.Logf("relay refused: %v (streams the relay accepted: %d)", err, m.streams.Load())
+			if n := s.calls.Load(); n != 0 {
+				t.Fatalf("init function ran %d times", n)
+			}
+			if bytes.Contains(m.sawFromDialer(), marker) {
+				t.Fatal("the relay saw the payload")
+			}
+		})
+	}
+}
