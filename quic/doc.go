@@ -30,11 +30,71 @@
 //
 // With Config.TLS nil, peers are NOT authenticated by QUIC itself: each
 // Network presents a throw-away self-signed certificate that nobody
-// verifies. The traffic is still encrypted, but an active attacker on the
-// path can sit in the middle of the QUIC connection, so authentication then
-// rests entirely on the AEMP handshake that runs on every stream
-// (hmac_sha3_512 with the shared secret); TLSState reports ok=false, so
-// the tls_* auth methods cannot be used.
+// verifies. The traffic is still encrypted, and TLSState reports ok=false,
+// so the tls_* auth methods cannot be used; authentication rests on the
+// AEMP handshake that runs on every stream. The Network still reports the
+// session's exporter through ChannelBinding (see Security).
+//
+// # Security
+//
+// What an attacker who holds neither the shared secret nor a certificate
+// the nodes trust can and cannot do.
+//
+// With Config.TLS nil:
+//
+//   - It can open QUIC connections to a listening node and streams on
+//     them. Each connection costs the node a QUIC handshake (key exchange
+//     and a signature); this package does not cap the number of
+//     connections. Each stream starts an AEMP handshake on the node: at most
+//     Config.MaxIncomingStreams open streams per connection, at most the
+//     Node's MaxHandshakes handshakes in progress per listener (when full,
+//     the oldest is dropped, so a flood can crowd out honest peers: a denial
+//     of service, not a memory leak), each bounded by the Node's
+//     HandshakeTimeout and the 4096-byte line limit.
+//   - It can read what a node says before authentication: its greeting
+//     (node ID, auth methods, framings, provider, the address it sees).
+//   - It cannot pass the AEMP authentication: the auth line is an HMAC,
+//     keyed with the secret, over both sides' greetings and fresh nonces,
+//     so it can neither compute one nor replay or reflect one (a node
+//     refuses its own ID on every connection, and hmac_sha3_512_cb also
+//     covers the roles and both node IDs). Without authentication it
+//     cannot send messages, call functions, or open or claim data
+//     connections (their ids are unguessable and bound to the node that
+//     announced them).
+//   - On the path but passive, it sees only encrypted QUIC packets: their
+//     sizes and timing, not their contents.
+//   - On the path and active (a man in the middle), it can terminate QUIC
+//     towards each node with its own throw-away certificate and relay the
+//     streams. Between nodes of this project that authenticate with
+//     hmac_sha3_512_cb (the default: offered first unless
+//     DisableChannelBinding or PerlCompat is set on either node) this
+//     fails: the MAC covers the exporter of the QUIC session it travels
+//     in (transport.ChannelBinder), and the two sessions of a relay have
+//     different exporters. Editing the greetings to remove
+//     hmac_sha3_512_cb fails too, since both auth lines cover the greetings
+//     as each side saw them. If either node authenticates with plain
+//     hmac_sha3_512, the relayed handshake succeeds, and the relay then
+//     reads every byte of every stream (messages and data connections) in
+//     clear and can alter, inject, drop or cut them undetected: after the
+//     handshake AEMP adds no integrity of its own. So with Config.TLS nil,
+//     an authenticated stream cannot be read or altered only if it was
+//     authenticated with hmac_sha3_512_cb.
+//   - On the path, it can always drop packets: the streams then fail
+//     with ErrConnectionLost after Config.IdleTimeout instead of hanging.
+//
+// With Config.TLS set (on both the quic.Config and the transport.Config),
+// every QUIC handshake verifies both certificates against the configured
+// CAs (client certificates are required). The attacker cannot complete a
+// QUIC handshake, so it opens no stream and never sees a greeting (only
+// the node's certificate, which a server sends first); it cannot sit in
+// the middle; TLSState reports the verified session, whose exporter
+// hmac_sha3_512_cb covers, and tls_sha3_512 works without a secret. What
+// remains is the cost of handshake attempts and, on the path, dropping
+// packets. Note
+// that the certificate is checked against the CAs only, not against the
+// node ID: every certificate the CAs issued authenticates as any node ID
+// with tls_sha3_512 (as with Perl nodes sharing one certificate), so the
+// CA's private key is then the shared secret.
 //
 // Streams (type Stream) are net.Conns: deadlines map to the stream's;
 // CloseWrite sends a FIN and leaves reading open; Close stops reading
