@@ -210,13 +210,19 @@ func (f *nodeFlags) build(defaultBinds []string) (*setup, error) {
 		peers = append(peers, peerAddr{pid, a})
 	}
 
-	n, err := transport.NewNode(transport.Config{
-		NodeID:      id,
-		Secret:      secret,
-		TLS:         tlsCfg,
-		TLSRequired: f.tlsRequired,
-		Logger:      log,
-	})
+	// The profile's framings, auth lists and monitor timeout; flags and
+	// the environment decide identity and credentials.
+	var cfg transport.Config
+	if prof != nil {
+		c, err := prof.NodeConfig(transport.Config{})
+		if err != nil {
+			return nil, fmt.Errorf("profile %q: %w", f.profile, err)
+		}
+		cfg = c
+	}
+	cfg.NodeID, cfg.Secret, cfg.TLS, cfg.Logger = id, secret, tlsCfg, log
+	cfg.TLSRequired = cfg.TLSRequired || f.tlsRequired
+	n, err := transport.NewNode(cfg)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
