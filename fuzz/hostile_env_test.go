@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,6 +58,19 @@ func (c *logCapture) find(rule error) error {
 		}
 	}
 	return nil
+}
+
+// matching returns the logged errors whose text contains s.
+func (c *logCapture) matching(s string) []error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []error
+	for _, e := range c.errs {
+		if strings.Contains(e.Error(), s) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // count returns how many captured errors match rule.
