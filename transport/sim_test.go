@@ -76,10 +76,17 @@ type nodeSpec struct {
 	net    transport.Network // default w.Host(name)
 }
 
+// nodeT is what startNode needs from a test: *testing.T and *rapid.T.
+type nodeT interface {
+	Helper()
+	Fatal(args ...any)
+	Cleanup(func())
+}
+
 // startNode makes a node with a quiet logger and the shared secret; it
 // listens on name:1 when spec.listen is set. The node is closed at the
 // end of the test.
-func startNode(t testing.TB, w *memnet.World, spec nodeSpec) *transport.Node {
+func startNode(t nodeT, w *memnet.World, spec nodeSpec) *transport.Node {
 	t.Helper()
 	cfg := transport.Config{NodeID: spec.name, Secret: simSecret, Logger: quietLogger()}
 	if spec.mod != nil {
@@ -105,7 +112,7 @@ func startNode(t testing.TB, w *memnet.World, spec nodeSpec) *transport.Node {
 }
 
 // listening starts a listening node with mod applied to its config.
-func listening(t testing.TB, w *memnet.World, name string, mod func(*transport.Config)) *transport.Node {
+func listening(t nodeT, w *memnet.World, name string, mod func(*transport.Config)) *transport.Node {
 	t.Helper()
 	return startNode(t, w, nodeSpec{name: name, listen: true, mod: mod})
 }
@@ -627,6 +634,119 @@ func TestDataConnIDHijack(t *testing.T) {
 		case c := <-calls:
 			t.Errorf("second init call %+v", c)
 		default:
+		}
+		closeAll(a, b)
+	})
+}
+
+// TestDriveCancelledContext: Drive given a context that is already done
+// must give up at once. The driver re-arms the stream's deadlines from the
+// handshake's own deadline before every read and write, which can undo
+// the past deadline that context.AfterFunc set to cancel it; the
+// handshake then runs on until the peer answers or its timeout. (Found by
+// TestPropDataConnFaults: a ConnectTo whose dial returned at the instant
+// of its timeout finished a round trip late.)
+func TestDriveCancelledContext(t *testing.T) {
+	for i := range 256 {
+		synctest.Test(t, func(t *testing.T) {
+			w := memnet.New(int64(i), memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}))
+			l, err := w.Host("b").Listen(context.Background(), "b:1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A silent peer: it accepts and never writes.
+			accepted := make(chan net.Conn, 1)
+			go func() {
+				if c, err := l.Accept(); err == nil {
+					accepted <- c
+				}
+			}()
+			c, err := w.Host("a").Dial(context.Background(), "b:1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := core.NewHandshake(core.HandshakeConfig{NodeID: "a", Secret: simSecret, Timeout: 10 * time.Second}, "nonce-a", time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			start := time.Now()
+			_, _, err = transport.Drive(ctx, c, m, transport.DriveOptions{})
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("run %d: error %v, want context.Canceled", i, err)
+			}
+			if d := time.Since(start); d != 0 {
+				t.Errorf("run %d: Drive with a cancelled context returned after %v", i, d)
+			}
+			(<-accepted).Close()
+			l.Close()
+		})
+		if t.Failed() {
+			break
+		}
+	}
+}
+
+// TestDataConnConfirmedThenExpired: the target confirms a data connection
+// (greeting key dcm=1) when it admits the stream, but its expectation can
+// still expire before the initiator's auth line arrives. The initiator has
+// then reported success, and the target must not drop the stream it
+// confirmed: a confirmed data connection either reaches the init function
+// or was never reported as connected. Here a partition holds the
+// initiator's auth line past the expectation's timeout. (Found by
+// TestPropDataConnFaults with a 4ms timeout.)
+func TestDataConnConfirmedThenExpired(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const lat = 10 * time.Millisecond
+		w := memnet.New(18, memnet.WithDefaultLink(memnet.LinkConfig{Latency: lat}))
+		a := listening(t, w, "a", nil)
+		b := listening(t, w, "b", nil)
+		meshPeers(a, b)
+		called := make(chan []byte, 2)
+		b.HandleDataConn("f", func(_ string, _ []any, c net.Conn) {
+			got, _ := io.ReadAll(c)
+			c.Write([]byte("ack"))
+			c.Close()
+			called <- got
+		})
+		if err := a.Connect(context.Background(), "b"); err != nil {
+			t.Fatal(err)
+		}
+		// _expect reaches b at 1 latency, the data stream connects at 2,
+		// b admits it at 3 and a has b's lines (with the confirmation) at
+		// 4. a's auth line would reach b at 5: hold it past the
+		// expectation's end (1 latency + 100ms).
+		go func() {
+			time.Sleep(4*lat + lat/2)
+			w.Partition([]string{"a"}, []string{"b"})
+			time.Sleep(300 * time.Millisecond)
+			w.Heal()
+		}()
+		conn, err := a.ConnectTo(context.Background(), "b", 100*time.Millisecond, "f")
+		if err != nil {
+			// Not reported as connected: then nothing may run on b.
+			time.Sleep(time.Second)
+			select {
+			case <-called:
+				t.Errorf("ConnectTo failed (%v), but the init function ran", err)
+			default:
+			}
+			closeAll(a, b)
+			return
+		}
+		conn.SetDeadline(time.Now().Add(time.Minute))
+		conn.Write([]byte("payload"))
+		conn.(transport.CloseWriter).CloseWrite()
+		reply, rerr := io.ReadAll(conn)
+		conn.Close()
+		select {
+		case got := <-called:
+			if string(got) != "payload" || string(reply) != "ack" {
+				t.Errorf("init read %q, initiator read %q (%v)", got, reply, rerr)
+			}
+		case <-time.After(time.Minute):
+			t.Errorf("ConnectTo reported success, but b never called the init function (initiator read %q, %v)", reply, rerr)
 		}
 		closeAll(a, b)
 	})
