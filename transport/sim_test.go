@@ -751,3 +751,55 @@ func TestDataConnConfirmedThenExpired(t *testing.T) {
 		closeAll(a, b)
 	})
 }
+
+// TestSimSetupRoundTrips measures the set-up of a data connection in
+// virtual time, where a round trip is exactly twice the link latency: the
+// initiator's time to a usable stream and the time until the target's init
+// function runs. The fast flow between nodes of this project must beat the
+// original Perl flow (3 and 3.5 round trips on a connected pair), and our
+// Perl flow must not be slower than the original.
+func TestSimSetupRoundTrips(t *testing.T) {
+	const lat = 10 * time.Millisecond
+	cases := []struct {
+		name              string
+		perl, warm        bool
+		maxLocal, maxRemo float64
+	}{
+		{"go-go-warm", false, true, 2, 2.5},
+		{"go-go-cold", false, false, 4, 4.5},
+		{"perl-flow-warm", true, true, 3, 3.5},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := memnet.New(19, memnet.WithDefaultLink(memnet.LinkConfig{Latency: lat}))
+				a := listening(t, w, "a", nil)
+				b := listening(t, w, "b", func(c *transport.Config) { c.PerlCompat = tc.perl })
+				meshPeers(a, b)
+				called := make(chan time.Time, 1)
+				b.HandleDataConn("f", func(_ string, _ []any, c net.Conn) {
+					called <- time.Now()
+					c.Close()
+				})
+				if tc.warm {
+					if err := a.Connect(context.Background(), "b"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				start := time.Now()
+				c, err := a.ConnectTo(context.Background(), "b", 5*time.Second, "f")
+				if err != nil {
+					t.Fatal(err)
+				}
+				local := float64(time.Since(start)) / float64(2*lat)
+				remote := float64((<-called).Sub(start)) / float64(2*lat)
+				c.Close()
+				t.Logf("%s: initiator %.2f round trips, target %.2f", tc.name, local, remote)
+				if local > tc.maxLocal || remote > tc.maxRemo {
+					t.Errorf("%s: %.2f/%.2f round trips, want at most %v/%v", tc.name, local, remote, tc.maxLocal, tc.maxRemo)
+				}
+				closeAll(a, b)
+			})
+		})
+	}
+}
