@@ -803,3 +803,40 @@ func TestSimSetupRoundTrips(t *testing.T) {
 		})
 	}
 }
+
+// TestDataConnTimeoutBoundsWholeSetup: ConnectTo's timeout bounds the
+// whole set-up, the messaging connection included (its doc comment says
+// so, and Perl's connect_to timer starts at the call). Here the messaging
+// connection takes 4 of the 10 round trips the timeout allows, and every
+// later connection attempt is lost.
+func TestDataConnTimeoutBoundsWholeSetup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const lat = 50 * time.Millisecond
+		w := memnet.New(20, memnet.WithDefaultLink(memnet.LinkConfig{Latency: lat}))
+		a := listening(t, w, "a", nil)
+		b := listening(t, w, "b", nil)
+		meshPeers(a, b)
+		var calls initCounter
+		b.HandleDataConn("f", calls.init)
+		go func() {
+			time.Sleep(lat) // the messaging dial is on its way
+			w.SetDialLoss(1)
+		}()
+		start := time.Now()
+		_, err := a.ConnectTo(context.Background(), "b", time.Second, "f")
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("failed after %v, beyond the 1s timeout", d)
+		}
+		if p := a.Peers(); len(p) != 1 {
+			t.Errorf("the messaging connection is not up (peers %v): the test does not test what it should", p)
+		}
+		if text := dcErr(t, err, "b", transport.ErrDataConnTimeout); text != "b: unable to establish connection within 1 seconds" {
+			t.Errorf("text %q", text)
+		}
+		time.Sleep(2 * time.Second)
+		if calls.n.Load() != 0 {
+			t.Error("init function ran")
+		}
+		closeAll(a, b)
+	})
+}
