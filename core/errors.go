@@ -61,8 +61,14 @@ func (e *HandshakeError) Error() string {
 	return e.Text
 }
 
-// Unwrap returns the rule sentinel.
-func (e *HandshakeError) Unwrap() error { return e.Rule }
+// Unwrap returns the rule sentinel and, when known, the cause (so a TLS
+// certificate failure also matches the TLS layer's sentinels).
+func (e *HandshakeError) Unwrap() []error {
+	if e.Cause == nil {
+		return []error{e.Rule}
+	}
+	return []error{e.Rule, e.Cause}
+}
 
 // Timeout reports whether the handshake failed by running out of time
 // (the shape of net.Error's Timeout).

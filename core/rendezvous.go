@@ -36,6 +36,12 @@ type Rendezvous struct {
 	held        map[RvConnRef]*rvHeld
 	heldByID    map[string][]*rvHeld
 	heldPerPeer map[string]int
+
+	// fastPerTarget counts outgoing requests per target that dialed
+	// without the round trip (fast flow) and are not settled: the target
+	// holds such streams early, at most MaxEarlyPerPeer per peer, so more
+	// take the round trip first.
+	fastPerTarget map[string]int
 }
 
 type rvPhase uint8
@@ -55,6 +61,7 @@ type rvOut struct {
 	plan        *rvDialPlan
 	backMatched bool
 	backRef     RvConnRef
+	fast        bool // counted in fastPerTarget
 }
 
 // rvExp is an expectation announced by node from.
@@ -68,6 +75,11 @@ type rvExp struct {
 	claimed  bool
 	claimRef RvConnRef
 	plan     *rvDialPlan // dial-back after _connect
+	// expired is set when the timer fired while a stream held the claim:
+	// the acceptor has already confirmed the match to the initiator, so
+	// the expectation lives until that stream's handshake ends (bounded by
+	// the handshake timeout).
+	expired bool
 }
 
 // rvAdmitted is an accepted stream that got RvAdmit and whose handshake
@@ -110,6 +122,8 @@ func NewRendezvous(cfg RendezvousConfig) *Rendezvous {
 		held:        make(map[RvConnRef]*rvHeld),
 		heldByID:    make(map[string][]*rvHeld),
 		heldPerPeer: make(map[string]int),
+
+		fastPerTarget: make(map[string]int),
 	}
 }
 
@@ -183,7 +197,9 @@ func (r *Rendezvous) Connect(now time.Time, req RvConnectRequest) {
 	r.out[req.ID] = o
 	r.schedule(o.deadline, now.Add(min(req.Timeout, RvMaxTimeout)))
 	r.emit(RvSend{To: req.Target, Msg: ExpectMsg(req.ID, req.Port, req.Timeout.Seconds(), req.InitFunc, o.req.InitData...)})
-	if o.req.TargetIsGo && len(tAddrs) > 0 {
+	if o.req.TargetIsGo && len(tAddrs) > 0 && r.fastPerTarget[req.Target] < r.cfg.MaxEarlyPerPeer {
+		o.fast = true
+		r.fastPerTarget[req.Target]++
 		r.startOutDial(now, o)
 		return
 	}
@@ -228,6 +244,14 @@ func (r *Rendezvous) finishOut(o *rvOut, rule error) {
 		delete(r.admitted, o.backRef)
 	}
 	delete(r.out, o.req.ID)
+	if o.fast {
+		o.fast = false
+		if n := r.fastPerTarget[o.req.Target] - 1; n > 0 {
+			r.fastPerTarget[o.req.Target] = n
+		} else {
+			delete(r.fastPerTarget, o.req.Target)
+		}
+	}
 	r.refuseHeld(o.req.ID, o.req.Target, rule, "the data connection was settled")
 }
 
@@ -260,7 +284,9 @@ func (r *Rendezvous) checkOutExhausted(o *rvOut) {
 		cause = o.plan.lastErr.Error()
 	}
 	text := o.req.Target + ": unable to connect: " + cause
-	r.emit(RvFail{ID: o.req.ID, Reason: DataConnReason("%s", text), Err: rvErr(ErrRvDialFailed, o.req.Target, text)})
+	rerr := rvErr(ErrRvDialFailed, o.req.Target, text)
+	rerr.Cause = o.plan.lastErr
+	r.emit(RvFail{ID: o.req.ID, Reason: DataConnReason("%s", text), Err: rerr})
 }
 
 // DialDone reports that a stream we dialed for id (RvDial) completed its
@@ -380,14 +406,25 @@ func (r *Rendezvous) Expect(now time.Time, from string, m NodeMsgExpect) {
 		initData: slices.Clone(m.InitData),
 	}
 	e.deadline = newRvTimer(func(now time.Time) {
-		r.finishExp(e, ErrRvUnknownID)
-		r.sendKill(e.from, e.portName, r.cfg.Self+": data connection from "+e.from+
-			" not established within "+RvSeconds(e.timeout)+" seconds")
+		if e.claimed && !e.expired {
+			e.expired = true
+			r.schedule(e.deadline, now.Add(r.cfg.ClaimGrace))
+			return
+		}
+		r.expireExp(e)
 	})
 	r.exps[m.ID] = e
 	r.expPerPeer[from]++
 	r.schedule(e.deadline, now.Add(rvClampSeconds(m.Timeout)))
 	r.tryHeld(m.ID)
+}
+
+// expireExp forgets e at its deadline and tells the initiator, always
+// with a reason text.
+func (r *Rendezvous) expireExp(e *rvExp) {
+	r.finishExp(e, ErrRvUnknownID)
+	r.sendKill(e.from, e.portName, r.cfg.Self+": data connection from "+e.from+
+		" not established within "+RvSeconds(e.timeout)+" seconds")
 }
 
 // sendKill sends ["", "kil1", portName, DataConn family, text] to node to.
@@ -621,6 +658,10 @@ func (r *Rendezvous) IncomingFailed(now time.Time, ref RvConnRef, err error) {
 			o.backMatched = false
 		} else if e := r.exps[a.id]; !a.out && e != nil {
 			e.claimed = false
+			if e.expired {
+				r.expireExp(e)
+				return
+			}
 		}
 		r.tryHeld(a.id)
 		return

@@ -422,13 +422,39 @@ func TestRvExpectExpiry(t *testing.T) {
 	r.IncomingGreeting(rvT0, 1, rvGreet("B", "x1", true))
 	rvExpectTo(t, r, RvAdmit{Ref: 1, Extra: []KV{rvConfirmed}})
 	r.Tick(rvAt(3 * time.Second))
+	// x1 is claimed by a stream whose match was confirmed to B: it lives
+	// on until that stream's handshake ends.
 	rvExpectTo(t, r,
-		rvKill("B", "q", "A: data connection from B not established within 2 seconds"),
+		rvKill("B", "q", "A: data connection from B not established within 2 seconds"))
+	r.IncomingDone(rvAt(3*time.Second), 1)
+	rvExpectTo(t, r, RvCallInit{Ref: 1, From: "B"})
+	rvAssertIdle(t, r)
+
+	// A claimed expectation whose stream never finishes expires after the
+	// grace period; the stream is then closed when it completes.
+	r.Expect(rvT0, "B", NodeMsgExpect{ID: "y1", Port: "B#p", Timeout: 2.5})
+	r.IncomingGreeting(rvT0, 2, rvGreet("B", "y1", true))
+	rvExpectTo(t, r, RvAdmit{Ref: 2, Extra: []KV{rvConfirmed}})
+	r.Tick(rvAt(3 * time.Second))
+	rvExpectTo(t, r)
+	r.Tick(rvAt(3*time.Second + RvDefaultClaimGrace))
+	rvExpectTo(t, r,
 		rvKill("B", "p", "A: data connection from B not established within 2.5 seconds"))
 	rvAssertIdle(t, r)
-	// The claimed stream finishes its handshake after the expiry: closed.
-	r.IncomingDone(rvAt(3*time.Second), 1)
-	rvExpectTo(t, r, RvClose{Ref: 1, Err: ErrRvUnknownID})
+	r.IncomingDone(rvAt(40*time.Second), 2)
+	rvExpectTo(t, r, RvClose{Ref: 2, Err: ErrRvUnknownID})
+
+	// A claimed expectation whose stream fails after the expiry: killed
+	// at once.
+	r.Expect(rvAt(40*time.Second), "B", NodeMsgExpect{ID: "z1", Port: "B#p", Timeout: 1})
+	r.IncomingGreeting(rvAt(40*time.Second), 3, rvGreet("B", "z1", true))
+	rvExpectTo(t, r, RvAdmit{Ref: 3, Extra: []KV{rvConfirmed}})
+	r.Tick(rvAt(42 * time.Second))
+	rvExpectTo(t, r)
+	r.IncomingFailed(rvAt(42*time.Second), 3, ErrPeerClosed)
+	rvExpectTo(t, r,
+		rvKill("B", "p", "A: data connection from B not established within 1 seconds"))
+	rvAssertIdle(t, r)
 }
 
 func TestRvEarlyHold(t *testing.T) {

@@ -56,7 +56,15 @@ type RendezvousConfig struct {
 	// TargetIsGo is ignored (the Perl flow is used) and DialDone does not
 	// require RvConfirmKey.
 	PerlCompat bool
+	// ClaimGrace is how long an expectation whose timer fired lives on
+	// while an accepted stream holds its claim (its match was already
+	// confirmed to the initiator); the stream's handshake timeout normally
+	// ends it first. 0 = RvDefaultClaimGrace.
+	ClaimGrace time.Duration
 }
+
+// RvDefaultClaimGrace is the default RendezvousConfig.ClaimGrace.
+const RvDefaultClaimGrace = 30 * time.Second
 
 func (c RendezvousConfig) normalized() RendezvousConfig {
 	if c.EarlyHold <= 0 {
@@ -70,6 +78,9 @@ func (c RendezvousConfig) normalized() RendezvousConfig {
 	}
 	if c.DialStagger <= 0 {
 		c.DialStagger = RvDefaultDialStagger
+	}
+	if c.ClaimGrace <= 0 {
+		c.ClaimGrace = RvDefaultClaimGrace
 	}
 	return c
 }
@@ -216,6 +227,8 @@ type RvError struct {
 	Rule   error
 	Node   string
 	Detail string
+	// Cause is the failure underneath (the last dial's error), if any.
+	Cause error
 }
 
 // Error returns the rule text followed by the detail.
@@ -230,8 +243,13 @@ func (e *RvError) Error() string {
 	return s
 }
 
-// Unwrap returns the rule sentinel.
-func (e *RvError) Unwrap() error { return e.Rule }
+// Unwrap returns the rule sentinel and the cause, if any.
+func (e *RvError) Unwrap() []error {
+	if e.Cause == nil {
+		return []error{e.Rule}
+	}
+	return []error{e.Rule, e.Cause}
+}
 
 func rvErr(rule error, node, detail string) *RvError {
 	return &RvError{Rule: rule, Node: node, Detail: detail}

@@ -89,12 +89,20 @@ type DataConnError struct {
 	Node   string
 	Reason *core.KillReason
 	Rule   error
+	// Cause is the failure underneath the rule, when known.
+	Cause error
 }
 
 func (e *DataConnError) Error() string { return e.Reason.Error() }
 
-// Unwrap returns the rule broken.
-func (e *DataConnError) Unwrap() error { return e.Rule }
+// Unwrap returns the rule broken and, when known, the failure underneath
+// (a *core.HandshakeError, *TLSError, *net.OpError...).
+func (e *DataConnError) Unwrap() []error {
+	if e.Cause == nil {
+		return []error{e.Rule}
+	}
+	return []error{e.Rule, e.Cause}
+}
 
 // DataConns opens and accepts data connections. A Node has one; a
 // framework with its own messaging makes one with NewDataConns, feeds it
@@ -382,6 +390,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	// The messaging connection must come up within the timeout; after
 	// that the machine's own timer bounds the set-up, and ctx only
 	// cancels it.
+	start := d.ep.clock.Now()
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	err := d.host.Connected(cctx, target)
 	cerr := cctx.Err()
@@ -393,10 +402,11 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		if cerr != nil {
 			return d.ctxFailure(cctx, target, timeout)
 		}
-		if msg := err.Error(); strings.HasPrefix(msg, target+": ") {
-			return fail(ErrDataConnFailed, "%s", msg)
+		msg := err.Error()
+		if !strings.HasPrefix(msg, target+": ") {
+			msg = target + ": " + msg
 		}
-		return fail(ErrDataConnFailed, "%s: %v", target, err)
+		return nil, &DataConnError{Node: target, Reason: core.DataConnReason("%s", msg), Rule: ErrDataConnFailed, Cause: err}
 	}
 	id, err := d.ep.randomID()
 	if err != nil {
@@ -433,6 +443,11 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		defer stop()
 	}
 	d.do(func(now time.Time) { d.rv.Connect(now, req) })
+	// The whole set-up, messaging connection included, ends at the
+	// timeout; the machine's own timer normally fires at about the same
+	// time with the same text.
+	tctx, tcancel := context.WithDeadline(ctx, start.Add(timeout))
+	defer tcancel()
 	select {
 	case o := <-w:
 		if o.err != nil {
@@ -443,15 +458,15 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 			return nil, &DataConnError{Node: target, Reason: o.err, Rule: rule}
 		}
 		return o.conn, nil
-	case <-ctx.Done():
-		reason := d.ctxReason(ctx, target, timeout)
+	case <-tctx.Done():
+		reason := d.ctxReason(tctx, target, timeout)
 		d.do(func(now time.Time) { d.rv.Cancel(now, id, reason) })
 		o := <-w
 		if o.conn != nil { // delivered just before the cancel
 			return o.conn, nil
 		}
 		rule := ruleOf(o.err, o.rule)
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if errors.Is(tctx.Err(), context.DeadlineExceeded) {
 			rule = fmt.Errorf("%w: %w", ErrDataConnTimeout, rule)
 		}
 		return nil, &DataConnError{Node: target, Reason: o.err, Rule: rule}

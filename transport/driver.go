@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/aemp-go/dataconn/core"
@@ -53,9 +54,27 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 		clock = SystemClock{}
 	}
 	raw := conn
-	// A cancelled context unblocks any read or write in progress.
-	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
+	// A cancelled context unblocks any read or write in progress. The
+	// per-operation deadlines below must never undo that: both go through
+	// dlMu, and once cancelled every deadline is in the past.
+	var dlMu sync.Mutex
+	cancelled := false
+	past := time.Unix(1, 0)
+	stop := context.AfterFunc(ctx, func() {
+		dlMu.Lock()
+		cancelled = true
+		raw.SetDeadline(past)
+		dlMu.Unlock()
+	})
 	defer stop()
+	setDeadline := func(set func(time.Time) error, t time.Time) {
+		dlMu.Lock()
+		if cancelled {
+			t = past
+		}
+		set(t)
+		dlMu.Unlock()
+	}
 	if opt.Secure != nil {
 		if st, ok := opt.Secure.TLSState(conn); ok {
 			m.TLSEstablished(clock.Now(), core.TLSInfo{Exporter: exporterOf(st)})
@@ -74,7 +93,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 		act := m.Poll()
 		switch a := act.(type) {
 		case core.Write:
-			conn.SetWriteDeadline(m.Deadline())
+			setDeadline(conn.SetWriteDeadline, m.Deadline())
 			if _, err := conn.Write(a.Data); err != nil {
 				if isTimeout(err) && ctx.Err() == nil {
 					m.Tick(clock.Now())
@@ -121,7 +140,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 		case core.Failed:
 			return fail(a.Err)
 		case nil:
-			conn.SetReadDeadline(m.Deadline())
+			setDeadline(conn.SetReadDeadline, m.Deadline())
 			n, err := conn.Read(buf)
 			if n > 0 {
 				m.Receive(clock.Now(), buf[:n])
