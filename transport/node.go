@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aemp-go/dataconn/core"
@@ -496,6 +497,9 @@ type pendingHS struct {
 	c     net.Conn
 	start time.Time
 	seq   uint64
+	// greeted is set once the peer's greeting arrived: such handshakes
+	// are evicted only when no silent one is left.
+	greeted atomic.Bool
 }
 
 func (l *listener) close() {
@@ -528,11 +532,14 @@ func (l *listener) acceptLoop() {
 			return
 		}
 		if len(l.pending) >= l.n.cfg.MaxHandshakes {
-			// Make room by dropping the oldest handshake: honest peers
-			// finish in a round trip or two, idle ones grow old.
+			// Make room by dropping the oldest handshake whose peer has
+			// not even greeted (an honest peer greets at once and finishes
+			// in a round trip or two); only when every one has greeted,
+			// the oldest of all.
 			var oldest *pendingHS
 			for q := range l.pending {
-				if oldest == nil || q.seq < oldest.seq {
+				if oldest == nil || (!q.greeted.Load() && oldest.greeted.Load()) ||
+					(q.greeted.Load() == oldest.greeted.Load() && q.seq < oldest.seq) {
 					oldest = q
 				}
 			}
@@ -572,6 +579,7 @@ func (l *listener) serve(p *pendingHS) {
 	var ref core.RvConnRef
 	var admitted func()
 	opts.OnPeerGreeting = func(ctx context.Context, g core.Greeting, protocol string) ([]core.KV, error) {
+		p.greeted.Store(true)
 		if protocol == core.ProtocolMessaging {
 			var err error
 			admitted, err = n.admitIncoming(g.NodeID)
