@@ -334,6 +334,19 @@ func runSchedule(t propT, seed int64, s dcSchedule, faulty bool, st *propStats) 
 		}
 		calls := inits[k]
 		faultHit := crashed != "" && (crashed == from || crashed == to)
+		// The handshake is symmetric: the initiator is done when the
+		// target's auth line arrives, the target when the initiator's
+		// does. In between, a partition, a crash, the target's handshake
+		// timeout or its expectation's timer can still end the target's
+		// side: the initiator then holds a stream that ends without any
+		// data from the target, and the init function never runs. Under
+		// faults this is counted, not failed (see TestDataConnConfirmed-
+		// ThenExpired for the case that is avoidable); without faults
+		// (TestPropDataConnLiveness) it fails.
+		if faulty && o.err == nil && len(calls) == 0 && len(o.reply) == 0 && !errors.Is(o.ioErr, os.ErrDeadlineExceeded) {
+			st.cut()
+			continue
+		}
 		if o.err == nil {
 			if len(calls) != 1 {
 				t.Fatalf("%s: succeeded after %v, init called %d times; the initiator's exchange: reply %q, error %v", who, o.elapsed, len(calls), o.reply, o.ioErr)
@@ -409,6 +422,13 @@ type propStats struct {
 	schedules, ok, failed, timeouts      int
 	self, perl, dialBack, partitions     int
 	crashes, lossy, wrongSecret, noRoute int
+	cutAfterHandshake                    int
+}
+
+func (st *propStats) cut() {
+	st.mu.Lock()
+	st.cutAfterHandshake++
+	st.mu.Unlock()
 }
 
 func (st *propStats) add(s dcSchedule, out []dcOutcome) {
@@ -466,8 +486,8 @@ func checkSchedules(t *testing.T, faulty bool) {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	t.Logf("%d schedules: %d connected, %d timed out, %d no route, %d failed otherwise; calls to self %d, to Perl-flow targets %d, by dial-back %d; schedules with partitions %d, crashes %d, lost dials %d, a wrong secret %d",
-		st.schedules, st.ok, st.timeouts, st.noRoute, st.failed, st.self, st.perl, st.dialBack, st.partitions, st.crashes, st.lossy, st.wrongSecret)
+	t.Logf("%d schedules: %d connected, %d timed out, %d no route, %d failed otherwise; calls to self %d, to Perl-flow targets %d, by dial-back %d; schedules with partitions %d, crashes %d, lost dials %d, a wrong secret %d; initiator connected but the target's end of the handshake lost %d",
+		st.schedules, st.ok, st.timeouts, st.noRoute, st.failed, st.self, st.perl, st.dialBack, st.partitions, st.crashes, st.lossy, st.wrongSecret, st.cutAfterHandshake)
 	need := []struct {
 		what string
 		n    int
