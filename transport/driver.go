@@ -89,12 +89,32 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 		}
 		return nil, nil, err
 	}
+	var pending core.Action // an action polled while coalescing writes
 	for {
-		act := m.Poll()
+		act := pending
+		pending = nil
+		if act == nil {
+			act = m.Poll()
+		}
 		switch a := act.(type) {
 		case core.Write:
+			// Consecutive writes (greeting, nonce, auth line) go out in
+			// one system call and, on TCP, usually one segment.
+			data := a.Data
+			for {
+				next := m.Poll()
+				w, ok := next.(core.Write)
+				if !ok {
+					pending = next
+					break
+				}
+				if len(data) == len(a.Data) {
+					data = append([]byte(nil), data...)
+				}
+				data = append(data, w.Data...)
+			}
 			setDeadline(conn.SetWriteDeadline, m.Deadline())
-			if _, err := conn.Write(a.Data); err != nil {
+			if _, err := conn.Write(data); err != nil {
 				if isTimeout(err) && ctx.Err() == nil {
 					m.Tick(clock.Now())
 				} else {
