@@ -2,6 +2,7 @@ package core
 
 import (
 	"cmp"
+	"errors"
 	"slices"
 	"time"
 )
@@ -62,6 +63,7 @@ type rvOut struct {
 	backMatched bool
 	backRef     RvConnRef
 	fast        bool // counted in fastPerTarget
+	retried     bool // the fast flow failed once and fell back to the round trip
 }
 
 // rvExp is an expectation announced by node from.
@@ -234,6 +236,19 @@ func (r *Rendezvous) startOutDial(now time.Time, o *rvOut) {
 	r.planStart(now, o.plan)
 }
 
+// unfast removes o from the count of fast-flow requests to its target.
+func (r *Rendezvous) unfast(o *rvOut) {
+	if !o.fast {
+		return
+	}
+	o.fast = false
+	if n := r.fastPerTarget[o.req.Target] - 1; n > 0 {
+		r.fastPerTarget[o.req.Target] = n
+	} else {
+		delete(r.fastPerTarget, o.req.Target)
+	}
+}
+
 // finishOut forgets o; held duplicates of its dial-back are refused.
 func (r *Rendezvous) finishOut(o *rvOut, rule error) {
 	r.unschedule(o.deadline)
@@ -244,14 +259,7 @@ func (r *Rendezvous) finishOut(o *rvOut, rule error) {
 		delete(r.admitted, o.backRef)
 	}
 	delete(r.out, o.req.ID)
-	if o.fast {
-		o.fast = false
-		if n := r.fastPerTarget[o.req.Target] - 1; n > 0 {
-			r.fastPerTarget[o.req.Target] = n
-		} else {
-			delete(r.fastPerTarget, o.req.Target)
-		}
-	}
+	r.unfast(o)
 	r.refuseHeld(o.req.ID, o.req.Target, rule, "the data connection was settled")
 }
 
@@ -276,6 +284,20 @@ func (r *Rendezvous) DialFailed(now time.Time, id, addr string, err error) {
 
 func (r *Rendezvous) checkOutExhausted(o *rvOut) {
 	if !o.plan.exhausted() {
+		return
+	}
+	if o.fast && !o.retried && !errors.Is(o.plan.lastErr, ErrRvNotConfirmed) && !errors.Is(o.plan.lastErr, ErrRvWrongPeer) {
+		// The fast flow's dials failed, typically because the target
+		// refused our early stream before our expectation reached it (it
+		// was busy, or held too many): fall back to the Perl flow once —
+		// the round trip guarantees the expectation is in place — and
+		// dial again, still within the timeout.
+		o.retried = true
+		r.unfast(o)
+		r.unschedule(o.plan.timer)
+		o.plan = nil
+		o.phase = rvPhaseRoundTrip
+		r.emit(RvRoundTrip{ID: o.req.ID, To: o.req.Target})
 		return
 	}
 	r.finishOut(o, ErrRvDialFailed)

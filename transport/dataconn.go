@@ -124,6 +124,9 @@ type DataConns struct {
 	timer   Timer
 	timerAt time.Time
 	wg      sync.WaitGroup
+	// inits are the streams of running init functions: Close closes them
+	// so that init functions blocked on them return.
+	inits map[net.Conn]struct{}
 }
 
 type holdDecision struct {
@@ -161,6 +164,7 @@ func newDataConns(ep *endpoint, host Host) *DataConns {
 			PerlCompat:       ep.cfg.PerlCompat,
 		}),
 		funcs:   map[string]InitFunc{},
+		inits:   map[net.Conn]struct{}{},
 		conns:   map[core.RvConnRef]net.Conn{},
 		holds:   map[core.RvConnRef]chan holdDecision{},
 		waiters: map[string]chan dcOutcome{},
@@ -293,11 +297,7 @@ func (d *DataConns) exec(a core.RvAction) {
 			c.Close()
 			return
 		}
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			f(a.From, a.Data, c)
-		}()
+		d.runInit(f, a.From, a.Data, c)
 	case core.RvClose:
 		d.mu.Lock()
 		c := d.conns[a.Ref]
@@ -307,6 +307,29 @@ func (d *DataConns) exec(a core.RvAction) {
 			c.Close()
 		}
 	}
+}
+
+// runInit runs an init function in its own goroutine; its stream is
+// closed by Close if the function is still running then.
+func (d *DataConns) runInit(f InitFunc, from string, data []any, c net.Conn) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		c.Close()
+		return
+	}
+	d.inits[c] = struct{}{}
+	d.wg.Add(1)
+	d.mu.Unlock()
+	go func() {
+		defer d.wg.Done()
+		defer func() {
+			d.mu.Lock()
+			delete(d.inits, c)
+			d.mu.Unlock()
+		}()
+		f(from, data, c)
+	}()
 }
 
 // idContext returns the context of a pending outgoing id (cancelled when
@@ -453,7 +476,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		if o.err != nil {
 			rule := ruleOf(o.err, o.rule)
 			if killed.Load() {
-				rule = fmt.Errorf("%w: %w", ErrDataConnKilled, rule)
+				rule = fmt.Errorf("%w: %w", ErrDataConnKilled, ruleOf(o.err, nil))
 			}
 			return nil, &DataConnError{Node: target, Reason: o.err, Rule: rule}
 		}
@@ -509,6 +532,8 @@ func ruleOf(r *core.KillReason, machine error) error {
 		return ErrDataConnTimeout
 	case contains(r.Message, "no listeners found"):
 		return ErrDataConnNoRoute
+	case contains(r.Message, "no init function"):
+		return ErrNoInitFunc
 	case contains(r.Message, "context canceled"):
 		return ErrDataConnCancelled
 	}
@@ -536,11 +561,7 @@ func (d *DataConns) localPair(self, initFunc string, initData []any) (net.Conn, 
 		return nil, &DataConnError{Node: self, Reason: core.DataConnReason("%s: init function %q not found", self, initFunc), Rule: ErrNoInitFunc}
 	}
 	a, b := newPipe()
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		f(self, initData, b)
-	}()
+	d.runInit(f, self, initData, b)
 	return a, nil
 }
 
@@ -698,8 +719,10 @@ func (d *DataConns) ServeConn(ctx context.Context, nw Network, c net.Conn) error
 	return nil
 }
 
-// Close fails every pending data connection and waits for the goroutines
-// of DataConns (init functions included) to end.
+// Close fails every pending data connection, closes the streams of init
+// functions still running and waits for them and every other goroutine of
+// DataConns to end. Streams returned by ConnectTo belong to the caller
+// and stay open.
 func (d *DataConns) Close() error {
 	d.close()
 	return nil
@@ -730,6 +753,9 @@ func (d *DataConns) close() {
 	for id, w := range d.waiters {
 		w <- dcOutcome{err: core.DataConnReason("%s: node closed", d.ep.id)}
 		delete(d.waiters, id)
+	}
+	for c := range d.inits {
+		c.Close()
 	}
 	d.mu.Unlock()
 	d.wg.Wait()

@@ -328,7 +328,9 @@ func (n *Node) RegisterFunc(name string, f Func) {
 }
 
 // Close stops listeners, drops every connection, fails pending data
-// connections and waits for the node's goroutines to end.
+// connections, closes the streams of init functions still running and
+// waits for the node's goroutines (init functions included) to end.
+// Streams returned by ConnectTo belong to the caller and stay open.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {
