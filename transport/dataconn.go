@@ -528,19 +528,17 @@ func ruleOf(r *core.KillReason, machine error) error {
 		return ErrDataConnFailed
 	}
 	switch {
-	case contains(r.Message, "unable to establish connection within"):
+	case strings.Contains(r.Message, "unable to establish connection within"):
 		return ErrDataConnTimeout
-	case contains(r.Message, "no listeners found"):
+	case strings.Contains(r.Message, "no listeners found"):
 		return ErrDataConnNoRoute
-	case contains(r.Message, "no init function"):
+	case strings.Contains(r.Message, "no init function"):
 		return ErrNoInitFunc
-	case contains(r.Message, "context canceled"):
+	case strings.Contains(r.Message, "context canceled"):
 		return ErrDataConnCancelled
 	}
 	return ErrDataConnFailed
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 // seconds formats a duration the way Perl prints a number of seconds.
 func seconds(t time.Duration) string {
@@ -629,9 +627,6 @@ func (d *DataConns) connectBack(from string, m core.NodeMsgConnect) {
 func (d *DataConns) PeerDown(node string, err error) {
 	d.do(func(now time.Time) { d.rv.PeerDown(now, node, err) })
 }
-
-func (d *DataConns) peerDown(node string, err error) { d.PeerDown(node, err) }
-func (d *DataConns) peerUp(node string)              {}
 
 // incomingGreeting decides on an accepted stream whose peer asked for
 // aemp-dataconn; it may hold the stream until its expectation arrives.

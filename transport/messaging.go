@@ -147,7 +147,6 @@ func (n *Node) addConn(c net.Conn, res *core.Result, dialer string) *msgConn {
 			f(true, nil)
 		}
 	}
-	n.dc.peerUp(res.PeerNodeID)
 	return mc
 }
 
@@ -186,7 +185,7 @@ func (n *Node) connEnded(mc *msgConn, err error) {
 			f(false, err)
 		}
 		if !closed {
-			n.dc.peerDown(mc.peerID, err)
+			n.dc.PeerDown(mc.peerID, err)
 		}
 	}
 }
@@ -941,5 +940,3 @@ func (n *Node) roundTrip(ctx context.Context, node string) error {
 		return ctx.Err()
 	}
 }
-
-var _ = errors.New
