@@ -121,6 +121,14 @@ func (n *Node) addConn(c net.Conn, res *core.Result, dialer string) *msgConn {
 		up = true
 	}
 	if p.conn == mc {
+		if loser != nil {
+			// What the replaced connection had not written yet goes
+			// first on the winner, before anything sent from now on.
+			mc.queue = loser.retireTakeQueue()
+			for _, b := range mc.queue {
+				mc.queued += len(b)
+			}
+		}
 		mc.enqueueUnchecked(p.pending)
 		p.pending = nil
 		close(p.up)
@@ -134,12 +142,6 @@ func (n *Node) addConn(c net.Conn, res *core.Result, dialer string) *msgConn {
 	go mc.writeLoop()
 	if loser != nil {
 		loser.retire()
-		if loser != mc {
-			// move what was still queued to the winner
-			for _, b := range loser.takeQueue() {
-				mc.enqueueBytes(b)
-			}
-		}
 	}
 	if up {
 		n.log.Debug("node up", "peer", res.PeerNodeID, "framing", res.SendFraming+"/"+res.RecvFraming)
@@ -244,10 +246,12 @@ func (mc *msgConn) enqueueUnchecked(msgs []core.Message) {
 	}
 }
 
-func (mc *msgConn) takeQueue() [][]byte {
+// retireTakeQueue marks mc as retiring and returns what it had queued.
+func (mc *msgConn) retireTakeQueue() [][]byte {
 	mc.mu.Lock()
 	q := mc.queue
 	mc.queue, mc.queued = nil, 0
+	mc.retiring = true
 	mc.mu.Unlock()
 	return q
 }
@@ -886,7 +890,7 @@ func (n *Node) dispatch(mc *msgConn, msg core.Message) {
 		} else {
 			addrs = n.PeerAddrs(m.Node)
 		}
-		mc.enqueue(core.GFoundMsg(m.Node, addrs))
+		n.sendTo(from, core.GFoundMsg(m.Node, addrs))
 	case core.NodeMsgGFound:
 		if m.Found && m.Node != n.id {
 			n.AddPeer(m.Node, m.Addrs...)
