@@ -17,9 +17,11 @@
 // stream as a data connection. The node keeps a peer table (AddPeer, and
 // what peers announce with g_slave or answer to g_find) and opens one
 // messaging connection per pair of nodes on demand; when two nodes dial
-// each other at once, both keep the connection dialed by the lower node ID
-// and drain the other, so nothing in flight is lost. Framing is negotiated
-// per direction (msgpack first, json for Perl peers).
+// each other at once, the node with the lower ID refuses the other's
+// connection at its greeting, so both end up with the one the lower ID
+// dialed and no message can overtake another on a second connection.
+// Messages to one node keep their order. Framing is negotiated per
+// direction (msgpack first, json for Perl peers).
 //
 // Messages are arrays [port, data...]. Ports are created with NewPort,
 // addressed as "NODE#NAME" (Send, Kill) and monitored with Port.Monitor;
