@@ -4,8 +4,9 @@
 // Every AEMP connection, messaging or data, is one bidirectional QUIC
 // stream, and the Node runs the full AEMP handshake on it exactly as over
 // TCP. Streams to the same remote address share one QUIC connection, which
-// Dial opens on first use and reuses while it is alive; a connection that
-// dies is dropped from the pool and the next Dial opens a new one. One UDP
+// Dial opens on first use and reuses while it is alive — or, when the peer
+// dialed first, the connection it opened to us; a connection that dies is
+// dropped from the pool and the next Dial opens a new one. One UDP
 // port per node serves everything: a listening Network accepts on it and
 // dials from it. The ALPN protocol is "aemp". Addresses are announced as
 // "quic://host:port".

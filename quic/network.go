@@ -80,7 +80,11 @@ type Network struct {
 	listeners map[*Listener]struct{}
 	pool      map[netip.AddrPort]*poolEntry
 	accepted  map[*quicgo.Conn]struct{}
-	wg        sync.WaitGroup // listener goroutines
+	// inbound is the live accepted connection from each remote address:
+	// Dial uses it when it has no dialed one, so that the streams of both
+	// nodes share one QUIC connection whichever side opened it.
+	inbound map[netip.AddrPort]*quicgo.Conn
+	wg      sync.WaitGroup // listener goroutines
 }
 
 var _ transport.SecureNetwork = (*Network)(nil)
@@ -90,6 +94,9 @@ type endpoint struct {
 	udp   *net.UDPConn
 	tr    *quicgo.Transport
 	local netip.AddrPort
+	// l is the listener on this socket (nil for the ephemeral one): the
+	// streams a peer opens on connections dialed from here go to it.
+	l *Listener
 }
 
 // poolEntry is a pooled connection to one remote address, or the attempt
@@ -118,6 +125,7 @@ func New(cfg Config) *Network {
 		listeners: make(map[*Listener]struct{}),
 		pool:      make(map[netip.AddrPort]*poolEntry),
 		accepted:  make(map[*quicgo.Conn]struct{}),
+		inbound:   make(map[netip.AddrPort]*quicgo.Conn),
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -135,7 +143,10 @@ func New(cfg Config) *Network {
 		MaxIncomingStreams:    int64(cfg.MaxIncomingStreams),
 		MaxIncomingUniStreams: -1,
 	}
-	// A dialed connection only carries streams this side opens.
+	// A connection dialed from the ephemeral socket (no listener to hand
+	// them to) only carries streams this side opens; one dialed from a
+	// listening socket uses listenCfg and its peer's streams go to that
+	// listener, so two nodes share one QUIC connection whichever dialed.
 	n.dialCfg = n.listenCfg.Clone()
 	n.dialCfg.MaxIncomingStreams = -1
 	return n
@@ -182,6 +193,7 @@ func (n *Network) Listen(ctx context.Context, addr string) (net.Listener, error)
 	}
 	n.endpoints = append(n.endpoints, ep)
 	l := newListener(n, ql, udp.LocalAddr())
+	ep.l = l
 	n.listeners[l] = struct{}{}
 	n.wg.Add(1)
 	go l.acceptConns()
@@ -344,6 +356,10 @@ func (n *Network) connTo(ctx context.Context, addr string, dst netip.AddrPort) (
 			}
 			return nil, e.err
 		}
+		if c := n.inbound[dst]; c != nil && c.Context().Err() == nil {
+			n.mu.Unlock()
+			return c, nil
+		}
 		e := &poolEntry{ready: make(chan struct{})}
 		ep, err := n.endpointFor(dst.Addr())
 		if err != nil {
@@ -355,7 +371,12 @@ func (n *Network) connTo(ctx context.Context, addr string, dst netip.AddrPort) (
 
 		// quic-go bounds the handshake by itself: no answer within the
 		// handshake idle timeout, or not complete within twice that.
-		conn, err := ep.tr.Dial(ctx, net.UDPAddrFromAddrPort(dst), n.clientTLS, n.dialCfg)
+		cfg := n.dialCfg
+		if ep.l != nil {
+			// The peer may open streams on it too (see inbound).
+			cfg = n.listenCfg
+		}
+		conn, err := ep.tr.Dial(ctx, net.UDPAddrFromAddrPort(dst), n.clientTLS, cfg)
 
 		n.mu.Lock()
 		if err == nil && n.closed {
@@ -380,6 +401,10 @@ func (n *Network) connTo(ctx context.Context, addr string, dst netip.AddrPort) (
 		}
 		e.conn = conn
 		close(e.ready)
+		if ep.l != nil {
+			n.wg.Add(1)
+			go ep.l.acceptStreams(conn)
+		}
 		n.mu.Unlock()
 		context.AfterFunc(conn.Context(), func() { n.dropConn(dst, conn) })
 		n.log.Debug("quic: connected", "remote", conn.RemoteAddr().String(), "local", conn.LocalAddr().String())
@@ -514,12 +539,24 @@ func (n *Network) trackAccepted(c *quicgo.Conn) bool {
 		return false
 	}
 	n.accepted[c] = struct{}{}
+	if k := remoteKey(c); n.inbound[k] == nil || n.inbound[k].Context().Err() != nil {
+		n.inbound[k] = c
+	}
 	return true
+}
+
+// remoteKey is the pool key of c's remote address.
+func remoteKey(c *quicgo.Conn) netip.AddrPort {
+	ap := c.RemoteAddr().(*net.UDPAddr).AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 func (n *Network) untrackAccepted(c *quicgo.Conn) {
 	n.mu.Lock()
 	delete(n.accepted, c)
+	if k := remoteKey(c); n.inbound[k] == c {
+		delete(n.inbound, k)
+	}
 	n.mu.Unlock()
 }
 
