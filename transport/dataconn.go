@@ -213,7 +213,14 @@ func (d *DataConns) drainLocked() []core.RvAction {
 			wait = 0
 		}
 		d.timerAt = dl
-		d.timer = d.ep.clock.AfterFunc(wait, func() { d.do(d.rv.Tick) })
+		d.timer = d.ep.clock.AfterFunc(wait, func() {
+			d.do(func(now time.Time) {
+				// Fired: the next drain arms a new timer even for the
+				// same deadline (should the clock have run early).
+				d.timer = nil
+				d.rv.Tick(now)
+			})
+		})
 	}
 	return acts
 }
