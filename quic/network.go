@@ -448,15 +448,7 @@ func (n *Network) ChannelBinding(c net.Conn) []byte {
 	if !isStream || s.net != n {
 		return nil
 	}
-	st := s.conn.ConnectionState().TLS
-	if !st.HandshakeComplete {
-		return nil
-	}
-	v, err := st.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
-	if err != nil {
-		return nil
-	}
-	return v
+	return transport.ChannelBindingOf(s.conn.ConnectionState().TLS)
 }
 
 // Close closes every listener and QUIC connection (sending

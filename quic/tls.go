@@ -57,7 +57,12 @@ func tlsConfigs(tc *transport.TLSConfig) (server, client *tls.Config, err error)
 		return nil, nil, &Error{Op: "configure", Err: ErrTLSConfig, Cause: errors.New("TLS.RootCAs is nil (the system roots are never trusted)")}
 	}
 	verify := func(peerIsServer bool) func(tls.ConnectionState) error {
-		return func(cs tls.ConnectionState) error { return verifyPeer(tc, cs.PeerCertificates, peerIsServer) }
+		return func(cs tls.ConnectionState) error {
+			if err := tc.VerifyPeer(cs.PeerCertificates, peerIsServer); err != nil {
+				return fmt.Errorf("quic: %w", err)
+			}
+			return nil
+		}
 	}
 	server = &tls.Config{
 		Certificates:     []tls.Certificate{tc.Certificate},
@@ -79,32 +84,6 @@ func tlsConfigs(tc *transport.TLSConfig) (server, client *tls.Config, err error)
 		VerifyConnection:   verify(true),
 	}
 	return server, client, nil
-}
-
-// verifyPeer checks a peer's certificate chain against tc.RootCAs at
-// tc.Time (or now), for the extended key usage of the peer's role.
-func verifyPeer(tc *transport.TLSConfig, certs []*x509.Certificate, peerIsServer bool) error {
-	if len(certs) == 0 {
-		return errors.New("quic: peer sent no certificate (client certificates are required)")
-	}
-	opts := x509.VerifyOptions{
-		Roots:         tc.RootCAs,
-		Intermediates: x509.NewCertPool(),
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if peerIsServer {
-		opts.KeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	}
-	if tc.Time != nil {
-		opts.CurrentTime = tc.Time()
-	}
-	for _, c := range certs[1:] {
-		opts.Intermediates.AddCert(c)
-	}
-	if _, err := certs[0].Verify(opts); err != nil {
-		return fmt.Errorf("quic: peer certificate rejected: %w", err)
-	}
-	return nil
 }
 
 // ephemeralCertificate makes the self-signed ECDSA P-256 certificate a

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -77,7 +76,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 	}
 	if opt.Secure != nil {
 		if st, ok := opt.Secure.TLSState(conn); ok {
-			m.TLSEstablished(clock.Now(), core.TLSInfo{Exporter: exporterOf(st)})
+			m.TLSEstablished(clock.Now(), core.TLSInfo{Exporter: ChannelBindingOf(st)})
 		}
 	}
 
@@ -135,7 +134,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 			}
 			st := tc.ConnectionState()
 			conn = tc
-			m.TLSEstablished(clock.Now(), core.TLSInfo{Exporter: exporterOf(st)})
+			m.TLSEstablished(clock.Now(), core.TLSInfo{Exporter: ChannelBindingOf(st)})
 		case core.PeerGreeting:
 			var extra []core.KV
 			var err error
@@ -181,17 +180,4 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
-}
-
-// exporterOf returns the RFC 9266 channel-binding exporter of a TLS 1.3
-// session, or nil when it is not available.
-func exporterOf(st tls.ConnectionState) []byte {
-	if !st.HandshakeComplete {
-		return nil
-	}
-	v, err := st.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
-	if err != nil {
-		return nil
-	}
-	return v
 }

@@ -279,6 +279,19 @@ func TLSExporter(c *tls.Conn) ([]byte, error) {
 	return v, nil
 }
 
+// ChannelBindingOf returns the RFC 9266 tls-exporter value (32 bytes) of
+// a completed TLS session, or nil when it has none.
+func ChannelBindingOf(st tls.ConnectionState) []byte {
+	if !st.HandshakeComplete {
+		return nil
+	}
+	v, err := st.ExportKeyingMaterial(tlsExporterLabel, nil, 32)
+	if err != nil {
+		return nil
+	}
+	return v
+}
+
 // tlsCheck reports a configuration that cannot be used for a handshake.
 func (c *TLSConfig) tlsCheck() error {
 	switch {
@@ -349,6 +362,15 @@ type tlsVerifyError struct{ err error }
 
 func (e *tlsVerifyError) Error() string { return "peer certificate rejected: " + e.err.Error() }
 func (e *tlsVerifyError) Unwrap() error { return e.err }
+
+// VerifyPeer checks a peer's certificate chain (leaf first) against
+// RootCAs at the configured time, for the extended key usage of the peer's
+// role: serverAuth when the peer is the TLS server (peerIsServer), else
+// clientAuth. Node IDs are not host names, so no name is checked. QUIC
+// uses it for its own handshake.
+func (c *TLSConfig) VerifyPeer(certs []*x509.Certificate, peerIsServer bool) error {
+	return c.tlsVerifyPeer(certs, peerIsServer)
+}
 
 // tlsVerifyPeer checks the peer's chain against RootCAs at the configured
 // time, for the usage of the peer's role.
