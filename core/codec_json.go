@@ -90,35 +90,9 @@ func appendJSON(b []byte, v any, depth int) ([]byte, error) {
 	case float64:
 		return appendJSONFloat(b, x, 64)
 	case []any:
-		if depth > CodecMaxDepth {
-			return b, jsonUnencodable("nesting deeper than %d", CodecMaxDepth)
-		}
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			var err error
-			if b, err = appendJSON(b, e, depth+1); err != nil {
-				return b, err
-			}
-		}
-		return append(b, ']'), nil
+		return appendJSONArray(b, x, depth)
 	case []string:
-		if depth > CodecMaxDepth {
-			return b, jsonUnencodable("nesting deeper than %d", CodecMaxDepth)
-		}
-		b = append(b, '[')
-		for i, e := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			var err error
-			if b, err = appendJSON(b, e, depth+1); err != nil {
-				return b, err
-			}
-		}
-		return append(b, ']'), nil
+		return appendJSONArray(b, x, depth)
 	case map[string]any:
 		return appendJSONMap(b, x, depth)
 	case map[string]string:
@@ -127,6 +101,23 @@ func appendJSON(b []byte, v any, depth int) ([]byte, error) {
 		return appendJSONMap(b, x, depth)
 	}
 	return b, jsonUnencodable("unsupported type %s", reflect.TypeOf(v))
+}
+
+func appendJSONArray[E any](b []byte, xs []E, depth int) ([]byte, error) {
+	if depth > CodecMaxDepth {
+		return b, jsonUnencodable("nesting deeper than %d", CodecMaxDepth)
+	}
+	b = append(b, '[')
+	for i, e := range xs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = appendJSON(b, e, depth+1); err != nil {
+			return b, err
+		}
+	}
+	return append(b, ']'), nil
 }
 
 func appendJSONMap[V any](b []byte, m map[string]V, depth int) ([]byte, error) {
