@@ -18,43 +18,12 @@ import (
 	"github.com/aemp-go/dataconn/transport"
 )
 
-var secret = []byte("s3cr3t")
-
-// simNode makes a node listening on host name of world w.
-func simNode(t *testing.T, w *memnet.World, name string, mod func(*transport.Config)) *transport.Node {
-	t.Helper()
-	cfg := transport.Config{NodeID: name, Secret: secret}
-	if mod != nil {
-		mod(&cfg)
-	}
-	n, err := transport.NewNode(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.Listen(context.Background(), w.Host(name), name+":1"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
-}
-
-// link tells each node the other's address.
-func link(nodes ...*transport.Node) {
-	for _, a := range nodes {
-		for _, b := range nodes {
-			if a != b {
-				a.AddPeer(b.ID(), b.Addrs()...)
-			}
-		}
-	}
-}
-
 func TestMessagingRoundTrip(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := memnet.New(1, memnet.WithDefaultLink(memnet.LinkConfig{Latency: 10 * time.Millisecond}))
-		a := simNode(t, w, "a", nil)
-		b := simNode(t, w, "b", nil)
-		link(a, b)
+		a := listening(t, w, "a", nil)
+		b := listening(t, w, "b", nil)
+		meshPeers(a, b)
 		got := make(chan []any, 10)
 		pa := a.NewPort(func(d []any) { got <- d })
 		pb := b.NewPort(func(d []any) {
@@ -135,9 +104,9 @@ func TestDataConnGoToGo(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const lat = 10 * time.Millisecond
 		w := memnet.New(2, memnet.WithDefaultLink(memnet.LinkConfig{Latency: lat}))
-		a := simNode(t, w, "a", nil)
-		b := simNode(t, w, "b", nil)
-		link(a, b)
+		a := listening(t, w, "a", nil)
+		b := listening(t, w, "b", nil)
+		meshPeers(a, b)
 		s := newSink()
 		b.HandleDataConn("test::recv", s.init)
 		if err := a.Connect(context.Background(), "b"); err != nil {
@@ -168,9 +137,9 @@ func TestDataConnGoToGo(t *testing.T) {
 func TestDataConnPerlFlow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := memnet.New(3, memnet.WithDefaultLink(memnet.LinkConfig{Latency: 10 * time.Millisecond}))
-		a := simNode(t, w, "a", nil)
-		b := simNode(t, w, "b", func(c *transport.Config) { c.PerlCompat = true })
-		link(a, b)
+		a := listening(t, w, "a", nil)
+		b := listening(t, w, "b", func(c *transport.Config) { c.PerlCompat = true })
+		meshPeers(a, b)
 		s := newSink()
 		b.HandleDataConn("test::recv", s.init)
 		c, err := a.ConnectTo(context.Background(), "b#someport", 5*time.Second, "test::recv")
@@ -187,7 +156,7 @@ func TestDataConnPerlFlow(t *testing.T) {
 func TestDataConnSameNode(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := memnet.New(4)
-		a := simNode(t, w, "a", nil)
+		a := listening(t, w, "a", nil)
 		s := newSink()
 		a.HandleDataConn("test::recv", s.init)
 		c, err := a.ConnectTo(context.Background(), "a", time.Second, "test::recv", "x")
@@ -215,8 +184,8 @@ func TestDataConnSameNode(t *testing.T) {
 func TestDataConnNoListeners(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := memnet.New(5)
-		b := simNode(t, w, "b", nil)
-		a, err := transport.NewNode(transport.Config{NodeID: "a", Secret: secret})
+		b := listening(t, w, "b", nil)
+		a, err := transport.NewNode(transport.Config{NodeID: "a", Secret: simSecret})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,9 +206,9 @@ func TestDataConnNoListeners(t *testing.T) {
 func TestDataConnWrongSecretTimesOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := memnet.New(6, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}))
-		a := simNode(t, w, "a", nil)
-		b := simNode(t, w, "b", func(c *transport.Config) { c.Secret = []byte("other") })
-		link(a, b)
+		a := listening(t, w, "a", nil)
+		b := listening(t, w, "b", func(c *transport.Config) { c.Secret = []byte("other") })
+		meshPeers(a, b)
 		var called atomic.Int32
 		b.HandleDataConn("f", func(string, []any, net.Conn) { called.Add(1) })
 		_, err := a.ConnectTo(context.Background(), "b", 2*time.Second, "f")
@@ -257,9 +226,9 @@ func TestDataConnWrongSecretTimesOut(t *testing.T) {
 func TestDataConnUnknownInitFunction(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := memnet.New(7, memnet.WithDefaultLink(memnet.LinkConfig{Latency: 5 * time.Millisecond}))
-		a := simNode(t, w, "a", nil)
-		b := simNode(t, w, "b", nil)
-		link(a, b)
+		a := listening(t, w, "a", nil)
+		b := listening(t, w, "b", nil)
+		meshPeers(a, b)
 		start := time.Now()
 		_, err := a.ConnectTo(context.Background(), "b", 5*time.Second, "no::such")
 		var de *transport.DataConnError
@@ -280,9 +249,9 @@ func TestDataConnUnknownInitFunction(t *testing.T) {
 func TestMonitorNodes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := memnet.New(8, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}))
-		a := simNode(t, w, "a", nil)
-		b := simNode(t, w, "b", nil)
-		link(a, b)
+		a := listening(t, w, "a", nil)
+		b := listening(t, w, "b", nil)
+		meshPeers(a, b)
 		type ev struct {
 			id string
 			up bool

@@ -40,6 +40,9 @@ import (
 	"github.com/aemp-go/dataconn/transport"
 )
 
+// secret is the shared secret of the recorded Perl transcripts.
+var secret = []byte("s3cr3t")
+
 // What every Perl 2.02 greeting in the transcripts carries.
 const (
 	perlAuths     = "tls_sha3_512,hmac_sha3_512,tls_anon,cleartext"
