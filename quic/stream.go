@@ -32,6 +32,10 @@ type Stream struct {
 	wmu       sync.Mutex
 	closed    atomic.Bool
 	closeOnce sync.Once
+	// peeked is the byte PeekByte read, served again by the next Read
+	// (only the reading goroutine touches it).
+	peeked    byte
+	hasPeeked bool
 }
 
 var _ net.Conn = (*Stream)(nil)
@@ -45,6 +49,11 @@ func newStream(n *Network, c *quicgo.Conn, s *quicgo.Stream) *Stream {
 func (s *Stream) Read(p []byte) (int, error) {
 	if s.closed.Load() {
 		return 0, &Error{Op: "read", Err: ErrClosed}
+	}
+	if s.hasPeeked && len(p) > 0 {
+		s.hasPeeked = false
+		p[0] = s.peeked
+		return 1, nil
 	}
 	n, err := s.s.Read(p)
 	if err != nil {

@@ -438,6 +438,9 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		}
 		return nil, &DataConnError{Node: target, Reason: core.DataConnReason("%s", msg), Rule: ErrDataConnFailed, Cause: err}
 	}
+	if c, err, ok := d.connectDirect(ctx, target, start.Add(timeout), timeout, initFunc, initData); ok {
+		return c, err // a stream of the messaging connection (datastream.go)
+	}
 	id, err := d.ep.randomID()
 	if err != nil {
 		return fail(ErrDataConnFailed, "%s: %v", target, err)

@@ -378,7 +378,7 @@ func (n *endpoint) handshakeConfig(protocol string, extra []core.KV, deferGreeti
 	}
 	kv := []core.KV{{Key: core.KeyProvider, Value: Provider}}
 	if !n.cfg.PerlCompat {
-		kv = append(kv, core.KV{Key: core.KeyGo, Value: "1"})
+		kv = append(kv, core.KV{Key: core.KeyGo, Value: n.goExtensions(protocol, nw, c)})
 	}
 	if remote != nil {
 		kv = append(kv, core.KV{Key: core.KeyPeerAddr, Value: remote.String()})
@@ -564,6 +564,11 @@ func (l *listener) serve(p *pendingHS) {
 		l.mu.Lock()
 		delete(l.pending, p)
 		l.mu.Unlock()
+	}
+	if mux, ok := l.nw.(MuxNetwork); ok && !n.cfg.PerlCompat {
+		if n.peekDataStream(mux, c, done) {
+			return
+		}
 	}
 	nonce, err := n.nonce()
 	if err != nil {
