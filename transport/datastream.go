@@ -185,6 +185,11 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 	defer stop()
 	s.SetDeadline(deadline)
 	fail := func(rule error, cause error, format string, args ...any) (net.Conn, error, bool) {
+		if !time.Now().Before(deadline) || errors.Is(dctx.Err(), context.DeadlineExceeded) {
+			// The stream's deadline may fire a moment before dctx's.
+			r := core.DataConnReason("%s: unable to establish connection within %s seconds", target, seconds(timeout))
+			return nil, &DataConnError{Node: target, Reason: r, Rule: ErrDataConnTimeout, Cause: cause}, true
+		}
 		if dctx.Err() != nil {
 			r := d.ctxReason(dctx, target, timeout)
 			return nil, &DataConnError{Node: target, Reason: r, Rule: ruleOf(r, nil), Cause: cause}, true
@@ -242,22 +247,38 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 // the header is decided.
 func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.Conn, done func()) {
 	defer done()
-	ctx, cancel := context.WithTimeout(ctx, d.ep.cfg.HandshakeTimeout)
+	// Close closes it (as an init function's stream), so that a node
+	// that closes does not wait for the handshake timeout.
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		c.Close()
+		return
+	}
+	d.inits[c] = struct{}{}
+	d.mu.Unlock()
+	untrack := func() {
+		d.mu.Lock()
+		delete(d.inits, c)
+		d.mu.Unlock()
+	}
+	hs := d.ep.cfg.HandshakeTimeout
+	ctx, cancel := context.WithTimeout(ctx, hs)
 	defer cancel()
-	deadline, _ := ctx.Deadline()
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	c.SetDeadline(deadline)
+	c.SetDeadline(time.Now().Add(hs))
 	refuse := func(format string, args ...any) {
+		untrack()
 		r := core.DataConnReason(format, args...)
 		d.ep.log.Debug("direct data stream refused", "remote", c.RemoteAddr(), "reason", r.Message)
-		if ctx.Err() == nil {
-			c.Write(core.AppendDataStreamRefusal(nil, r.Message))
-		}
+		// The refusal gets a fresh deadline: holding may have used up
+		// the first.
+		c.SetWriteDeadline(time.Now().Add(hs))
+		c.Write(core.AppendDataStreamRefusal(nil, r.Message))
 		c.Close()
 	}
 	var prefix [core.DataStreamPrefixLen]byte
 	if _, err := io.ReadFull(c, prefix[:]); err != nil {
+		untrack()
 		c.Close()
 		return
 	}
@@ -268,6 +289,7 @@ func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.C
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(c, body); err != nil {
+		untrack()
 		c.Close()
 		return
 	}
@@ -296,7 +318,8 @@ func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.C
 		refuse("%s: no init function %q", d.ep.id, h.InitFunc)
 		return
 	}
-	if _, err := c.Write([]byte{core.DataStreamAccept}); err != nil || !stop() {
+	untrack()
+	if _, err := c.Write([]byte{core.DataStreamAccept}); err != nil {
 		c.Close()
 		return
 	}
