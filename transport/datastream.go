@@ -246,7 +246,7 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 // after which the init function runs with the stream. done is called once
 // the header is decided.
 func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.Conn, done func()) {
-	defer done()
+	defer func() { done() }()
 	// Close closes it (as an init function's stream), so that a node
 	// that closes does not wait for the handshake timeout.
 	d.mu.Lock()
@@ -276,23 +276,43 @@ func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.C
 		c.Write(core.AppendDataStreamRefusal(nil, r.Message))
 		c.Close()
 	}
-	var prefix [core.DataStreamPrefixLen]byte
-	if _, err := io.ReadFull(c, prefix[:]); err != nil {
+	// One buffer, filled by as few Reads as the data arrived in.
+	buf := make([]byte, 0, 256)
+	fill := func(want int) bool {
+		for len(buf) < want {
+			if cap(buf) < want {
+				buf = append(make([]byte, 0, want), buf...)
+			}
+			k, err := c.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+k]
+			if err != nil && len(buf) < want {
+				return false
+			}
+		}
+		return true
+	}
+	if !fill(core.DataStreamPrefixLen) {
 		untrack()
 		c.Close()
 		return
 	}
-	n, err := core.DataStreamBodyLen(prefix[:])
+	n, err := core.DataStreamBodyLen(buf[:core.DataStreamPrefixLen])
 	if err != nil {
 		refuse("%s: %v", d.ep.id, err)
 		return
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(c, body); err != nil {
+	if !fill(core.DataStreamPrefixLen + n) {
 		untrack()
 		c.Close()
 		return
 	}
+	if len(buf) > core.DataStreamPrefixLen+n {
+		// An initiator sends nothing after the header before it has the
+		// answer.
+		refuse("%s: data stream: bytes after the header before the answer", d.ep.id)
+		return
+	}
+	body := buf[core.DataStreamPrefixLen:]
 	h, err := core.ParseDataStreamBody(body)
 	if err != nil {
 		refuse("%s: %v", d.ep.id, err)
@@ -318,13 +338,19 @@ func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.C
 		refuse("%s: no init function %q", d.ep.id, h.InitFunc)
 		return
 	}
-	untrack()
 	if _, err := c.Write([]byte{core.DataStreamAccept}); err != nil {
+		untrack()
 		c.Close()
 		return
 	}
 	c.SetDeadline(time.Time{})
-	d.runInit(f, h.From, h.InitData, c)
+	// The init function runs on this goroutine (one hand-over less); the
+	// stream stays in d.inits, so Close closes it like any init
+	// function's, and the caller's done has been called.
+	done()
+	done = func() {}
+	defer untrack()
+	f(h.From, h.InitData, c)
 }
 
 // peekDataStream reads the first byte of a stream accepted from mux
