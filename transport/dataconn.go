@@ -147,7 +147,7 @@ func NewDataConns(cfg Config, host Host) (*DataConns, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return newDataConns(&endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, clock: cfg.Clock}, host), nil
+	return newDataConns(&endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, clock: cfg.Clock, resume: newTLSResumer(cfg.Rand)}, host), nil
 }
 
 func newDataConns(ep *endpoint, host Host) *DataConns {
@@ -377,7 +377,7 @@ func (d *DataConns) dial(ctx context.Context, a core.RvDial) {
 	var c net.Conn
 	var res *core.Result
 	if err == nil {
-		c, res, err = d.ep.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, []core.KV{{Key: core.KeyDataConnID, Value: a.ID}})
+		c, res, err = d.ep.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, d.ep.withTicket(a.Node, []core.KV{{Key: core.KeyDataConnID, Value: a.ID}}))
 	}
 	if err != nil {
 		d.do(func(now time.Time) { d.rv.DialFailed(now, a.ID, a.Addr, err) })

@@ -575,7 +575,7 @@ func (n *Node) dialMessaging(ctx context.Context, node string, addrs []string) (
 		return nil, fmt.Errorf("%s: %w", node, ErrNoRoute)
 	}
 	c, res, _, err := n.dialFirst(ctx, addrs, func(ctx context.Context, a string) (net.Conn, *core.Result, error) {
-		c, res, err := n.dialHandshake(ctx, a, core.ProtocolMessaging, nil)
+		c, res, err := n.dialHandshake(ctx, a, core.ProtocolMessaging, n.withTicket(node, nil))
 		if err == nil && res.PeerNodeID != node {
 			c.Close()
 			return nil, nil, fmt.Errorf("%w: %s answered as %q, expected %q", ErrWrongPeer, a, res.PeerNodeID, node)
