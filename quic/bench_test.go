@@ -26,23 +26,6 @@ var throughputRows = []benchRow{
 	{"dataconn", benchThroughputDataConn},
 }
 
-// setupRows are the rows of BenchmarkSetup. A row with base reports its
-// time per operation divided by base's (run earlier in the same
-// invocation) as the metric NAME/BASE.
-var setupRows = []struct {
-	benchRow
-	base []string
-}{
-	{benchRow{"quic-handshake", benchSetupHandshake}, nil},
-	{benchRow{"quic-handshake-tls", benchSetupHandshakeTLS}, nil},
-	{benchRow{"node-connect-hmac", benchSetupNodeConnect(false)}, []string{"quic-handshake"}},
-	{benchRow{"node-connect-tls", benchSetupNodeConnect(true)}, []string{"quic-handshake-tls"}},
-	{benchRow{"stream", benchSetupStream}, nil},
-	{benchRow{"stream-confirmed", benchSetupStreamConfirmed}, nil},
-	{benchRow{"dataconn-stream", benchSetupDataConn(nil)}, []string{"stream", "stream-confirmed"}},
-	{benchRow{"dataconn-stream-handshake", benchSetupDataConn(func(c *transport.Config) { c.DisableChannelBinding = true })}, []string{"stream"}},
-}
-
 // BenchmarkThroughput measures one-way bulk transfer over loopback, in
 // 64 KiB writes (see b.SetBytes).
 //
@@ -50,42 +33,6 @@ var setupRows = []struct {
 func BenchmarkThroughput(b *testing.B) {
 	for _, r := range throughputRows {
 		b.Run(r.name, r.run)
-	}
-}
-
-// BenchmarkSetup measures what it costs to get a usable stream: a new QUIC
-// connection (handshake included), or a new stream on a warm connection.
-// Each operation includes one 1-byte round trip on the new stream.
-//
-//	go test -run '^$' -bench Setup -benchtime 2s ./quic/
-//
-// Rows: quic-handshake(-tls), a new QUIC connection (throw-away or
-// verified certificates) and a 1-byte echo on a stream; node-connect-*, a
-// new Node authenticating to a listening one over a new QUIC connection
-// (Connect until both ends have the messaging connection), with the
-// shared secret (hmac_sha3_512_cb) or certificates only; stream, a new
-// stream on a warm connection plus the echo; stream-confirmed, the same
-// with one request/answer round trip first (the floor of a confirmed
-// stream); dataconn-stream, ConnectTo on a warm node pair (a direct data
-// stream) plus the echo; dataconn-stream-handshake, the same with plain
-// hmac_sha3_512, which takes the rendezvous and a handshake per stream
-// (as with peers of older versions).
-func BenchmarkSetup(b *testing.B) {
-	perOp := map[string]float64{}
-	for _, r := range setupRows {
-		b.Run(r.name, func(b *testing.B) {
-			r.run(b)
-			if b.N == 0 {
-				return
-			}
-			own := float64(b.Elapsed()) / float64(b.N)
-			perOp[r.name] = own
-			for _, base := range r.base {
-				if v := perOp[base]; v > 0 {
-					b.ReportMetric(own/v, r.name+"/"+base)
-				}
-			}
-		})
 	}
 }
 
@@ -118,7 +65,7 @@ func benchServer(b *testing.B, serve func(net.Conn)) string {
 func pingPong(c net.Conn) { _, _ = io.Copy(c, c) }
 
 // roundTrip sends one byte and waits for its echo.
-func roundTrip(b *testing.B, c net.Conn) {
+func roundTrip(b testing.TB, c net.Conn) {
 	var buf [1]byte
 	_ = c.SetDeadline(time.Now().Add(testTimeout))
 	if _, err := c.Write([]byte{'p'}); err != nil {
@@ -158,43 +105,6 @@ func benchThroughputRaw(b *testing.B) {
 	_ = c.SetReadDeadline(time.Now().Add(time.Minute))
 	if _, err := io.ReadFull(c, buf[:1]); err != nil {
 		b.Fatal(err)
-	}
-}
-
-func benchSetupHandshake(b *testing.B) {
-	addr := benchServer(b, pingPong)
-	b.ResetTimer()
-	for range b.N {
-		cli := New(Config{})
-		c, err := cli.Dial(context.Background(), addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		roundTrip(b, c)
-		b.StopTimer()
-		_ = cli.Close()
-		b.StartTimer()
-	}
-}
-
-func benchSetupStream(b *testing.B) {
-	addr := benchServer(b, pingPong)
-	cli := New(Config{})
-	defer cli.Close()
-	warm, err := cli.Dial(context.Background(), addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer warm.Close()
-	roundTrip(b, warm)
-	b.ResetTimer()
-	for range b.N {
-		c, err := cli.Dial(context.Background(), addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		roundTrip(b, c)
-		_ = c.Close()
 	}
 }
 
@@ -270,68 +180,77 @@ func benchThroughputDataConn(b *testing.B) {
 	}
 }
 
-// benchSetupDataConn measures a data connection on a warm node pair (the
-// messaging connection, and so the QUIC connection, already up): ConnectTo
-// plus a 1-byte round trip.
-func benchSetupDataConn(mod func(*transport.Config)) func(b *testing.B) {
-	return func(b *testing.B) { benchSetupDataConnWith(b, mod) }
+// setupRow is one row of BenchmarkSetup: prepare sets it up once and
+// returns one set-up, which reports the time it took (tear-down
+// excluded). A row with bases runs one set-up of each base after each of
+// its own and reports NAME/BASE, the ratio of the means.
+type setupRow struct {
+	name    string
+	prepare func(b *testing.B) (once func() time.Duration)
+	base    []string
 }
 
-func benchSetupDataConnWith(b *testing.B, mod func(*transport.Config)) {
-	na := benchNodesWith(b, mod, func(_ string, _ []any, c net.Conn) {
-		defer c.Close()
-		pingPong(c)
-	})
-	warm, err := na.ConnectTo(context.Background(), "b", 10*time.Second, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	roundTrip(b, warm)
-	_ = warm.Close()
-	b.ResetTimer()
-	for range b.N {
-		c, err := na.ConnectTo(context.Background(), "b", 10*time.Second, "bench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		roundTrip(b, c)
-		_ = c.Close()
+// Rows of BenchmarkSetup:
+//
+//   - quic-handshake(-tls): a new QUIC connection (throw-away or verified
+//     certificates) and a 1-byte echo on a stream;
+//   - node-connect-hmac, node-connect-tls: a new Node authenticating to a
+//     listening one over a new QUIC connection (Connect, until the target
+//     has the messaging connection up too), shared secret
+//     (hmac_sha3_512_cb) or certificates only;
+//   - stream: a new stream on a warm connection plus the echo;
+//   - stream-confirmed: the same with one request/answer round trip
+//     first, the floor of any confirmed stream;
+//   - dataconn-stream: ConnectTo on a warm node pair (a direct data
+//     stream) plus the echo;
+//   - dataconn-stream-handshake: the same with plain hmac_sha3_512
+//     (DisableChannelBinding), which takes the rendezvous and an AEMP
+//     handshake per stream, as with peers of older versions.
+func setupRows() []setupRow {
+	return []setupRow{
+		{"quic-handshake", prepHandshake(false), nil},
+		{"quic-handshake-tls", prepHandshake(true), nil},
+		{"node-connect-hmac", prepNodeConnect(false), []string{"quic-handshake"}},
+		{"node-connect-tls", prepNodeConnect(true), []string{"quic-handshake-tls"}},
+		{"stream", prepStream(false), nil},
+		{"stream-confirmed", prepStream(true), []string{"stream"}},
+		{"dataconn-stream", prepDataConn(nil), []string{"stream", "stream-confirmed"}},
+		{"dataconn-stream-handshake", prepDataConn(func(c *transport.Config) { c.DisableChannelBinding = true }), []string{"stream", "dataconn-stream"}},
 	}
 }
 
-// benchSetupStreamConfirmed is benchSetupStream with one more round trip
-// before the echo: the dialer writes a 1-byte request and waits for a
-// 1-byte answer, as a direct data stream waits for the target's accept.
-// It is the floor of dataconn-stream on this machine.
-func benchSetupStreamConfirmed(b *testing.B) {
-	addr := benchServer(b, func(c net.Conn) {
-		var req [1]byte
-		if _, err := io.ReadFull(c, req[:]); err != nil {
-			return
-		}
-		if _, err := c.Write(req[:]); err != nil {
-			return
-		}
-		pingPong(c)
-	})
-	cli := New(Config{})
-	defer cli.Close()
-	warm, err := cli.Dial(context.Background(), addr)
-	if err != nil {
-		b.Fatal(err)
+// BenchmarkSetup measures what it costs to get a usable stream (see
+// setupRows). Every operation includes one 1-byte round trip on the new
+// stream. Rows with bases interleave their set-ups with the bases', so
+// their ratios hold even while the machine's load changes; B/op and
+// allocs/op of such rows include the bases.
+//
+//	go test -run '^$' -bench Setup -benchtime 2s ./quic/
+func BenchmarkSetup(b *testing.B) {
+	byName := map[string]setupRow{}
+	for _, r := range setupRows() {
+		byName[r.name] = r
 	}
-	defer warm.Close()
-	roundTrip(b, warm)
-	roundTrip(b, warm)
-	b.ResetTimer()
-	for range b.N {
-		c, err := cli.Dial(context.Background(), addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		roundTrip(b, c)
-		roundTrip(b, c)
-		_ = c.Close()
+	for _, r := range setupRows() {
+		b.Run(r.name, func(b *testing.B) {
+			once := r.prepare(b)
+			bases := make([]func() time.Duration, len(r.base))
+			for i, name := range r.base {
+				bases[i] = byName[name].prepare(b)
+			}
+			spent := make([]time.Duration, len(bases))
+			var own time.Duration
+			for b.Loop() {
+				own += once()
+				for i, base := range bases {
+					spent[i] += base()
+				}
+			}
+			b.ReportMetric(float64(own)/float64(b.N), "ns/op")
+			for i, name := range r.base {
+				b.ReportMetric(float64(own)/float64(spent[i]), r.name+"/"+name)
+			}
+		})
 	}
 }
 
@@ -352,11 +271,10 @@ func benchCerts(b *testing.B) (srv, cli *transport.TLSConfig) {
 	return srv, cli
 }
 
-// benchSetupHandshakeTLS is benchSetupHandshake with verified
-// certificates on both ends (the same as node-connect-tls uses).
-func benchSetupHandshakeTLS(b *testing.B) {
-	srvTLS, cliTLS := benchCerts(b)
-	srv := New(Config{TLS: srvTLS})
+// benchServerCfg is benchServer with a Network configuration.
+func benchServerCfg(b *testing.B, cfg Config, serve func(net.Conn)) string {
+	b.Helper()
+	srv := New(cfg)
 	b.Cleanup(func() { _ = srv.Close() })
 	l, err := srv.Listen(context.Background(), "127.0.0.1:0")
 	if err != nil {
@@ -370,30 +288,109 @@ func benchSetupHandshakeTLS(b *testing.B) {
 			}
 			go func() {
 				defer c.Close()
-				pingPong(c)
+				serve(c)
 			}()
 		}
 	}()
-	addr := l.Addr().String()
-	b.ResetTimer()
-	for range b.N {
-		cli := New(Config{TLS: cliTLS})
-		c, err := cli.Dial(context.Background(), addr)
-		if err != nil {
-			b.Fatal(err)
+	return l.Addr().String()
+}
+
+func prepHandshake(withTLS bool) func(b *testing.B) func() time.Duration {
+	return func(b *testing.B) func() time.Duration {
+		var srvCfg, cliCfg Config
+		if withTLS {
+			srvCfg.TLS, cliCfg.TLS = benchCerts(b)
 		}
-		roundTrip(b, c)
-		b.StopTimer()
-		_ = cli.Close()
-		b.StartTimer()
+		addr := benchServerCfg(b, srvCfg, pingPong)
+		return func() time.Duration {
+			start := time.Now()
+			cli := New(cliCfg)
+			c, err := cli.Dial(context.Background(), addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			roundTrip(b, c)
+			took := time.Since(start)
+			_ = cli.Close()
+			return took
+		}
 	}
 }
 
-// benchSetupNodeConnect measures a new node connecting and
-// authenticating to a listening one over a new QUIC connection: Connect,
-// until the target has the messaging connection too.
-func benchSetupNodeConnect(withTLS bool) func(b *testing.B) {
-	return func(b *testing.B) {
+func prepStream(confirmed bool) func(b *testing.B) func() time.Duration {
+	return func(b *testing.B) func() time.Duration {
+		serve := pingPong
+		if confirmed {
+			serve = func(c net.Conn) {
+				var req [1]byte
+				if _, err := io.ReadFull(c, req[:]); err != nil {
+					return
+				}
+				if _, err := c.Write(req[:]); err != nil {
+					return
+				}
+				pingPong(c)
+			}
+		}
+		addr := benchServer(b, serve)
+		cli := New(Config{})
+		b.Cleanup(func() { _ = cli.Close() })
+		warm, err := cli.Dial(context.Background(), addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = warm.Close() })
+		roundTrip(b, warm)
+		if confirmed {
+			roundTrip(b, warm)
+		}
+		return func() time.Duration {
+			start := time.Now()
+			c, err := cli.Dial(context.Background(), addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			roundTrip(b, c)
+			if confirmed {
+				roundTrip(b, c)
+			}
+			took := time.Since(start)
+			_ = c.Close()
+			return took
+		}
+	}
+}
+
+// prepDataConn measures a data connection on a warm node pair (the
+// messaging connection, and so the QUIC connection, already up):
+// ConnectTo plus a 1-byte round trip.
+func prepDataConn(mod func(*transport.Config)) func(b *testing.B) func() time.Duration {
+	return func(b *testing.B) func() time.Duration {
+		na := benchNodesWith(b, mod, func(_ string, _ []any, c net.Conn) {
+			defer c.Close()
+			pingPong(c)
+		})
+		once := func() time.Duration {
+			start := time.Now()
+			c, err := na.ConnectTo(context.Background(), "b", 10*time.Second, "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			roundTrip(b, c)
+			took := time.Since(start)
+			_ = c.Close()
+			return took
+		}
+		once()
+		return once
+	}
+}
+
+// prepNodeConnect measures a new node connecting and authenticating to a
+// listening one over a new QUIC connection: Connect, until the target has
+// the messaging connection too.
+func prepNodeConnect(withTLS bool) func(b *testing.B) func() time.Duration {
+	return func(b *testing.B) func() time.Duration {
 		var srvTLS, cliTLS *transport.TLSConfig
 		if withTLS {
 			srvTLS, cliTLS = benchCerts(b)
@@ -417,28 +414,26 @@ func benchSetupNodeConnect(withTLS bool) func(b *testing.B) {
 			b.Fatal(err)
 		}
 		up := make(chan string, 1)
-		cancel := srv.MonitorNodes(func(id string, isUp bool, _ error) {
+		b.Cleanup(srv.MonitorNodes(func(id string, isUp bool, _ error) {
 			if isUp {
 				select {
 				case up <- id:
 				default:
 				}
 			}
-		})
-		defer cancel()
-		b.ResetTimer()
-		for i := range b.N {
-			id := "cli-" + strconv.Itoa(i)
-			b.StopTimer()
-			cli, err := transport.NewNode(mkCfg(id, cliTLS))
+		}))
+		seq := 0
+		return func() time.Duration {
+			seq++
+			cli, err := transport.NewNode(mkCfg("cli-"+strconv.Itoa(seq), cliTLS))
 			if err != nil {
 				b.Fatal(err)
 			}
 			cliNet := New(Config{TLS: cliTLS})
 			cli.AddNetwork(cliNet)
 			cli.AddPeer("srv", addr)
-			b.StartTimer()
-			ctx, cancelCtx := context.WithTimeout(context.Background(), testTimeout)
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			if err := cli.Connect(ctx, "srv"); err != nil {
 				b.Fatal(err)
 			}
@@ -447,11 +442,11 @@ func benchSetupNodeConnect(withTLS bool) func(b *testing.B) {
 			case <-ctx.Done():
 				b.Fatal("the target did not see the node come up")
 			}
-			cancelCtx()
-			b.StopTimer()
+			took := time.Since(start)
+			cancel()
 			_ = cliNet.Close()
 			_ = cli.Close()
-			b.StartTimer()
+			return took
 		}
 	}
 }

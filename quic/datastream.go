@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	quicgo "github.com/quic-go/quic-go"
 
@@ -81,11 +82,17 @@ func (n *Network) Carries(c net.Conn) bool {
 // OpenStream opens a new stream on the QUIC connection that carries c
 // (a stream of this Network). The peer sees it once this side writes.
 // It implements transport.MuxNetwork.
-func (n *Network) OpenStream(ctx context.Context, c net.Conn) (net.Conn, error) {
+func (n *Network) OpenStream(ctx context.Context, deadline time.Time, c net.Conn) (net.Conn, error) {
 	s, ok := n.streamOf(c)
 	if !ok {
 		return nil, &Error{Op: "dial", Err: ErrAddress, Cause: errors.New("not a stream of this network")}
 	}
+	if qs, err := s.conn.OpenStream(); err == nil {
+		return newStream(n, s.conn, qs), nil
+	}
+	// No stream credit (or the connection is gone): wait for credit.
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	qs, err := s.conn.OpenStreamSync(ctx)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
@@ -147,7 +154,7 @@ func (n *Network) BindPeer(c net.Conn, local, peer string) {
 // WaitPeer waits until peer is bound to local on the QUIC connection
 // carrying c (see BindPeer), and reports whether it is: false when ctx
 // ends or the connection ends first. It implements transport.MuxNetwork.
-func (n *Network) WaitPeer(ctx context.Context, c net.Conn, local, peer string) bool {
+func (n *Network) WaitPeer(ctx context.Context, deadline time.Time, c net.Conn, local, peer string) bool {
 	s, ok := n.streamOf(c)
 	if !ok {
 		return false
@@ -156,6 +163,7 @@ func (n *Network) WaitPeer(ctx context.Context, c net.Conn, local, peer string) 
 	if a == nil {
 		return false
 	}
+	var timer *time.Timer
 	for {
 		a.mu.Lock()
 		_, bound := a.pairs[[2]string{local, peer}]
@@ -164,8 +172,14 @@ func (n *Network) WaitPeer(ctx context.Context, c net.Conn, local, peer string) 
 		if bound {
 			return true
 		}
+		if timer == nil {
+			timer = time.NewTimer(time.Until(deadline))
+			defer timer.Stop()
+		}
 		select {
 		case <-ch:
+		case <-timer.C:
+			return false
 		case <-ctx.Done():
 			return false
 		case <-s.conn.Context().Done():

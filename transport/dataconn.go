@@ -421,6 +421,9 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	// that the machine's own timer bounds the set-up, and ctx only
 	// cancels it.
 	start := d.ep.clock.Now()
+	if c, err, ok := d.connectDirect(ctx, target, time.Now().Add(timeout), timeout, initFunc, initData); ok {
+		return c, err // a stream of the messaging connection (datastream.go)
+	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	err := d.host.Connected(cctx, target)
 	cerr := cctx.Err()
@@ -437,9 +440,6 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 			msg = target + ": " + msg
 		}
 		return nil, &DataConnError{Node: target, Reason: core.DataConnReason("%s", msg), Rule: ErrDataConnFailed, Cause: err}
-	}
-	if c, err, ok := d.connectDirect(ctx, target, start.Add(timeout), timeout, initFunc, initData); ok {
-		return c, err // a stream of the messaging connection (datastream.go)
 	}
 	id, err := d.ep.randomID()
 	if err != nil {

@@ -40,8 +40,9 @@ type MuxNetwork interface {
 	// Carries reports whether c is a stream of this network (possibly
 	// wrapped, see WithPending).
 	Carries(c net.Conn) bool
-	// OpenStream opens a new stream on the connection that carries c.
-	OpenStream(ctx context.Context, c net.Conn) (net.Conn, error)
+	// OpenStream opens a new stream on the connection that carries c,
+	// waiting for stream credit until ctx ends or the deadline passes.
+	OpenStream(ctx context.Context, deadline time.Time, c net.Conn) (net.Conn, error)
 	// AcceptsStreams reports whether streams the peer opens on the
 	// connection carrying c reach this side's listener.
 	AcceptsStreams(c net.Conn) bool
@@ -49,9 +50,9 @@ type MuxNetwork interface {
 	// connection carrying c (for its lifetime).
 	BindPeer(c net.Conn, local, peer string)
 	// WaitPeer waits until BindPeer(c, local, peer) happened for the
-	// connection carrying c and reports whether it did before ctx or the
-	// connection ended.
-	WaitPeer(ctx context.Context, c net.Conn, local, peer string) bool
+	// connection carrying c and reports whether it did before ctx, the
+	// deadline or the connection ended.
+	WaitPeer(ctx context.Context, deadline time.Time, c net.Conn, local, peer string) bool
 }
 
 // bytePeeker is implemented by streams of a MuxNetwork: PeekByte reads
@@ -149,13 +150,14 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 	if herr != nil {
 		return nil, nil, false
 	}
-	dctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	s, oerr := mux.OpenStream(dctx, mc)
+	s, oerr := mux.OpenStream(ctx, deadline, mc)
 	if oerr != nil {
-		if dctx.Err() != nil {
-			c, err := d.ctxFailure(dctx, target, timeout)
-			return c, err, true
+		if ctx.Err() != nil || !time.Now().Before(deadline) {
+			r := core.DataConnReason("%s: unable to establish connection within %s seconds", target, seconds(timeout))
+			if ctx.Err() != nil {
+				r = d.ctxReason(ctx, target, timeout)
+			}
+			return nil, &DataConnError{Node: target, Reason: r, Rule: ruleOf(r, nil), Cause: oerr}, true
 		}
 		return nil, nil, false // the connection died: take the long way
 	}
@@ -181,18 +183,22 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 			}
 		}
 	}()
-	stop := context.AfterFunc(dctx, func() { s.SetDeadline(time.Unix(1, 0)) })
+	// The stream's deadline bounds the set-up; ctx, when it can end,
+	// interrupts it.
+	stop := func() bool { return true }
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { s.SetDeadline(time.Unix(1, 0)) })
+	}
 	defer stop()
 	s.SetDeadline(deadline)
 	fail := func(rule error, cause error, format string, args ...any) (net.Conn, error, bool) {
-		if !time.Now().Before(deadline) || errors.Is(dctx.Err(), context.DeadlineExceeded) {
-			// The stream's deadline may fire a moment before dctx's.
+		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			r := d.ctxReason(ctx, target, timeout)
+			return nil, &DataConnError{Node: target, Reason: r, Rule: ruleOf(r, nil), Cause: cause}, true
+		}
+		if !time.Now().Before(deadline) || ctx.Err() != nil {
 			r := core.DataConnReason("%s: unable to establish connection within %s seconds", target, seconds(timeout))
 			return nil, &DataConnError{Node: target, Reason: r, Rule: ErrDataConnTimeout, Cause: cause}, true
-		}
-		if dctx.Err() != nil {
-			r := d.ctxReason(dctx, target, timeout)
-			return nil, &DataConnError{Node: target, Reason: r, Rule: ruleOf(r, nil), Cause: cause}, true
 		}
 		d.mu.Lock()
 		closed := d.closed
@@ -212,7 +218,7 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 	switch ans[0] {
 	case core.DataStreamAccept:
 		if !stop() {
-			return fail(ErrDataConnCancelled, dctx.Err(), "%s: %v", target, dctx.Err())
+			return fail(ErrDataConnCancelled, ctx.Err(), "%s: %v", target, ctx.Err())
 		}
 		s.SetDeadline(time.Time{})
 		return s, nil, true
@@ -263,9 +269,8 @@ func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.C
 		d.mu.Unlock()
 	}
 	hs := d.ep.cfg.HandshakeTimeout
-	ctx, cancel := context.WithTimeout(ctx, hs)
-	defer cancel()
-	c.SetDeadline(time.Now().Add(hs))
+	deadline := time.Now().Add(hs)
+	c.SetDeadline(deadline)
 	refuse := func(format string, args ...any) {
 		untrack()
 		r := core.DataConnReason(format, args...)
@@ -322,7 +327,7 @@ func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.C
 		refuse("%s: data stream for node %q", d.ep.id, h.To)
 		return
 	}
-	if !mux.WaitPeer(ctx, c, d.ep.id, h.From) {
+	if !mux.WaitPeer(ctx, deadline, c, d.ep.id, h.From) {
 		refuse("%s: data stream from %q on a connection not authenticated for it", d.ep.id, h.From)
 		return
 	}
