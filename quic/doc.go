@@ -37,7 +37,8 @@
 // Network presents a throw-away self-signed certificate that nobody
 // verifies. The traffic is still encrypted, and TLSState reports ok=false,
 // so the tls_* auth methods cannot be used; authentication rests on the
-// AEMP handshake that runs on every stream. The Network still reports the
+// AEMP handshake that runs on every messaging stream (and on which direct
+// data streams rely, see below). The Network still reports the
 // session's exporter through ChannelBinding (see Security).
 //
 // # Security
@@ -50,7 +51,8 @@
 //   - It can open QUIC connections to a listening node and streams on
 //     them. Each connection costs the node a QUIC handshake (key exchange
 //     and a signature); this package does not cap the number of
-//     connections. Each stream starts an AEMP handshake on the node: at most
+//     connections. Each stream starts an AEMP handshake on the node (or,
+//     for a direct data stream, waits for one on its connection): at most
 //     Config.MaxIncomingStreams open streams per connection, at most the
 //     Node's MaxHandshakes handshakes in progress per listener (when full,
 //     the oldest is dropped, so a flood can crowd out honest peers: a denial
@@ -81,7 +83,8 @@
 //     hmac_sha3_512, the relayed handshake succeeds, and the relay then
 //     reads every byte of every stream (messages and data connections) in
 //     clear and can alter, inject, drop or cut them undetected: after the
-//     handshake AEMP adds no integrity of its own. So with Config.TLS nil,
+//     handshake AEMP adds no integrity of its own. (Direct data streams
+//     are never used after such a handshake.) So with Config.TLS nil,
 //     an authenticated stream cannot be read or altered only if it was
 //     authenticated with hmac_sha3_512_cb.
 //   - On the path, it can always drop packets: the streams then fail
