@@ -153,7 +153,7 @@ func (n *Network) BindPeer(c net.Conn, local, peer string) {
 
 // WaitPeer waits until peer is bound to local on the QUIC connection
 // carrying c (see BindPeer), and reports whether it is: false when ctx
-// ends or the connection ends first. It implements transport.MuxNetwork.
+// ends, the deadline passes, or c or its connection is closed first. It implements transport.MuxNetwork.
 func (n *Network) WaitPeer(ctx context.Context, deadline time.Time, c net.Conn, local, peer string) bool {
 	s, ok := n.streamOf(c)
 	if !ok {
@@ -183,6 +183,9 @@ func (n *Network) WaitPeer(ctx context.Context, deadline time.Time, c net.Conn, 
 		case <-ctx.Done():
 			return false
 		case <-s.conn.Context().Done():
+			return false
+		case <-s.s.Context().Done():
+			// The stream was closed (say, evicted by the handshake cap).
 			return false
 		}
 	}
