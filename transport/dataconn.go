@@ -397,7 +397,9 @@ func (d *DataConns) dial(ctx context.Context, a core.RvDial) {
 // ConnectTo opens a data connection to target (a node ID or a port ID
 // NODE#NAME) and runs the init function initFunc there with initData and
 // the far end of the stream. It returns the near end once the target has
-// accepted it. On failure nothing runs on the target and the error is a
+// accepted it. On failure nothing runs on the target (on a QUIC direct
+// data stream, an init function that did run sees its stream closed
+// before any byte arrives) and the error is a
 // *DataConnError whose Reason is ["AnyEvent::MP::DataConn", message].
 // timeout bounds the whole set-up (0 = 10s), as does ctx.
 func (d *DataConns) ConnectTo(ctx context.Context, target string, timeout time.Duration, initFunc string, initData ...any) (net.Conn, error) {
