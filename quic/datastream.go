@@ -3,7 +3,6 @@ package quic
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -191,13 +190,23 @@ func (n *Network) WaitPeer(ctx context.Context, deadline time.Time, c net.Conn, 
 	}
 }
 
-// PeekByte reads the first byte of the stream and serves it again to the
-// next Read. Call it before any Read, from the reading goroutine.
+// PeekByte reads the first bytes of the stream (what has arrived, at
+// least one, at most peekSize) and serves them again to the next Reads.
+// Call it before any Read, from the reading goroutine.
 func (s *Stream) PeekByte() (byte, error) {
-	var b [1]byte
-	if _, err := io.ReadFull(s, b[:]); err != nil {
-		return 0, err
+	buf := make([]byte, peekSize)
+	for {
+		n, err := s.Read(buf)
+		if n > 0 {
+			s.head = buf[:n]
+			return buf[0], nil
+		}
+		if err != nil {
+			return 0, err
+		}
 	}
-	s.peeked, s.hasPeeked = b[0], true
-	return b[0], nil
 }
+
+// peekSize bounds what PeekByte reads ahead: a greeting line, or a
+// direct data stream header with small init data.
+const peekSize = 512

@@ -32,10 +32,9 @@ type Stream struct {
 	wmu       sync.Mutex
 	closed    atomic.Bool
 	closeOnce sync.Once
-	// peeked is the byte PeekByte read, served again by the next Read
-	// (only the reading goroutine touches it).
-	peeked    byte
-	hasPeeked bool
+	// head holds what PeekByte read, served first by Read (only the
+	// reading goroutine touches it).
+	head []byte
 }
 
 var _ net.Conn = (*Stream)(nil)
@@ -50,10 +49,10 @@ func (s *Stream) Read(p []byte) (int, error) {
 	if s.closed.Load() {
 		return 0, &Error{Op: "read", Err: ErrClosed}
 	}
-	if s.hasPeeked && len(p) > 0 {
-		s.hasPeeked = false
-		p[0] = s.peeked
-		return 1, nil
+	if len(s.head) > 0 {
+		n := copy(p, s.head)
+		s.head = s.head[n:]
+		return n, nil
 	}
 	n, err := s.s.Read(p)
 	if err != nil {
