@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -377,3 +378,58 @@ func TestDirectDataStreamCrash(t *testing.T) {
 
 // echoBytes is used by the fuzz-free sanity check below.
 var _ = bytes.Equal
+
+// TestDirectDataStreamHeldEvicted: held direct data streams count among
+// the listener's handshakes; when the cap evicts one, it is closed at
+// once instead of being held until the handshake timeout.
+func TestDirectDataStreamHeldEvicted(t *testing.T) {
+	checkLeaks(t)
+	const hsTimeout = 10 * time.Second
+	b, _, bAddr := quicNode(t, "b", quic.Config{}, func(c *transport.Config) {
+		c.HandshakeTimeout = hsTimeout
+		c.MaxHandshakes = 1
+	})
+	calls := recordInit(b, "test::rec")
+	raw := newNet(t, quic.Config{})
+	open := func() net.Conn {
+		s, err := raw.Dial(testCtx(t), hostPort(bAddr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		if _, err := s.Write(header(t, "a", "b", "test::rec")); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	first := open()
+	// b holds it in a goroutine of its own; count goroutines once that
+	// one is there (the count stops changing).
+	settle := func() int {
+		g := runtime.NumGoroutine()
+		for range 200 {
+			time.Sleep(10 * time.Millisecond)
+			if n := runtime.NumGoroutine(); n == g {
+				return g
+			} else {
+				g = n
+			}
+		}
+		return g
+	}
+	held := settle()
+	start := time.Now()
+	open() // evicts first, and is held in its place
+	if ok, why, _ := answer(t, first); ok {
+		t.Fatalf("evicted stream accepted (%q)", why)
+	}
+	// The evicted stream's goroutine ends now, not at the handshake
+	// timeout: the count returns to one held stream's.
+	for runtime.NumGoroutine() > held {
+		if time.Since(start) > hsTimeout/2 {
+			t.Fatalf("%d goroutines %v after the eviction, %d with one held stream", runtime.NumGoroutine(), time.Since(start), held)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	noCall(t, calls, 50*time.Millisecond)
+}

@@ -65,6 +65,9 @@ type setupCase struct {
 //   - node-connect-hmac, node-connect-tls: a new node connecting and
 //     authenticating to a listening one (Connect until both ends have the
 //     messaging connection), shared secret or certificates;
+//   - tcp-3hops: tcp-connect plus the three one-way hops of a data
+//     connection's handshake (greeting, answer, auth line: 300, 500 and
+//     150 bytes): the floor of dataconn-hmac without any computation;
 //   - dataconn-hmac, dataconn-tls(-x25519): a data connection on a warm
 //     pair, until the init function runs (TLS: resumed).
 func setupCases() []setupCase {
@@ -76,7 +79,8 @@ func setupCases() []setupCase {
 		{"tls-resume-raw-x25519", prepareTLSRaw(true, x25519), []string{"tls-resume-raw"}},
 		{"node-connect-hmac", prepareNodeConnect(false), []string{"tcp-connect"}},
 		{"node-connect-tls", prepareNodeConnect(true), []string{"tls-full-raw"}},
-		{"dataconn-hmac", prepareDataConnHMAC, []string{"tcp-connect"}},
+		{"tcp-3hops", prepareTCP3Hops, []string{"tcp-connect"}},
+		{"dataconn-hmac", prepareDataConnHMAC, []string{"tcp-connect", "tcp-3hops"}},
 		{"dataconn-tls", prepareDataConnTLS, []string{"tls-resume-raw"}},
 		{"dataconn-tls-x25519", prepareDataConnTLSX25519, []string{"tls-resume-raw-x25519", "dataconn-tls"}},
 	}
@@ -287,6 +291,58 @@ func prepareTCPConnect(b *testing.B) func() error {
 			return ctx.Err()
 		}
 		return d.Close()
+	}
+}
+
+func prepareTCP3Hops(b *testing.B) func() error {
+	n := tcp.New()
+	l, ch := benchListen(b, n)
+	addr := l.Addr().String()
+	hop := func(c net.Conn, in, out int) error {
+		if in > 0 {
+			buf := make([]byte, in)
+			if _, err := io.ReadFull(c, buf); err != nil {
+				return err
+			}
+		}
+		if out > 0 {
+			if _, err := c.Write(make([]byte, out)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
+		defer cancel()
+		d, err := n.Dial(ctx, addr)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		_ = d.SetDeadline(time.Now().Add(benchTimeout))
+		done := make(chan error, 1)
+		go func() {
+			select {
+			case a := <-ch:
+				defer a.Close()
+				_ = a.SetDeadline(time.Now().Add(benchTimeout))
+				if err := hop(a, 300, 500); err != nil {
+					done <- err
+					return
+				}
+				done <- hop(a, 150, 0)
+			case <-ctx.Done():
+				done <- ctx.Err()
+			}
+		}()
+		if err := hop(d, 0, 300); err != nil {
+			return err
+		}
+		if err := hop(d, 500, 150); err != nil {
+			return err
+		}
+		return <-done
 	}
 }
 
