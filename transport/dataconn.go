@@ -147,7 +147,7 @@ func NewDataConns(cfg Config, host Host) (*DataConns, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return newDataConns(&endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, clock: cfg.Clock}, host), nil
+	return newDataConns(&endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, clock: cfg.Clock, resume: newTLSResumer(cfg.Rand)}, host), nil
 }
 
 func newDataConns(ep *endpoint, host Host) *DataConns {
@@ -377,7 +377,7 @@ func (d *DataConns) dial(ctx context.Context, a core.RvDial) {
 	var c net.Conn
 	var res *core.Result
 	if err == nil {
-		c, res, err = d.ep.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, []core.KV{{Key: core.KeyDataConnID, Value: a.ID}})
+		c, res, err = d.ep.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, d.ep.withTicket(a.Node, []core.KV{{Key: core.KeyDataConnID, Value: a.ID}}))
 	}
 	if err != nil {
 		d.do(func(now time.Time) { d.rv.DialFailed(now, a.ID, a.Addr, err) })
@@ -397,7 +397,9 @@ func (d *DataConns) dial(ctx context.Context, a core.RvDial) {
 // ConnectTo opens a data connection to target (a node ID or a port ID
 // NODE#NAME) and runs the init function initFunc there with initData and
 // the far end of the stream. It returns the near end once the target has
-// accepted it. On failure nothing runs on the target and the error is a
+// accepted it. On failure nothing runs on the target (on a QUIC direct
+// data stream, an init function that did run sees its stream closed
+// before any byte arrives) and the error is a
 // *DataConnError whose Reason is ["AnyEvent::MP::DataConn", message].
 // timeout bounds the whole set-up (0 = 10s), as does ctx.
 func (d *DataConns) ConnectTo(ctx context.Context, target string, timeout time.Duration, initFunc string, initData ...any) (net.Conn, error) {
@@ -421,6 +423,9 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	// that the machine's own timer bounds the set-up, and ctx only
 	// cancels it.
 	start := d.ep.clock.Now()
+	if c, err, ok := d.connectDirect(ctx, target, time.Now().Add(timeout), timeout, initFunc, initData); ok {
+		return c, err // a stream of the messaging connection (datastream.go)
+	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	err := d.host.Connected(cctx, target)
 	cerr := cctx.Err()
