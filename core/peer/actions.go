@@ -1,0 +1,122 @@
+package peer
+
+import (
+	"github.com/aemp-go/dataconn/core"
+)
+
+// Action is an output of the machine, returned by Poll. It is one of the
+// structs of this file. The caller carries out actions in the order Poll
+// returns them.
+type Action interface{ isAction() }
+
+// Dial asks the caller to open a messaging connection to Peer, trying
+// Addrs (already ordered by Config.Prefer). On success it reports ConnUp
+// with Outbound set and this Attempt; on failure DialFailed with it.
+type Dial struct {
+	Peer    string
+	Addrs   []string
+	Attempt uint64
+}
+
+// Write asks the caller to write Frame (one encoded message) on Conn,
+// after every earlier Write on it. When the frame (or any later one) is
+// written, the caller reports FrameWritten with Seq. Keepalive marks the
+// idle keepalive the machine sends on its own.
+type Write struct {
+	Conn      ConnID
+	Seq       uint64
+	Frame     []byte
+	Keepalive bool
+}
+
+// CloseWrite says a retired connection has written everything it was
+// given: the caller half-closes it (or, where the stream cannot
+// half-close, closes it with ErrConnReplaced) and keeps reading until the
+// peer closes, then reports ConnDown.
+type CloseWrite struct {
+	Conn ConnID
+}
+
+// Close asks the caller to close Conn. The machine has already forgotten
+// it: a later ConnDown for it is ignored.
+type Close struct {
+	Conn ConnID
+	Err  error
+}
+
+// NodeUp says the first messaging connection to Peer came up. Monitors
+// are the node monitors to call (MonitorNode of Peer, then MonitorNodes),
+// in this order.
+type NodeUp struct {
+	Peer     string
+	Monitors []MonitorID
+}
+
+// NodeDown says the messaging connection to Peer ended with Err.
+// Dropped messages were queued for it and are lost. Monitors are called
+// as for NodeUp; the data connections of Peer fail too.
+type NodeDown struct {
+	Peer     string
+	Err      error
+	Dropped  int
+	Monitors []MonitorID
+}
+
+// Unreachable says a connection to Peer, needed by a send or Connect,
+// could not be made. Dropped messages that waited for it are lost.
+type Unreachable struct {
+	Peer    string
+	Err     error
+	Dropped int
+}
+
+// Writable says that a send to Peer refused with ErrQueueFull may be
+// tried again: the queue it hit has room (or was emptied).
+type Writable struct {
+	Peer string
+}
+
+// Deliver asks the caller to run the handler of local port Port with
+// Data, a message from node From.
+type Deliver struct {
+	Port string
+	From string
+	Data []any
+}
+
+// Call asks the caller to run the registered function Func with Args, a
+// node-port call from node From.
+type Call struct {
+	Func string
+	From string
+	Args []any
+}
+
+// PortKilled says local port Port is gone with Reason; the caller calls
+// Monitors (port monitors, in registration order) with it and forgets
+// the port.
+type PortKilled struct {
+	Port     string
+	Reason   []any
+	Monitors []MonitorID
+}
+
+// DataConn hands a data-connection request from node From (a
+// core.NodeMsgExpect or core.NodeMsgConnect) to the rendezvous machine.
+type DataConn struct {
+	From string
+	Msg  core.NodeMsg
+}
+
+func (Dial) isAction()        {}
+func (Write) isAction()       {}
+func (CloseWrite) isAction()  {}
+func (Close) isAction()       {}
+func (NodeUp) isAction()      {}
+func (NodeDown) isAction()    {}
+func (Unreachable) isAction() {}
+func (Writable) isAction()    {}
+func (Deliver) isAction()     {}
+func (Call) isAction()        {}
+func (PortKilled) isAction()  {}
+func (DataConn) isAction()    {}

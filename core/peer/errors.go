@@ -1,0 +1,90 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Rules of the peer machine. Inputs that break one return an error that
+// wraps the sentinel (errors.Is); the transport adds context, it does not
+// redefine them.
+var (
+	// ErrQueueFull: a send would exceed a queue bound (MaxSendQueue bytes
+	// for a connection that is up, MaxPending messages for one that is
+	// not). The message was not queued; the sender should wait for the
+	// Writable action for that peer and send again. Errors wrap it in a
+	// *QueueFullError that names the limit.
+	ErrQueueFull = errors.New("peer: send queue full")
+	// ErrConnReplaced: a connection lost the tie-break against a
+	// simultaneous one between the same two nodes (the lower node ID's
+	// connection is kept). It is the answer to Greeted, and the reason of
+	// a retired connection's end.
+	ErrConnReplaced = errors.New("peer: connection replaced by a concurrent one")
+	// ErrPeerTimeout: nothing arrived on a connection for PeerTimeout.
+	ErrPeerTimeout = errors.New("peer: peer timed out")
+	// ErrWriteStalled: frames handed to the writer were not confirmed
+	// (FrameWritten) within PeerTimeout: the peer does not read.
+	ErrWriteStalled = errors.New("peer: writes stalled")
+	// ErrNoRoute: no address is known for a node that must be dialed.
+	ErrNoRoute = errors.New("peer: no listeners found")
+	// ErrConnectTimeout: no connection came up within the connect
+	// window (2 × HandshakeTimeout) after a send needed one.
+	ErrConnectTimeout = errors.New("peer: connect timeout")
+	// ErrDialBackTimeout: our dial was refused, we guessed the peer was
+	// dialing us (it has the lower ID), and its connection did not arrive
+	// within HandshakeTimeout.
+	ErrDialBackTimeout = errors.New("peer: refused dial and no connection from the peer")
+	// ErrUnknownConn: an input names a connection the machine does not
+	// know (never reported, or already ended). Nothing was changed.
+	ErrUnknownConn = errors.New("peer: unknown connection")
+	// ErrConnKnown: ConnUp or Greeted reuses a connection ID still in use.
+	ErrConnKnown = errors.New("peer: connection id already in use")
+	// ErrUnknownPort: a message names a local port that does not exist;
+	// it is dropped.
+	ErrUnknownPort = errors.New("peer: no such port")
+	// ErrPortExists: OpenPort with the name of an open port.
+	ErrPortExists = errors.New("peer: port exists")
+	// ErrUnknownFunc: a node-port call of a function not registered; it is
+	// ignored.
+	ErrUnknownFunc = errors.New("peer: call of unknown function")
+	// ErrIgnored: a node-port request a minimal node ignores (mon1, can,
+	// eval, g_* other than g_slave/g_find/g_found, ...).
+	ErrIgnored = errors.New("peer: node-port request ignored")
+	// ErrBadMessage: a message whose port element is not a string.
+	ErrBadMessage = errors.New("peer: message without a string port")
+	// ErrBadPortID: a port ID is not of the form NODE#NAME.
+	ErrBadPortID = errors.New("peer: malformed port id")
+	// ErrSelf: a messaging connection to our own node ID.
+	ErrSelf = errors.New("peer: cannot open a messaging connection to myself")
+	// ErrFraming: ConnUp names a framing no codec implements.
+	ErrFraming = errors.New("peer: unsupported framing")
+	// ErrClosed: the machine was closed; every later input is refused.
+	ErrClosed = errors.New("peer: node closed")
+)
+
+// QueueFullError says which bound a send hit and how to raise it. It
+// wraps ErrQueueFull.
+type QueueFullError struct {
+	Peer   string
+	Limit  string // "MaxSendQueue" (bytes) or "MaxPending" (messages)
+	Max    int    // the configured bound
+	Queued int    // what is queued now, in the limit's unit
+}
+
+// Error implements error.
+func (e *QueueFullError) Error() string {
+	unit := "bytes"
+	if e.Limit == "MaxPending" {
+		unit = "messages"
+	}
+	return fmt.Sprintf("%v for %s: %d %s queued, Config.%s is %d; wait for Writable or raise Config.%s",
+		ErrQueueFull, e.Peer, e.Queued, unit, e.Limit, e.Max, e.Limit)
+}
+
+// Unwrap returns ErrQueueFull.
+func (e *QueueFullError) Unwrap() error { return ErrQueueFull }
+
+// wrapf returns an error wrapping rule with a formatted context.
+func wrapf(rule error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", rule, fmt.Sprintf(format, args...))
+}
