@@ -31,8 +31,9 @@ type Write struct {
 
 // CloseWrite says a retired connection has written everything it was
 // given: the caller half-closes it (or, where the stream cannot
-// half-close, closes it with ErrConnReplaced) and keeps reading until the
-// peer closes, then reports ConnDown.
+// half-close, closes it with ErrConnReplaced) and keeps reading; the
+// peer's end of the stream is reported with ReadClosed, after which the
+// machine asks for Close.
 type CloseWrite struct {
 	Conn ConnID
 }

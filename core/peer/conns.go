@@ -114,6 +114,7 @@ func (m *Machine) ConnUp(now time.Time, info ConnInfo) error {
 		p.conn = id
 	}
 	if p.conn == id {
+		c.carried = true
 		p.awaiting = false
 		m.stopTimer(TimerDialBack, 0, p.id)
 		m.stopTimer(TimerConnect, 0, p.id)
@@ -187,17 +188,17 @@ func (m *Machine) ConnDown(now time.Time, c ConnID, err error) error {
 	if cn == nil {
 		return fmt.Errorf("%w: %d", ErrUnknownConn, c)
 	}
-	m.dropConn(cn, err)
+	m.dropConn(now, cn, err)
 	return nil
 }
 
 // closeConn closes c on the machine's own decision.
-func (m *Machine) closeConn(c *conn, err error) {
+func (m *Machine) closeConn(now time.Time, c *conn, err error) {
 	m.emit(Close{Conn: c.id, Err: err})
-	m.dropConn(c, err)
+	m.dropConn(now, c, err)
 }
 
-func (m *Machine) dropConn(c *conn, err error) {
+func (m *Machine) dropConn(now time.Time, c *conn, err error) {
 	delete(m.conns, c.id)
 	m.stopConnTimers(c)
 	p := m.peers[c.peer]
@@ -205,6 +206,7 @@ func (m *Machine) dropConn(c *conn, err error) {
 		p.retired = slices.Delete(p.retired, i, i+1)
 	}
 	if p.conn != c.id {
+		m.releaseHeld(now, p)
 		return
 	}
 	p.conn = 0
@@ -227,7 +229,68 @@ func (m *Machine) Received(now time.Time, c ConnID, msg core.Message) error {
 		return fmt.Errorf("%w: %d", ErrUnknownConn, c)
 	}
 	m.heard(now, cn)
+	p := m.peers[cn.peer]
+	if p.conn == c && m.holding(p) {
+		if len(p.held) < m.cfg.MaxPending {
+			p.held = append(p.held, msg)
+			return nil
+		}
+		m.releaseHeld(now, p)
+	}
 	return m.dispatch(now, cn.peer, msg)
+}
+
+// holding reports whether a retired connection of p that carried
+// messages is still being read.
+func (m *Machine) holding(p *peerState) bool {
+	for _, id := range p.retired {
+		if r := m.conns[id]; r != nil && r.carried && !r.readDone {
+			return true
+		}
+	}
+	return false
+}
+
+// releaseHeld dispatches the held messages of p once nothing older can
+// arrive (or the bound was reached). Their dispatch errors only say why a
+// message was dropped and have no one to go to.
+func (m *Machine) releaseHeld(now time.Time, p *peerState) {
+	if len(p.held) == 0 || (m.holding(p) && len(p.held) < m.cfg.MaxPending) {
+		return
+	}
+	held := p.held
+	p.held = nil
+	for _, msg := range held {
+		_ = m.dispatch(now, p.id, msg)
+	}
+}
+
+// ReadClosed reports that the peer ended its side of c cleanly (EOF).
+// On the peer's current connection that ends it, as ConnDown would. On
+// a retired connection it means the peer sent everything: messages held
+// back on the winner are dispatched, and c is closed (Close) as soon as
+// what it still had to write is written.
+func (m *Machine) ReadClosed(now time.Time, c ConnID) error {
+	if m.closed {
+		return ErrClosed
+	}
+	cn := m.conns[c]
+	if cn == nil {
+		return fmt.Errorf("%w: %d", ErrUnknownConn, c)
+	}
+	p := m.peers[cn.peer]
+	if p.conn == c {
+		m.closeConn(now, cn, fmt.Errorf("%s closed the connection", cn.peer))
+		return nil
+	}
+	cn.readDone = true
+	m.releaseHeld(now, p)
+	if cn.halfClosed {
+		m.closeConn(now, cn, wrapf(ErrConnReplaced, "%s: drained and closed by the peer", cn.peer))
+		return nil
+	}
+	m.pump(now, cn)
+	return nil
 }
 
 // Heard reports bytes read from c that did not complete a message yet:
@@ -298,6 +361,10 @@ func (m *Machine) pump(now time.Time, c *conn) {
 		m.setTimer(TimerKeepalive, c.id, c.peer, now.Add(m.cfg.KeepAlive))
 	}
 	if c.state == connRetired && !c.halfClosed && len(c.queue) == 0 && len(c.inflight) == 0 {
+		if c.readDone {
+			m.closeConn(now, c, wrapf(ErrConnReplaced, "%s: drained and closed by the peer", c.peer))
+			return
+		}
 		c.halfClosed = true
 		m.emit(CloseWrite{Conn: c.id})
 	}

@@ -49,7 +49,7 @@ type scriptDriver struct {
 //	greet cN ID               up cN ID in|out [attempt=N] [go] [framing=F]
 //	down cN [TEXT]            crash ID (every connection of ID ends)
 //	dial-fail ID attempt=N [refused|TEXT]
-//	recv cN [MSG...]          heard cN              written cN SEQ
+//	recv cN [MSG...]          heard cN              written cN SEQ    read-closed cN
 //	tick [+D]                 timers                peers         close
 //
 // DATA, MSG and REASON are JSON arrays; D is a Go duration.
@@ -201,6 +201,12 @@ func (d *scriptDriver) run(c *script.Cmd) (string, error) {
 			return "", perr
 		}
 		err = d.m.Received(d.now, id, msg)
+	case "read-closed":
+		id, perr := connID(arg(0))
+		if perr != nil {
+			return "", perr
+		}
+		err = d.m.ReadClosed(d.now, id)
 	case "heard":
 		id, perr := connID(arg(0))
 		if perr != nil {

@@ -38,7 +38,10 @@ type Config struct {
 	// sender waits for Writable); one message larger than the bound is
 	// accepted when nothing else is queued.
 	MaxSendQueue int
-	// MaxPending bounds the messages waiting for a connection to come up.
+	// MaxPending bounds the messages waiting for a connection to come up,
+	// and the messages held back on a new connection while the one it
+	// replaced is still being read (beyond it they are dispatched at once:
+	// nothing is lost, only the order across the replacement).
 	MaxPending int
 	// WriteWindow bounds the bytes handed to the writer (Write actions)
 	// and not yet confirmed by FrameWritten. Frames beyond it stay in the
@@ -124,6 +127,12 @@ type peerState struct {
 	pending []core.Message // waiting for a connection, in order
 	blocked bool           // a send was refused; Writable is owed
 
+	// held are messages read on the current connection while a retired
+	// one that carried messages before it is still being read: they are
+	// dispatched once that one's read side ended, so that the replacement
+	// does not reorder what the peer sent.
+	held []core.Message
+
 	mons map[MonitorID]bool
 }
 
@@ -149,6 +158,8 @@ type conn struct {
 	inflightBytes int
 	seq           uint64
 	halfClosed    bool
+	carried       bool // was the peer's current connection at some time
+	readDone      bool // the peer ended its side (ReadClosed)
 }
 
 type frame struct {
@@ -310,7 +321,7 @@ func (m *Machine) Close(now time.Time, err error) {
 	}
 	for _, id := range m.Conns() {
 		if c := m.conns[id]; c != nil {
-			m.closeConn(c, err)
+			m.closeConn(now, c, err)
 		}
 	}
 	ids := make([]string, 0, len(m.peers))

@@ -156,11 +156,11 @@ func (m *Machine) fire(now time.Time, t Timer) {
 		}
 	case TimerPeerTimeout:
 		if c := m.conns[t.Conn]; c != nil {
-			m.closeConn(c, wrapf(ErrPeerTimeout, "nothing from %s for %v", c.peer, m.cfg.PeerTimeout))
+			m.closeConn(now, c, wrapf(ErrPeerTimeout, "nothing from %s for %v", c.peer, m.cfg.PeerTimeout))
 		}
 	case TimerWriteStall:
 		if c := m.conns[t.Conn]; c != nil {
-			m.closeConn(c, wrapf(ErrWriteStalled, "%s took no frame for %v", c.peer, m.cfg.PeerTimeout))
+			m.closeConn(now, c, wrapf(ErrWriteStalled, "%s took no frame for %v", c.peer, m.cfg.PeerTimeout))
 		}
 	case TimerConnect:
 		if p := m.peers[t.Peer]; p != nil && p.conn == 0 {
