@@ -45,6 +45,21 @@ type Close struct {
 	Err  error
 }
 
+// PauseRead asks the caller to stop reading Conn for now: messages that
+// arrive on it are held back behind an older connection of the same peer
+// that is still being read, and MaxHeld of them are waiting. ResumeRead
+// follows when they could be dispatched. The caller reports no further
+// message of Conn until then: it keeps what it read, undecoded (one
+// message it was already dispatching may still be reported).
+type PauseRead struct {
+	Conn ConnID
+}
+
+// ResumeRead lifts a PauseRead.
+type ResumeRead struct {
+	Conn ConnID
+}
+
 // NodeUp says the first messaging connection to Peer came up. Monitors
 // are the node monitors to call (MonitorNode of Peer, then MonitorNodes),
 // in this order.
@@ -113,6 +128,8 @@ func (Dial) isAction()        {}
 func (Write) isAction()       {}
 func (CloseWrite) isAction()  {}
 func (Close) isAction()       {}
+func (PauseRead) isAction()   {}
+func (ResumeRead) isAction()  {}
 func (NodeUp) isAction()      {}
 func (NodeDown) isAction()    {}
 func (Unreachable) isAction() {}

@@ -1,8 +1,10 @@
 package peer
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -114,14 +116,15 @@ func (m *Machine) ConnUp(now time.Time, info ConnInfo) error {
 		p.conn = id
 	}
 	if p.conn == id {
-		c.carried = true
+		p.carrier++
+		c.carried = p.carrier
 		p.awaiting = false
 		m.stopTimer(TimerDialBack, 0, p.id)
 		m.stopTimer(TimerConnect, 0, p.id)
 		if loser != nil {
 			// What the replaced connection had not handed out goes first
 			// on the winner, before anything sent from now on.
-			c.queue, c.queued = loser.queue, loser.queued
+			c.queue, c.queued = recode(loser.queue, loser.codec, codec)
 			loser.queue, loser.queued = nil, 0
 		}
 		for _, msg := range p.pending {
@@ -205,8 +208,8 @@ func (m *Machine) dropConn(now time.Time, c *conn, err error) {
 	if i := slices.Index(p.retired, c.id); i >= 0 {
 		p.retired = slices.Delete(p.retired, i, i+1)
 	}
+	defer m.releaseHeld(now, p, false)
 	if p.conn != c.id {
-		m.releaseHeld(now, p)
 		return
 	}
 	p.conn = 0
@@ -230,38 +233,64 @@ func (m *Machine) Received(now time.Time, c ConnID, msg core.Message) error {
 	}
 	m.heard(now, cn)
 	p := m.peers[cn.peer]
-	if p.conn == c && m.holding(p) {
-		if len(p.held) < m.cfg.MaxPending {
-			p.held = append(p.held, msg)
+	if cn.carried != 0 && cn.carried > m.oldestReading(p) {
+		// Each connection of p brings at most one message after its
+		// PauseRead; a peer beyond that ignores flow control.
+		if len(p.held) < m.cfg.MaxHeld+1+len(p.retired) {
+			p.held = append(p.held, heldMsg{carried: cn.carried, msg: msg})
+			if len(p.held) >= m.cfg.MaxHeld && !cn.paused {
+				cn.paused = true
+				m.emit(PauseRead{Conn: cn.id})
+			}
 			return nil
 		}
-		m.releaseHeld(now, p)
+		m.releaseHeld(now, p, true)
 	}
 	return m.dispatch(now, cn.peer, msg)
 }
 
-// holding reports whether a retired connection of p that carried
-// messages is still being read.
-func (m *Machine) holding(p *peerState) bool {
-	for _, id := range p.retired {
-		if r := m.conns[id]; r != nil && r.carried && !r.readDone {
-			return true
+// oldestReading returns when the oldest connection of p that carried
+// messages and is still being read became current (MaxUint64: none).
+func (m *Machine) oldestReading(p *peerState) uint64 {
+	oldest := uint64(math.MaxUint64)
+	for _, id := range append([]ConnID{p.conn}, p.retired...) {
+		if r := m.conns[id]; r != nil && r.carried != 0 && !r.readDone && r.carried < oldest {
+			oldest = r.carried
 		}
 	}
-	return false
+	return oldest
 }
 
-// releaseHeld dispatches the held messages of p once nothing older can
-// arrive (or the bound was reached). Their dispatch errors only say why a
-// message was dropped and have no one to go to.
-func (m *Machine) releaseHeld(now time.Time, p *peerState) {
-	if len(p.held) == 0 || (m.holding(p) && len(p.held) < m.cfg.MaxPending) {
-		return
+// releaseHeld dispatches, in order, the held messages of p that nothing
+// older can precede any more (all of them with force, when the bound is
+// reached). Their dispatch errors only say why a message was dropped and
+// have no one to go to.
+func (m *Machine) releaseHeld(now time.Time, p *peerState, force bool) {
+	limit := m.oldestReading(p)
+	if force {
+		limit = math.MaxUint64
 	}
-	held := p.held
-	p.held = nil
-	for _, msg := range held {
-		_ = m.dispatch(now, p.id, msg)
+	slices.SortStableFunc(p.held, func(a, b heldMsg) int { return cmp.Compare(a.carried, b.carried) })
+	n := 0
+	for n < len(p.held) && p.held[n].carried <= limit {
+		n++
+	}
+	ready := slices.Clone(p.held[:n])
+	p.held = slices.Delete(p.held, 0, n)
+	if len(p.held) == 0 {
+		p.held = nil
+	}
+	for _, h := range ready {
+		_ = m.dispatch(now, p.id, h.msg)
+	}
+	// A paused connection reads again once it is the oldest one being
+	// read (nothing it brings is held) or the held messages are few again.
+	oldest := m.oldestReading(p)
+	for _, id := range append([]ConnID{p.conn}, p.retired...) {
+		if c := m.conns[id]; c != nil && c.paused && (c.carried <= oldest || len(p.held) < m.cfg.MaxHeld) {
+			c.paused = false
+			m.emit(ResumeRead{Conn: id})
+		}
 	}
 }
 
@@ -284,7 +313,7 @@ func (m *Machine) ReadClosed(now time.Time, c ConnID) error {
 		return nil
 	}
 	cn.readDone = true
-	m.releaseHeld(now, p)
+	m.releaseHeld(now, p, false)
 	if cn.halfClosed {
 		m.closeConn(now, cn, wrapf(ErrConnReplaced, "%s: drained and closed by the peer", cn.peer))
 		return nil
@@ -393,4 +422,35 @@ func (m *Machine) keepalive(now time.Time, c *conn) {
 		}
 	}
 	m.setTimer(TimerKeepalive, c.id, c.peer, now.Add(m.cfg.KeepAlive))
+}
+
+// recode returns frames encoded in from as frames in to (the two
+// connections of a tie-break may have chosen different framings), and
+// their size. A frame that does not survive the change is dropped.
+func recode(q []frame, from, to core.Codec) ([]frame, int) {
+	size := 0
+	if from.Name() == to.Name() {
+		for _, f := range q {
+			size += len(f.b)
+		}
+		return q, size
+	}
+	out := q[:0]
+	for _, f := range q {
+		dec := from.NewDecoder(len(f.b) + 1)
+		if dec.Feed(f.b) != nil {
+			continue
+		}
+		msg, ok, err := dec.Next()
+		if !ok || err != nil {
+			continue
+		}
+		b, err := to.AppendMessage(nil, msg)
+		if err != nil {
+			continue
+		}
+		out = append(out, frame{b: b})
+		size += len(b)
+	}
+	return out, size
 }

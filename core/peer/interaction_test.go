@@ -42,7 +42,7 @@ type scriptDriver struct {
 
 // run executes one command. The commands:
 //
-//	node ID [keepalive=D] [peer-timeout=D] [handshake=D] [max-send-queue=N] [max-pending=N] [window=N] [prefer=a,b]
+//	node ID [keepalive=D] [peer-timeout=D] [handshake=D] [max-send-queue=N] [max-pending=N] [max-held=N] [window=N] [prefer=a,b]
 //	addpeer ID ADDR...        listeners ADDR...      port NAME     func NAME
 //	monitor-node ID           monitor-nodes          monitor-port NAME    unmonitor N
 //	send PORTID [DATA...]     sendto ID [MSG...]     kill PORTID [REASON...]    connect ID
@@ -76,7 +76,7 @@ func (d *scriptDriver) run(c *script.Cmd) (string, error) {
 				}
 			}
 		}
-		for key, dst := range map[string]*int{"max-send-queue": &cfg.MaxSendQueue, "max-pending": &cfg.MaxPending, "window": &cfg.WriteWindow} {
+		for key, dst := range map[string]*int{"max-send-queue": &cfg.MaxSendQueue, "max-pending": &cfg.MaxPending, "max-held": &cfg.MaxHeld, "window": &cfg.WriteWindow} {
 			if v, ok := c.Arg(key); ok {
 				if *dst, err = strconv.Atoi(v); err != nil {
 					return "", err
@@ -299,6 +299,10 @@ func (d *scriptDriver) show(a peer.Action) string {
 		return s
 	case peer.CloseWrite:
 		return fmt.Sprintf("close-write c%d", a.Conn)
+	case peer.PauseRead:
+		return fmt.Sprintf("pause-read c%d", a.Conn)
+	case peer.ResumeRead:
+		return fmt.Sprintf("resume-read c%d", a.Conn)
 	case peer.Close:
 		return fmt.Sprintf("close c%d: %v", a.Conn, a.Err)
 	case peer.NodeUp:

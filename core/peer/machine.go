@@ -17,6 +17,7 @@ const (
 	DefaultPeerTimeout      = 30 * time.Second
 	DefaultMaxSendQueue     = 64 << 20
 	DefaultMaxPending       = 4096
+	DefaultMaxHeld          = 4096
 	DefaultWriteWindow      = 256 << 10
 )
 
@@ -38,11 +39,16 @@ type Config struct {
 	// sender waits for Writable); one message larger than the bound is
 	// accepted when nothing else is queued.
 	MaxSendQueue int
-	// MaxPending bounds the messages waiting for a connection to come up,
-	// and the messages held back on a new connection while the one it
-	// replaced is still being read (beyond it they are dispatched at once:
-	// nothing is lost, only the order across the replacement).
+	// MaxPending bounds the messages waiting for a connection to come up.
 	MaxPending int
+	// MaxHeld bounds the messages held back on a new connection while the
+	// one it replaced is still being read. At the bound the machine asks
+	// the caller to stop reading the new one (PauseRead) until the old one
+	// ends. Beyond the bound plus one message per connection of the peer
+	// (which only a caller or peer that ignores PauseRead reaches) the held
+	// messages are dispatched at once: nothing is lost, only the order
+	// across the replacement.
+	MaxHeld int
 	// WriteWindow bounds the bytes handed to the writer (Write actions)
 	// and not yet confirmed by FrameWritten. Frames beyond it stay in the
 	// machine, where a tie-break can still move them to the winning
@@ -71,6 +77,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = DefaultMaxPending
+	}
+	if c.MaxHeld <= 0 {
+		c.MaxHeld = DefaultMaxHeld
 	}
 	if c.WriteWindow <= 0 {
 		c.WriteWindow = DefaultWriteWindow
@@ -127,11 +136,12 @@ type peerState struct {
 	pending []core.Message // waiting for a connection, in order
 	blocked bool           // a send was refused; Writable is owed
 
-	// held are messages read on the current connection while a retired
-	// one that carried messages before it is still being read: they are
-	// dispatched once that one's read side ended, so that the replacement
+	// held are messages read on a connection while one that carried
+	// messages before it (a retired one) is still being read: they are
+	// dispatched once that one's read side ended, so that a replacement
 	// does not reorder what the peer sent.
-	held []core.Message
+	held    []heldMsg
+	carrier uint64 // counts connections that became current
 
 	mons map[MonitorID]bool
 }
@@ -158,8 +168,14 @@ type conn struct {
 	inflightBytes int
 	seq           uint64
 	halfClosed    bool
-	carried       bool // was the peer's current connection at some time
+	paused        bool // PauseRead was asked for
+	carried       uint64 // when it became the peer's current connection (0: never)
 	readDone      bool // the peer ended its side (ReadClosed)
+}
+
+type heldMsg struct {
+	carried uint64 // of the connection it arrived on
+	msg     core.Message
 }
 
 type frame struct {
