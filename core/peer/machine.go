@@ -168,9 +168,9 @@ type conn struct {
 	inflightBytes int
 	seq           uint64
 	halfClosed    bool
-	paused        bool // PauseRead was asked for
+	paused        bool   // PauseRead was asked for
 	carried       uint64 // when it became the peer's current connection (0: never)
-	readDone      bool // the peer ended its side (ReadClosed)
+	readDone      bool   // the peer ended its side (ReadClosed)
 }
 
 type heldMsg struct {
