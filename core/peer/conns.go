@@ -266,6 +266,10 @@ func (m *Machine) oldestReading(p *peerState) uint64 {
 // reached). Their dispatch errors only say why a message was dropped and
 // have no one to go to.
 func (m *Machine) releaseHeld(now time.Time, p *peerState, force bool) {
+	if m.closing {
+		p.held = nil
+		return
+	}
 	limit := m.oldestReading(p)
 	if force {
 		limit = math.MaxUint64

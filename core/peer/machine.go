@@ -100,9 +100,10 @@ type MonitorID uint64
 // safe for concurrent use; the caller serialises inputs and drains Poll
 // after each.
 type Machine struct {
-	cfg    Config
-	self   string
-	closed bool
+	cfg     Config
+	self    string
+	closed  bool
+	closing bool // inside Close: no Writable, no dispatch of held messages
 
 	peers   map[string]*peerState
 	conns   map[ConnID]*conn
@@ -335,6 +336,7 @@ func (m *Machine) Close(now time.Time, err error) {
 	if err == nil {
 		err = ErrClosed
 	}
+	m.closing = true
 	for _, id := range m.Conns() {
 		if c := m.conns[id]; c != nil {
 			m.closeConn(now, c, err)

@@ -32,6 +32,9 @@ func (m *Machine) nextMonitor(ref monRef) MonitorID {
 // OpenPort makes the local port name exist: messages for it are
 // delivered (Deliver) until it is killed.
 func (m *Machine) OpenPort(name string) error {
+	if m.closed {
+		return ErrClosed
+	}
 	if name == "" {
 		return fmt.Errorf("%w: the empty name is the node port", ErrPortExists)
 	}
@@ -48,7 +51,7 @@ func (m *Machine) KillPort(name string, reason ...any) { m.killPort(name, reason
 
 func (m *Machine) killPort(name string, reason []any) {
 	p := m.ports[name]
-	if p == nil {
+	if p == nil || m.closed {
 		return
 	}
 	delete(m.ports, name)
@@ -62,6 +65,9 @@ func (m *Machine) killPort(name string, reason []any) {
 // reason when it is killed. ErrUnknownPort when the port is not open (it
 // may have been killed already: the caller knows the reason).
 func (m *Machine) MonitorPort(name string) (MonitorID, error) {
+	if m.closed {
+		return 0, ErrClosed
+	}
 	p := m.ports[name]
 	if p == nil {
 		return 0, fmt.Errorf("%w: %q", ErrUnknownPort, name)

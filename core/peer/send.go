@@ -17,6 +17,9 @@ import (
 // nothing is queued, and a Writable action for the node says when to try
 // again. The connection is not touched: an honest sender waits.
 func (m *Machine) Send(now time.Time, portID string, data ...any) error {
+	if m.closed {
+		return ErrClosed
+	}
 	node, name, err := SplitPortID(portID)
 	if err != nil {
 		return err
@@ -145,7 +148,7 @@ func (m *Machine) unreachable(p *peerState, err error) {
 
 // checkWritable emits the Writable owed to p once its queue has room.
 func (m *Machine) checkWritable(p *peerState) {
-	if p == nil || !p.blocked {
+	if p == nil || !p.blocked || m.closing {
 		return
 	}
 	if p.conn != 0 {
@@ -163,6 +166,9 @@ func (m *Machine) checkWritable(p *peerState) {
 // Kill kills port portID with reason: a local port at once (PortKilled),
 // a remote one by sending ["", "kil1", NAME, reason...] to its node.
 func (m *Machine) Kill(now time.Time, portID string, reason ...any) error {
+	if m.closed {
+		return ErrClosed
+	}
 	node, name, err := SplitPortID(portID)
 	if err != nil {
 		return err
