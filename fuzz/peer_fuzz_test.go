@@ -48,7 +48,7 @@ func (d *peerDriver) checkErr(t *rapid.T, what string, err error) {
 	for _, rule := range []error{
 		peer.ErrQueueFull, peer.ErrConnReplaced, peer.ErrUnknownConn, peer.ErrConnKnown,
 		peer.ErrUnknownPort, peer.ErrPortExists, peer.ErrUnknownFunc, peer.ErrIgnored,
-		peer.ErrBadMessage, peer.ErrBadPortID, peer.ErrSelf, peer.ErrFraming, peer.ErrClosed,
+		peer.ErrBadMessage, peer.ErrBadPortID, peer.ErrBadNodeID, peer.ErrSelf, peer.ErrFraming, peer.ErrClosed,
 		core.ErrNodeMsgMalformed, core.ErrFrameUnencodable,
 	} {
 		if errors.Is(err, rule) {

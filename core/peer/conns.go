@@ -42,6 +42,9 @@ func (m *Machine) Greeted(now time.Time, c ConnID, peer string) error {
 	if c == 0 || m.conns[c] != nil || m.inbound[c] != "" {
 		return fmt.Errorf("%w: %d", ErrConnKnown, c)
 	}
+	if peer == "" {
+		return ErrBadNodeID
+	}
 	if peer == m.self {
 		return ErrSelf
 	}
@@ -72,7 +75,11 @@ func (m *Machine) ConnUp(now time.Time, info ConnInfo) error {
 	if id == 0 || m.conns[id] != nil {
 		return fmt.Errorf("%w: %d", ErrConnKnown, id)
 	}
-	if info.Peer == m.self || info.Peer == "" {
+	if info.Peer == "" {
+		m.endInbound(now, id)
+		return ErrBadNodeID
+	}
+	if info.Peer == m.self {
 		m.endInbound(now, id)
 		return ErrSelf
 	}

@@ -54,6 +54,8 @@ var (
 	ErrBadMessage = errors.New("peer: message without a string port")
 	// ErrBadPortID: a port ID is not of the form NODE#NAME.
 	ErrBadPortID = errors.New("peer: malformed port id")
+	// ErrBadNodeID: an empty node ID where a peer's is needed.
+	ErrBadNodeID = errors.New("peer: empty node id")
 	// ErrSelf: a messaging connection to our own node ID.
 	ErrSelf = errors.New("peer: cannot open a messaging connection to myself")
 	// ErrFraming: ConnUp names a framing no codec implements.

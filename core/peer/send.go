@@ -36,7 +36,10 @@ func (m *Machine) SendTo(now time.Time, node string, msg core.Message) error {
 	if m.closed {
 		return ErrClosed
 	}
-	if node == m.self || node == "" {
+	if node == "" {
+		return ErrBadNodeID
+	}
+	if node == m.self {
 		return ErrSelf
 	}
 	p := m.peer(node)
@@ -73,7 +76,10 @@ func (m *Machine) Connect(now time.Time, node string) error {
 	if m.closed {
 		return ErrClosed
 	}
-	if node == m.self || node == "" {
+	if node == "" {
+		return ErrBadNodeID
+	}
+	if node == m.self {
 		return ErrSelf
 	}
 	p := m.peer(node)
