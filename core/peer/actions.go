@@ -4,9 +4,10 @@ import (
 	"github.com/aemp-go/dataconn/core"
 )
 
-// Action is an output of the machine, returned by Poll. It is one of the
-// structs of this file. The caller carries out actions in the order Poll
-// returns them.
+// Action is an output of the machine, returned by Poll: Dial, Write,
+// CloseWrite, Close, PauseRead, ResumeRead, NodeUp, NodeDown,
+// Unreachable, Writable, Deliver, Call, PortKilled or DataConn. The
+// caller carries out actions in the order Poll returns them.
 type Action interface{ isAction() }
 
 // Dial asks the caller to open a messaging connection to Peer, trying

@@ -30,7 +30,8 @@
 // # Actions
 //
 // Dial, Write (one encoded frame), CloseWrite (a retired connection is
-// drained), Close, NodeUp, NodeDown, Unreachable (messages waiting for a
+// drained), Close, PauseRead and ResumeRead (flow control of held-back
+// messages), NodeUp, NodeDown, Unreachable (messages waiting for a
 // connection were dropped), Writable (a refused sender may go on),
 // Deliver (to a local port), Call (a registered function), PortKilled
 // (with its monitors) and DataConn (an _expect or _connect for the
@@ -48,7 +49,8 @@
 //
 // Retire and drain. A retired connection takes no new message. What it
 // had not yet handed to its writer moves, in order, to the front of the
-// winner's queue; what it had handed out is written, then it half-closes
+// winner's queue (re-encoded when the winner chose another framing);
+// what it had handed out is written, then it half-closes
 // (CloseWrite) and is read until the peer closes (ReadClosed), so nothing
 // in flight is lost. Frames are handed out within a write window
 // (Config.WriteWindow), which is what keeps them movable. On the receiving
