@@ -320,7 +320,7 @@ func (m *Machine) ReadClosed(now time.Time, c ConnID) error {
 	}
 	p := m.peers[cn.peer]
 	if p.conn == c {
-		m.closeConn(now, cn, fmt.Errorf("%s closed the connection", cn.peer))
+		m.closeConn(now, cn, wrapf(ErrClosedByPeer, "%s", cn.peer))
 		return nil
 	}
 	cn.readDone = true

@@ -20,6 +20,8 @@ var (
 	// connection is kept). It is the answer to Greeted, and the reason of
 	// a retired connection's end.
 	ErrConnReplaced = errors.New("peer: connection replaced by a concurrent one")
+	// ErrClosedByPeer: the peer ended the current connection (ReadClosed).
+	ErrClosedByPeer = errors.New("peer: connection closed by the peer")
 	// ErrPeerTimeout: nothing arrived on a connection for PeerTimeout.
 	ErrPeerTimeout = errors.New("peer: peer timed out")
 	// ErrWriteStalled: frames handed to the writer were not confirmed
