@@ -240,7 +240,15 @@ func (m *Machine) Received(now time.Time, c ConnID, msg core.Message) error {
 	}
 	m.heard(now, cn)
 	p := m.peers[cn.peer]
-	if cn.carried != 0 && cn.carried > m.oldestReading(p) {
+	if cn.carried == 0 {
+		// The peer writes on a connection we never used: after a fault
+		// its view differs from ours (it gave up a connection we still
+		// hold). What it sends here is newer than anything on the
+		// connections it used before, so it queues behind them.
+		p.carrier++
+		cn.carried = p.carrier
+	}
+	if cn.carried > m.oldestReading(p) {
 		// Each connection of p brings at most one message after its
 		// PauseRead; a peer beyond that ignores flow control.
 		if len(p.held) < m.cfg.MaxHeld+1+len(p.retired) {
