@@ -56,7 +56,10 @@
 // (Config.WriteWindow), which is what keeps them movable. On the receiving
 // side, messages that arrive on the winner while the retired connection
 // is still being read are held back (at most MaxPending) and dispatched
-// when it ends, so the switch does not reorder what the peer sent.
+// when it ends, so the switch does not reorder what the peer sent. After a
+// fault the two ends may disagree on which connection is current (one
+// side timed out a connection the other still holds); messages on a
+// connection we retired without using it are held back the same way.
 //
 // Keepalive and peer timeout (timers, below). A connection on which
 // nothing was handed to the writer for KeepAlive gets ["", "devnull"]; one
