@@ -116,7 +116,7 @@ type Machine struct {
 	monitors map[MonitorID]monRef
 	allMons  map[MonitorID]bool
 
-	timers map[timerKey]time.Time
+	timers timerTable
 	out    []Action
 }
 
@@ -201,7 +201,7 @@ func New(cfg Config) (*Machine, error) {
 		funcs:    map[string]bool{},
 		monitors: map[MonitorID]monRef{},
 		allMons:  map[MonitorID]bool{},
-		timers:   map[timerKey]time.Time{},
+		timers:   timerTable{byKey: map[timerKey]*timerEntry{}},
 	}, nil
 }
 
@@ -352,6 +352,6 @@ func (m *Machine) Close(now time.Time, err error) {
 		p.pending, p.dialing, p.awaiting, p.inbound = nil, false, false, 0
 	}
 	clear(m.inbound)
-	clear(m.timers)
+	m.timers.reset()
 	m.closed = true
 }

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"container/heap"
 	"fmt"
 	"slices"
 	"time"
@@ -63,12 +64,78 @@ type timerKey struct {
 	peer string
 }
 
+// timerTable is the table of pending deadlines: one entry per key, kept
+// in an indexed min-heap (by time, then kind, connection, peer) so that
+// Deadline is O(1) and arming, stopping and firing are O(log n).
+type timerTable struct {
+	byKey map[timerKey]*timerEntry
+	heap  []*timerEntry
+}
+
+type timerEntry struct {
+	key timerKey
+	at  time.Time
+	idx int
+}
+
+func (e *timerEntry) timer() Timer {
+	return Timer{Kind: e.key.kind, Conn: e.key.conn, Peer: e.key.peer, At: e.at}
+}
+
+func (h *timerTable) Len() int { return len(h.heap) }
+func (h *timerTable) Less(i, j int) bool {
+	return compareTimers(h.heap[i].timer(), h.heap[j].timer()) < 0
+}
+func (h *timerTable) Swap(i, j int) {
+	h.heap[i], h.heap[j] = h.heap[j], h.heap[i]
+	h.heap[i].idx, h.heap[j].idx = i, j
+}
+func (h *timerTable) Push(x any) {
+	e := x.(*timerEntry)
+	e.idx = len(h.heap)
+	h.heap = append(h.heap, e)
+}
+func (h *timerTable) Pop() any {
+	n := len(h.heap) - 1
+	e := h.heap[n]
+	h.heap[n] = nil
+	h.heap = h.heap[:n]
+	e.idx = -1
+	return e
+}
+
+func (h *timerTable) set(k timerKey, at time.Time) {
+	if e := h.byKey[k]; e != nil {
+		e.at = at
+		heap.Fix(h, e.idx)
+		return
+	}
+	e := &timerEntry{key: k, at: at}
+	h.byKey[k] = e
+	heap.Push(h, e)
+}
+
+func (h *timerTable) stop(k timerKey) {
+	if e := h.byKey[k]; e != nil {
+		delete(h.byKey, k)
+		heap.Remove(h, e.idx)
+	}
+}
+
+func (h *timerTable) has(k timerKey) bool { return h.byKey[k] != nil }
+
+func (h *timerTable) reset() {
+	clear(h.byKey)
+	clear(h.heap)
+	h.heap = h.heap[:0]
+}
+
 func (m *Machine) setTimer(kind TimerKind, c ConnID, peer string, at time.Time) {
-	m.timers[timerKey{kind, c, peer}] = at
+	m.timers.set(timerKey{kind, c, peer}, at)
 }
 
 func (m *Machine) stopTimer(kind TimerKind, c ConnID, peer string) {
-	delete(m.timers, timerKey{kind, c, peer})
+	m.timers.stop(timerKey{kind, c, peer})
 }
 
 func (m *Machine) stopConnTimers(c *conn) {
@@ -80,9 +147,9 @@ func (m *Machine) stopConnTimers(c *conn) {
 // Timers lists the pending deadlines, earliest first (ties by kind, then
 // connection, then peer).
 func (m *Machine) Timers() []Timer {
-	out := make([]Timer, 0, len(m.timers))
-	for k, at := range m.timers {
-		out = append(out, Timer{Kind: k.kind, Conn: k.conn, Peer: k.peer, At: at})
+	out := make([]Timer, 0, len(m.timers.heap))
+	for _, e := range m.timers.heap {
+		out = append(out, e.timer())
 	}
 	slices.SortFunc(out, compareTimers)
 	return out
@@ -113,12 +180,10 @@ func compareTimers(a, b Timer) int {
 // Deadline returns the earliest pending deadline, when Tick is due next;
 // ok is false when nothing is pending.
 func (m *Machine) Deadline() (at time.Time, ok bool) {
-	for _, t := range m.timers {
-		if !ok || t.Before(at) {
-			at, ok = t, true
-		}
+	if len(m.timers.heap) == 0 {
+		return time.Time{}, false
 	}
-	return at, ok
+	return m.timers.heap[0].at, true
 }
 
 // Tick tells the machine that time is now: every deadline at or before
@@ -128,23 +193,12 @@ func (m *Machine) Tick(now time.Time) {
 		return
 	}
 	// Each firing may change the table (re-arm, stop, add); take the
-	// earliest due entry until none is left.
-	for range 1 << 20 {
-		var due *Timer
-		for k, at := range m.timers {
-			if at.After(now) {
-				continue
-			}
-			t := Timer{Kind: k.kind, Conn: k.conn, Peer: k.peer, At: at}
-			if due == nil || compareTimers(t, *due) < 0 {
-				due = &t
-			}
-		}
-		if due == nil {
-			return
-		}
-		m.stopTimer(due.Kind, due.Conn, due.Peer)
-		m.fire(now, *due)
+	// earliest due entry until none is left. A firing re-arms only into
+	// the future, so this ends.
+	for len(m.timers.heap) > 0 && !m.timers.heap[0].at.After(now) {
+		t := m.timers.heap[0].timer()
+		m.stopTimer(t.Kind, t.Conn, t.Peer)
+		m.fire(now, t)
 	}
 }
 
