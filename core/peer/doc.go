@@ -106,6 +106,27 @@
 // minimum over the table, Timers lists it (a test prints what is
 // pending), and Tick fires the due entries earliest first.
 //
+// # The caller's part
+//
+// The transport keeps one machine per node under one lock and runs the
+// actions of each input in order, outside it (or on one goroutine, like
+// raft's node.go). Per connection it runs a reader and a writer:
+//
+//   - the writer writes each Write's frame in order and reports
+//     FrameWritten with its Seq; CloseWrite half-closes; Close closes;
+//   - the reader reports each decoded message with Received, bytes that
+//     did not complete one with Heard, a clean end of stream with
+//     ReadClosed and any other end (read or write error) with ConnDown;
+//     after PauseRead it decodes nothing more until ResumeRead;
+//   - one clock timer is kept at Deadline and calls Tick when it fires;
+//   - Dial runs the handshakes of the addresses (happy eyeballs) and ends
+//     in ConnUp or DialFailed; an incoming messaging handshake reports
+//     Greeted at the peer's greeting and ConnUp or ConnDown at its end.
+//
+// Node.Send, Connect, Kill, MonitorNode and the port API map to the
+// inputs of the same names; NodeUp and Unreachable resolve Connect
+// waiters; NodeDown also fails the peer's data connections.
+//
 // # Layout
 //
 // The package lives beside core, not in it, so that each machine's names
