@@ -55,7 +55,8 @@
 // in flight is lost. Frames are handed out within a write window
 // (Config.WriteWindow), which is what keeps them movable. On the receiving
 // side, messages that arrive on the winner while the retired connection
-// is still being read are held back (at most MaxPending) and dispatched
+// is still being read are held back (beyond MaxHeld of them the caller
+// is asked to PauseRead the winner) and dispatched
 // when it ends, so the switch does not reorder what the peer sent. After a
 // fault the two ends may disagree on which connection is current (one
 // side timed out a connection the other still holds); messages on a
@@ -88,8 +89,8 @@
 // Dispatch. [NAME, data...] is delivered to local port NAME (dropped,
 // ErrUnknownPort, when there is none). ["", TAG, args...] is a node-port
 // request, parsed by core.ParseNodeMsg: snd is relayed (the ordering
-// echo), kil1 kills a local port (never the node port ""), a data-
-// connection kill without a text gets one, _expect and _connect go to the
+// echo), kil1 kills a local port (never the node port ""), a data-connection
+// kill without a text gets one, _expect and _connect go to the
 // rendezvous machine, g_slave and g_found record addresses, g_find is
 // answered, other tags call a registered function; the requests a
 // minimal node ignores return ErrIgnored.
