@@ -347,7 +347,7 @@ func peerProperty(t *rapid.T) {
 			case 0:
 				d.input(t, "open", 0, func() error { return m.OpenPort(name) })
 			case 1:
-				d.input(t, "kill", 0, func() error { m.KillPort(name, "reason"); return nil })
+				d.input(t, "kill", 0, func() error { m.KillPort(d.now, name, "reason"); return nil })
 			case 2:
 				d.input(t, "monitor-port", 0, func() error { _, err := m.MonitorPort(name); return err })
 			case 3:
@@ -361,7 +361,7 @@ func peerProperty(t *rapid.T) {
 				d.input(t, "monitor-nodes", 0, func() error { m.MonitorNodes(); return nil })
 			case 2:
 				id := peer.MonitorID(rapid.IntRange(0, 10).Draw(t, "monitor"))
-				d.input(t, "unmonitor", 0, func() error { m.Unmonitor(id); return nil })
+				d.input(t, "unmonitor", 0, func() error { m.Unmonitor(d.now, id); return nil })
 			}
 		case 17:
 			if rapid.IntRange(0, 9).Draw(t, "really close") == 0 {

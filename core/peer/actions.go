@@ -6,7 +6,8 @@ import (
 
 // Action is an output of the machine, returned by Poll: Dial, Write,
 // CloseWrite, Close, PauseRead, ResumeRead, NodeUp, NodeDown,
-// Unreachable, Writable, Deliver, Call, PortKilled or DataConn. The
+// Unreachable, Writable, Deliver, Call, PortKilled, DataConn,
+// MonitorFired, DBChanged, DialSeed or Draw. The
 // caller carries out actions in the order Poll returns them.
 type Action interface{ isAction() }
 
@@ -139,3 +140,66 @@ func (Deliver) isAction()     {}
 func (Call) isAction()        {}
 func (PortKilled) isAction()  {}
 func (DataConn) isAction()    {}
+
+// MonitorFired says a monitor of port Port ("NODE#NAME", MonitorPortID)
+// fired with Reason: the kill reason its node sent (kil0), Perl's
+// ["no_such_port", ...] for a port that does not exist, or
+// ["transport_error", NODE, MSG] when the connection to NODE was lost or
+// could not be made. Monitors are spent.
+type MonitorFired struct {
+	Port     string
+	Reason   []any
+	Monitors []MonitorID
+}
+
+// DBChanged says family Family of the merged database changed: Set holds
+// the keys with their new values, Del the keys that are gone. Monitors
+// are the DBMonitor monitors of the family.
+type DBChanged struct {
+	Family   string
+	Set      map[string]any
+	Del      []string
+	Monitors []MonitorID
+}
+
+// DialSeed asks the caller to open a messaging connection to seed
+// address Addr (whose node ID comes from its greeting). On success it
+// reports ConnUp with Outbound, Seed = Addr and this Attempt; on failure
+// SeedFailed.
+type DialSeed struct {
+	Addr    string
+	Attempt uint64
+}
+
+// DrawKind names what a random draw is for.
+type DrawKind uint8
+
+// Draw kinds.
+const (
+	// DrawSeed: the base r of the seed retries.
+	DrawSeed DrawKind = iota + 1
+	// DrawGlobal: the base k of the redials of the globals in 'g.
+	DrawGlobal
+)
+
+// String returns "seed" or "global".
+func (k DrawKind) String() string {
+	switch k {
+	case DrawSeed:
+		return "seed"
+	case DrawGlobal:
+		return "global"
+	}
+	return "draw?"
+}
+
+// Draw asks the caller for a uniform random number in [0,1), answered
+// with Drawn(now, Kind, u) (the machine draws none itself).
+type Draw struct {
+	Kind DrawKind
+}
+
+func (MonitorFired) isAction() {}
+func (DBChanged) isAction()    {}
+func (DialSeed) isAction()     {}
+func (Draw) isAction()         {}

@@ -17,10 +17,16 @@ type ConnInfo struct {
 	// Peer is the node ID the peer authenticated as.
 	Peer string
 	// Outbound is set when we dialed it; Attempt is then the Dial's
-	// attempt (0 for a dial the machine did not ask for, such as a seed
-	// address).
+	// attempt (0 for a dial the machine did not ask for), or the
+	// DialSeed's when Seed is set.
 	Outbound bool
 	Attempt  uint64
+	// Seed is the seed address of the DialSeed this connection answers
+	// ("" otherwise).
+	Seed string
+	// Untrusted is set when the peer authenticated with tls_anon (no
+	// shared secret): it may read the database, not write it.
+	Untrusted bool
 	// IsGo is set when the peer greeted as a node of this project.
 	IsGo bool
 	// SendFraming is the framing we send in ("msgpack", "json").
@@ -81,6 +87,9 @@ func (m *Machine) ConnUp(now time.Time, info ConnInfo) error {
 	}
 	if info.Peer == m.self {
 		m.endInbound(now, id)
+		if info.Seed != "" {
+			m.seedUp(info.Seed, info.Attempt, m.self, true)
+		}
 		return ErrSelf
 	}
 	codec, ok := core.CodecByName(info.SendFraming)
@@ -96,10 +105,11 @@ func (m *Machine) ConnUp(now time.Time, info ConnInfo) error {
 	}
 	p := m.peer(info.Peer)
 	p.isGo = info.IsGo
+	p.untrusted = info.Untrusted
 	dialer := p.id
 	if info.Outbound {
 		dialer = m.self
-		if p.dialing && info.Attempt != 0 && info.Attempt == p.attempt {
+		if info.Seed == "" && p.dialing && info.Attempt != 0 && info.Attempt == p.attempt {
 			p.dialing = false
 		}
 	}
@@ -145,8 +155,12 @@ func (m *Machine) ConnUp(now time.Time, info ConnInfo) error {
 		p.pending = nil
 		m.setTimer(TimerKeepalive, id, p.id, now.Add(m.cfg.KeepAlive))
 	}
+	if info.Seed != "" {
+		m.seedUp(info.Seed, info.Attempt, p.id, false)
+	}
 	if first {
 		m.emit(NodeUp{Peer: p.id, Monitors: m.nodeMonitors(p)})
+		m.announce(now, p, info.Seed != "" || m.isSeed(p.id))
 	}
 	if loser != nil {
 		m.retire(now, loser)
@@ -224,6 +238,14 @@ func (m *Machine) dropConn(now time.Time, c *conn, err error) {
 		err = errors.New("connection closed")
 	}
 	m.emit(NodeDown{Peer: p.id, Err: err, Dropped: len(c.queue), Monitors: m.nodeMonitors(p)})
+	if !m.closing {
+		m.fireAllRemote(p, err)
+		m.forgetRemoteMonitors(p.id)
+		m.globalDown(now, p.id)
+		if m.isSeed(p.id) {
+			m.seedLost(now)
+		}
+	}
 	m.checkWritable(p)
 }
 

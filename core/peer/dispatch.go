@@ -34,6 +34,9 @@ func (m *Machine) dispatch(now time.Time, from string, msg core.Message) error {
 	if name != "" {
 		return m.deliver(name, from, msg[1:])
 	}
+	if handled, err := m.dispatchGlobal(now, from, msg[1:]); handled {
+		return err
+	}
 	nm, err := core.ParseNodeMsg(msg[1:])
 	if err != nil {
 		return err
@@ -46,15 +49,18 @@ func (m *Machine) dispatch(now time.Time, from string, msg core.Message) error {
 		// orders a data connection behind earlier messages.
 		return m.Send(now, r.Port, r.Data...)
 	case core.NodeMsgKill:
-		if r.Port == "" || m.ports[r.Port] == nil {
-			return nil // unknown ports (and the node port) are not killed
+		if r.Port == "" {
+			return fmt.Errorf("%w (from %s)", ErrKillNodePort, from)
+		}
+		if m.ports[r.Port] == nil {
+			return nil // an unknown port is not killed
 		}
 		reason := r.Reason
 		if k := core.KillReasonFromValues(reason); k.Family == core.KillReasonDataConn && k.Message == "" {
 			k.Message = from + perlEmptyDataConnText
 			reason = k.Values()
 		}
-		m.killPort(r.Port, reason)
+		m.killPort(now, r.Port, reason)
 		return nil
 	case core.NodeMsgExpect, core.NodeMsgConnect:
 		m.emit(DataConn{From: from, Msg: nm})

@@ -62,6 +62,21 @@ var (
 	ErrSelf = errors.New("peer: cannot open a messaging connection to myself")
 	// ErrFraming: ConnUp names a framing no codec implements.
 	ErrFraming = errors.New("peer: unsupported framing")
+	// ErrKillNodePort: a kil1 of the node port "" (a Perl node obeys it
+	// and then ignores every node request); refused.
+	ErrKillNodePort = errors.New("peer: refused kil1 of the node port")
+	// ErrUntrusted: a peer that authenticated with tls_anon (no shared
+	// secret) tried to write to the database (g_slave DB, g_set, g_upd,
+	// g_global); refused. Reads (g_find, g_mon1, g_db_*) are served.
+	ErrUntrusted = errors.New("peer: database write from an untrusted (tls_anon) peer")
+	// ErrDBLimit: a peer's database shard would exceed a limit; the write
+	// was refused as a whole. Errors wrap it in a *DBLimitError.
+	ErrDBLimit = errors.New("peer: database limit")
+	// ErrDBValue: a database value cannot be encoded.
+	ErrDBValue = errors.New("peer: database value not encodable")
+	// ErrDBReserved: DBSet or DBDel of a family the node keeps itself
+	// ('l, 'g).
+	ErrDBReserved = errors.New("peer: database family kept by the node")
 	// ErrClosed: the machine was closed; every later input is refused.
 	ErrClosed = errors.New("peer: node closed")
 )
@@ -92,3 +107,27 @@ func (e *QueueFullError) Unwrap() error { return ErrQueueFull }
 func wrapf(rule error, format string, args ...any) error {
 	return fmt.Errorf("%w: %s", rule, fmt.Sprintf(format, args...))
 }
+
+// DBLimitError says which database limit a peer's write hit and how to
+// raise it. It wraps ErrDBLimit.
+type DBLimitError struct {
+	Peer   string
+	Limit  string // "MaxDBFamilies", "MaxDBKeys" or "MaxDBValue" (bytes)
+	Max    int
+	Got    int
+	Family string // MaxDBValue: where
+	Key    string
+}
+
+// Error implements error.
+func (e *DBLimitError) Error() string {
+	where := ""
+	if e.Key != "" {
+		where = fmt.Sprintf(" (%s/%s)", e.Family, e.Key)
+	}
+	return fmt.Sprintf("%v from %s: %d%s, Config.%s is %d; raise Config.%s if this peer is honest",
+		ErrDBLimit, e.Peer, e.Got, where, e.Limit, e.Max, e.Limit)
+}
+
+// Unwrap returns ErrDBLimit.
+func (e *DBLimitError) Unwrap() error { return ErrDBLimit }

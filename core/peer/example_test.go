@@ -9,7 +9,8 @@ import (
 
 // The transport's loop around the machine: feed an input, then carry out
 // every action Poll returns. Here node a sends to b before any connection
-// exists, the dial succeeds, and the waiting message is written.
+// exists, the dial succeeds, and the waiting message is written, then
+// the announcement every node gets from a global one (g_global).
 func Example() {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	m, _ := peer.New(peer.Config{NodeID: "a"})
@@ -38,5 +39,6 @@ func Example() {
 	// dial b [10.0.0.2:4040]
 	// up b
 	// write on 1: ["inbox","hello"]
+	// write on 1: ["","g_global"]
 	// next tick in 10s
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -86,6 +87,17 @@ func (d *scriptDriver) run(c *script.Cmd) (string, error) {
 		if v, ok := c.Arg("prefer"); ok {
 			cfg.Prefer = strings.Split(v, ",")
 		}
+		if v, ok := c.Arg("seeds"); ok {
+			cfg.Seeds = strings.Split(v, ",")
+		}
+		for key, dst := range map[string]*int{"max-db-families": &cfg.MaxDBFamilies, "max-db-keys": &cfg.MaxDBKeys, "max-db-value": &cfg.MaxDBValue} {
+			if v, ok := c.Arg(key); ok {
+				if *dst, err = strconv.Atoi(v); err != nil {
+					return "", err
+				}
+			}
+		}
+		cfg.Minimal = slices.Contains(pos, "minimal")
 		d.m, err = peer.New(cfg)
 		if err != nil {
 			return "", err
@@ -114,7 +126,7 @@ func (d *scriptDriver) run(c *script.Cmd) (string, error) {
 		if perr != nil {
 			return "", perr
 		}
-		d.m.Unmonitor(peer.MonitorID(n))
+		d.m.Unmonitor(d.now, peer.MonitorID(n))
 	case "send", "kill":
 		data, perr := values(arg(1))
 		if perr != nil {

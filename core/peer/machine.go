@@ -54,6 +54,23 @@ type Config struct {
 	// machine, where a tie-break can still move them to the winning
 	// connection.
 	WriteWindow int
+	// MaxDBFamilies, MaxDBKeys and MaxDBValue bound the database shard
+	// one peer may contribute (g_slave, g_set, g_upd): families, keys over
+	// all of them, and the JSON size of one key with its value. A write
+	// beyond them is refused with a *DBLimitError naming the limit.
+	MaxDBFamilies int
+	MaxDBKeys     int
+	MaxDBValue    int
+	// Minimal turns the global role off: the node announces nothing,
+	// keeps no database of other nodes, and of the global protocol only
+	// answers g_find and takes addresses from g_slave and g_found (a node
+	// that only ever talks to nodes it was told about). Remote port
+	// monitoring works either way. Off by default: every node is global.
+	Minimal bool
+	// Seeds are the addresses of the seed nodes ("host:port" or
+	// "scheme://addr"). Start dials them, and the machine keeps
+	// retrying the ones not connected (Perl's timings, see Start).
+	Seeds []string
 	// Prefer orders a peer's addresses by scheme when dialing ("quic",
 	// "tcp", "mem"); unlisted schemes follow in announced order.
 	Prefer []string
@@ -83,6 +100,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.WriteWindow <= 0 {
 		c.WriteWindow = DefaultWriteWindow
+	}
+	if c.MaxDBFamilies <= 0 {
+		c.MaxDBFamilies = DefaultMaxDBFamilies
+	}
+	if c.MaxDBKeys <= 0 {
+		c.MaxDBKeys = DefaultMaxDBKeys
+	}
+	if c.MaxDBValue <= 0 {
+		c.MaxDBValue = DefaultMaxDBValue
 	}
 	return nil
 }
@@ -116,6 +142,12 @@ type Machine struct {
 	monitors map[MonitorID]monRef
 	allMons  map[MonitorID]bool
 
+	g           globalState
+	seeds       []*seedState
+	started     bool
+	seedRetry   backoff
+	globalRetry backoff
+
 	timers timerTable
 	out    []Action
 }
@@ -144,7 +176,10 @@ type peerState struct {
 	held    []heldMsg
 	carrier uint64 // counts connections that became current
 
-	mons map[MonitorID]bool
+	mons  map[MonitorID]bool
+	rmons remoteMons // monitors of its ports (MonitorPortID)
+
+	untrusted bool // its last connection authenticated with tls_anon
 }
 
 func (p *peerState) connecting() bool { return p.dialing || p.awaiting || p.inbound > 0 }
@@ -191,7 +226,8 @@ func New(cfg Config) (*Machine, error) {
 		return nil, err
 	}
 	cfg.Prefer = slices.Clone(cfg.Prefer)
-	return &Machine{
+	cfg.Seeds = slices.Clone(cfg.Seeds)
+	m := &Machine{
 		cfg:      cfg,
 		self:     cfg.NodeID,
 		peers:    map[string]*peerState{},
@@ -202,7 +238,14 @@ func New(cfg Config) (*Machine, error) {
 		monitors: map[MonitorID]monRef{},
 		allMons:  map[MonitorID]bool{},
 		timers:   timerTable{byKey: map[timerKey]*timerEntry{}},
-	}, nil
+		g:        newGlobalState(cfg.NodeID),
+	}
+	for _, a := range cfg.Seeds {
+		if a != "" {
+			m.seeds = append(m.seeds, &seedState{addr: a})
+		}
+	}
+	return m, nil
 }
 
 // Config returns the configuration in effect (defaults filled in).
@@ -249,18 +292,31 @@ func (m *Machine) AddPeer(id string, addrs ...string) {
 	}
 }
 
-// SetListeners records our own announced listener addresses (the answer
-// to a g_find for our ID).
-func (m *Machine) SetListeners(addrs []string) { m.addrs = slices.Clone(addrs) }
+// SetListeners records our own announced listener addresses: our 'l
+// entry ([] for none), which g_find, g_set and the globals get.
+func (m *Machine) SetListeners(addrs []string) {
+	m.addrs = slices.Clone(addrs)
+	l := []any{}
+	for _, a := range addrs {
+		if a != "" {
+			l = append(l, a)
+		}
+	}
+	m.dbApply(time.Time{}, m.self, FamilyListeners, map[string]any{m.self: l}, nil)
+}
 
 // PeerAddrs returns the known addresses of node id in dial order
 // (Config.Prefer), nil when none is known.
 func (m *Machine) PeerAddrs(id string) []string {
 	p := m.peers[id]
-	if p == nil || len(p.addrs) == 0 {
+	if p == nil {
+		p = &peerState{id: id}
+	}
+	addrs := m.knownAddrs(p)
+	if len(addrs) == 0 {
 		return nil
 	}
-	return m.ordered(p.addrs)
+	return m.ordered(addrs)
 }
 
 // Peers returns the IDs of the nodes with a connection up, sorted.

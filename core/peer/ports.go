@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 )
 
 type port struct {
-	mons []MonitorID // in registration order
+	mons   []MonitorID     // in registration order
+	remote map[string]bool // nodes that monitor it (mon1)
 }
 
 type monKind uint8
@@ -16,11 +18,14 @@ const (
 	monNode monKind = iota + 1
 	monAllNodes
 	monPort
+	monRemote // a port of another node (MonitorPortID)
+	monFamily // a database family (DBMonitor)
 )
 
 type monRef struct {
 	kind monKind
-	name string // peer ID or port name
+	name string // peer ID, port name or family
+	port string // monRemote: the port name on node name
 }
 
 func (m *Machine) nextMonitor(ref monRef) MonitorID {
@@ -46,10 +51,11 @@ func (m *Machine) OpenPort(name string) error {
 }
 
 // KillPort kills local port name with reason (PortKilled, with its
-// monitors). Killing a port that does not exist does nothing.
-func (m *Machine) KillPort(name string, reason ...any) { m.killPort(name, reason) }
+// monitors; the nodes that monitor it get ["", "kil0", NAME, reason...]).
+// Killing a port that does not exist does nothing.
+func (m *Machine) KillPort(now time.Time, name string, reason ...any) { m.killPort(now, name, reason) }
 
-func (m *Machine) killPort(name string, reason []any) {
+func (m *Machine) killPort(now time.Time, name string, reason []any) {
 	p := m.ports[name]
 	if p == nil || m.closed {
 		return
@@ -58,7 +64,11 @@ func (m *Machine) killPort(name string, reason []any) {
 	for _, id := range p.mons {
 		delete(m.monitors, id)
 	}
+	if reason == nil {
+		reason = []any{}
+	}
 	m.emit(PortKilled{Port: name, Reason: reason, Monitors: p.mons})
+	m.tellRemoteMonitors(now, name, p, reason)
 }
 
 // MonitorPort registers a monitor of local port name, called with the
@@ -93,14 +103,28 @@ func (m *Machine) MonitorNodes() MonitorID {
 	return mid
 }
 
-// Unmonitor cancels a monitor; an unknown or spent one is ignored.
-func (m *Machine) Unmonitor(id MonitorID) {
+// Unmonitor cancels a monitor; an unknown or spent one is ignored. The
+// last monitor of a remote port sends ["", "mon0", NAME] to its node.
+func (m *Machine) Unmonitor(now time.Time, id MonitorID) {
 	ref, ok := m.monitors[id]
 	if !ok {
 		return
 	}
 	delete(m.monitors, id)
 	switch ref.kind {
+	case monRemote:
+		m.unmonitorRemote(now, ref.name, ref.port, id)
+	case monFamily:
+		if l := m.g.lmons[ref.name]; l != nil {
+			if i := slices.Index(l, id); i >= 0 {
+				l = slices.Delete(l, i, i+1)
+			}
+			if len(l) == 0 {
+				delete(m.g.lmons, ref.name)
+			} else {
+				m.g.lmons[ref.name] = l
+			}
+		}
 	case monNode:
 		if p := m.peers[ref.name]; p != nil {
 			delete(p.mons, id)

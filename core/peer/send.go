@@ -93,7 +93,8 @@ func (m *Machine) Connect(now time.Time, node string) error {
 // startDial asks for a dial of p's known addresses; with none, p is
 // unreachable at once (ErrNoRoute).
 func (m *Machine) startDial(now time.Time, p *peerState) {
-	if len(p.addrs) == 0 {
+	addrs := m.knownAddrs(p)
+	if len(addrs) == 0 {
 		m.unreachable(p, wrapf(ErrNoRoute, "%s", p.id))
 		return
 	}
@@ -103,7 +104,7 @@ func (m *Machine) startDial(now time.Time, p *peerState) {
 	if !m.timers.has(timerKey{TimerConnect, 0, p.id}) {
 		m.setTimer(TimerConnect, 0, p.id, now.Add(2*m.cfg.HandshakeTimeout))
 	}
-	m.emit(Dial{Peer: p.id, Addrs: m.ordered(p.addrs), Attempt: p.attempt})
+	m.emit(Dial{Peer: p.id, Addrs: m.ordered(addrs), Attempt: p.attempt})
 }
 
 // DialFailed reports that Dial attempt of peer failed with err. A stale
@@ -149,6 +150,7 @@ func (m *Machine) unreachable(p *peerState, err error) {
 	n := len(p.pending)
 	p.pending = nil
 	m.emit(Unreachable{Peer: p.id, Err: err, Dropped: n})
+	m.fireAllRemote(p, err)
 	m.checkWritable(p)
 }
 
@@ -180,7 +182,7 @@ func (m *Machine) Kill(now time.Time, portID string, reason ...any) error {
 		return err
 	}
 	if node == m.self {
-		m.killPort(name, reason)
+		m.killPort(now, name, reason)
 		return nil
 	}
 	return m.SendTo(now, node, core.KillMsg(name, reason...))

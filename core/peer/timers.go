@@ -30,14 +30,22 @@ const (
 	// TimerDialBack (per peer): our dial was refused and we wait
 	// HandshakeTimeout for the peer's own connection (ErrDialBackTimeout).
 	TimerDialBack
+	// TimerSeedRetry (one): seeds are not all connected; the ones that
+	// are not are dialed again (DialSeed) and the interval doubles.
+	TimerSeedRetry
+	// TimerGlobalRedial (one): members of 'g are not connected; they are
+	// dialed again and the interval doubles.
+	TimerGlobalRedial
 )
 
 var timerNames = [...]string{
-	TimerKeepalive:   "keepalive",
-	TimerPeerTimeout: "peer-timeout",
-	TimerWriteStall:  "write-stall",
-	TimerConnect:     "connect",
-	TimerDialBack:    "dial-back",
+	TimerKeepalive:    "keepalive",
+	TimerPeerTimeout:  "peer-timeout",
+	TimerWriteStall:   "write-stall",
+	TimerConnect:      "connect",
+	TimerDialBack:     "dial-back",
+	TimerSeedRetry:    "seed-retry",
+	TimerGlobalRedial: "global-redial",
 }
 
 // String returns the kind's name, e.g. "peer-timeout".
@@ -222,6 +230,10 @@ func (m *Machine) fire(now time.Time, t Timer) {
 			m.stopTimer(TimerDialBack, 0, p.id)
 			m.unreachable(p, wrapf(ErrConnectTimeout, "%s: no connection within %v", p.id, 2*m.cfg.HandshakeTimeout))
 		}
+	case TimerSeedRetry:
+		m.fireSeedRetry(now)
+	case TimerGlobalRedial:
+		m.fireGlobalRedial(now)
 	case TimerDialBack:
 		if p := m.peers[t.Peer]; p != nil && p.awaiting && p.conn == 0 {
 			p.awaiting = false
