@@ -174,15 +174,22 @@ func (m *Machine) dbApply(now time.Time, node, fam string, set map[string]any, d
 			m.sendNode(now, gid, core.Message{"", "g_upd", fam, shSet, stringsToAny(shDel)})
 		}
 	}
+	// What the monitors hear, as Perl sends it: every key the shard set
+	// (even when another shard held the same value), and a deleted key
+	// only when it left the merged db; when another shard still holds it
+	// with a different value, that value goes out as a set.
 	mSet, mDel := map[string]any{}, []string{}
-	for _, k := range slices.Sorted(maps.Keys(touched)) {
+	for k := range shSet {
+		mSet[k], _ = m.merged(fam, k)
+	}
+	for _, k := range shDel {
 		b := touched[k]
 		v, ok := m.merged(fam, k)
 		switch {
-		case ok && (!b.ok || !reflect.DeepEqual(b.v, v)):
-			mSet[k] = v
-		case !ok && b.ok:
+		case !ok:
 			mDel = append(mDel, k)
+		case !reflect.DeepEqual(b.v, v):
+			mSet[k] = v
 		}
 	}
 	if len(mSet) == 0 && len(mDel) == 0 {

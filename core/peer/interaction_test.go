@@ -39,6 +39,9 @@ type scriptDriver struct {
 	now     time.Time
 	framing map[peer.ConnID]string
 	peerOf  map[peer.ConnID]string
+	// burst holds, per connection, the messages written since the last
+	// burst command, as canonical JSON.
+	burst map[peer.ConnID][]string
 }
 
 // run executes one command. The commands:
@@ -52,6 +55,14 @@ type scriptDriver struct {
 //	dial-fail ID attempt=N [refused|TEXT]
 //	recv cN [MSG...]          heard cN              written cN SEQ    read-closed cN
 //	tick [+D]                 timers                peers         close
+//	monitor-port-id PORTID    db-set FAM KEY VALUE   db-del FAM KEY...   db-mon FAM
+//	db FAM                    listeners-of ID        start         drawn seed|global U
+//	seed-up cN ID ADDR attempt=N [anon]   seed-fail ADDR attempt=N
+//	up ... [anon]             (anon: the peer authenticated with tls_anon)
+//	burst cN [MSG...]         the messages written on cN since the last
+//	                          burst, compared as a set with MSG... (Perl's
+//	                          order within a burst is random): a difference
+//	                          fails the test, even with -rewrite.
 //
 // DATA, MSG and REASON are JSON arrays; D is a Go duration.
 func (d *scriptDriver) run(c *script.Cmd) (string, error) {
@@ -102,7 +113,7 @@ func (d *scriptDriver) run(c *script.Cmd) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		d.framing, d.peerOf, d.now = map[peer.ConnID]string{}, map[peer.ConnID]string{}, d.start
+		d.framing, d.peerOf, d.now, d.burst = map[peer.ConnID]string{}, map[peer.ConnID]string{}, d.start, nil
 		return "", nil
 	case "addpeer":
 		d.m.AddPeer(arg(0), pos[1:]...)
@@ -172,6 +183,7 @@ func (d *scriptDriver) run(c *script.Cmd) (string, error) {
 			info.SendFraming = v
 		}
 		info.IsGo = arg(3) == "go"
+		info.Untrusted = slices.Contains(pos, "anon")
 		if err = d.m.ConnUp(d.now, info); err == nil {
 			d.framing[id] = info.SendFraming
 			d.peerOf[id] = info.Peer
@@ -262,6 +274,77 @@ func (d *scriptDriver) run(c *script.Cmd) (string, error) {
 		res = fmt.Sprintf("up %v", d.m.Peers())
 	case "close":
 		d.m.Close(d.now, nil)
+	case "monitor-port-id":
+		var id peer.MonitorID
+		id, err = d.m.MonitorPortID(d.now, arg(0))
+		res = fmt.Sprintf("monitor %d", id)
+	case "db-set":
+		v, perr := values("[" + arg(2) + "]")
+		if perr != nil {
+			return "", perr
+		}
+		err = d.m.DBSet(d.now, arg(0), arg(1), v[0])
+	case "db-del":
+		err = d.m.DBDel(d.now, arg(0), pos[1:]...)
+	case "db-mon":
+		id, fam := d.m.DBMonitor(arg(0))
+		res = fmt.Sprintf("monitor %d: %s", id, show([]any{fam}))
+	case "db":
+		res = show([]any{d.m.DBFamily(arg(0))})
+	case "listeners-of":
+		addrs, known := d.m.Listeners(arg(0))
+		res = fmt.Sprintf("%v known=%v", addrs, known)
+	case "start":
+		err = d.m.Start(d.now)
+	case "drawn":
+		kind := map[string]peer.DrawKind{"seed": peer.DrawSeed, "global": peer.DrawGlobal}[arg(0)]
+		u, perr := strconv.ParseFloat(arg(1), 64)
+		if perr != nil || kind == 0 {
+			return "", fmt.Errorf("drawn: want seed|global U (%v)", perr)
+		}
+		err = d.m.Drawn(d.now, kind, u)
+	case "seed-up":
+		id, perr := connID(arg(0))
+		if perr != nil {
+			return "", perr
+		}
+		info := peer.ConnInfo{Conn: id, Peer: arg(1), Outbound: true, Seed: arg(2), SendFraming: "json", Untrusted: slices.Contains(pos, "anon")}
+		v, _ := c.Arg("attempt")
+		if info.Attempt, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return "", err
+		}
+		if err = d.m.ConnUp(d.now, info); err == nil {
+			d.framing[id] = info.SendFraming
+			d.peerOf[id] = info.Peer
+		}
+	case "seed-fail":
+		v, _ := c.Arg("attempt")
+		n, perr := strconv.ParseUint(v, 10, 64)
+		if perr != nil {
+			return "", perr
+		}
+		err = d.m.SeedFailed(d.now, arg(0), n, errors.New("connection refused"))
+	case "burst":
+		id, perr := connID(arg(0))
+		if perr != nil {
+			return "", perr
+		}
+		var want []string
+		for _, s := range pos[1:] {
+			v, perr := values(s)
+			if perr != nil {
+				return "", perr
+			}
+			want = append(want, show(v))
+		}
+		got := d.burst[id]
+		delete(d.burst, id)
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(want, got) {
+			return "", fmt.Errorf("burst on c%d differs from Perl's:\n  want %v\n  got  %v", id, want, got)
+		}
+		res = fmt.Sprintf("burst of %d as Perl's", len(got))
 	default:
 		return "", fmt.Errorf("unknown command %q", c.Name)
 	}
@@ -304,7 +387,14 @@ func (d *scriptDriver) show(a peer.Action) string {
 	case peer.Dial:
 		return fmt.Sprintf("dial %s %v attempt=%d", a.Peer, a.Addrs, a.Attempt)
 	case peer.Write:
-		s := fmt.Sprintf("write c%d #%d %s", a.Conn, a.Seq, d.frame(a.Conn, a.Frame))
+		f := d.frame(a.Conn, a.Frame)
+		if !a.Keepalive {
+			if d.burst == nil {
+				d.burst = map[peer.ConnID][]string{}
+			}
+			d.burst[a.Conn] = append(d.burst[a.Conn], f)
+		}
+		s := fmt.Sprintf("write c%d #%d %s", a.Conn, a.Seq, f)
 		if a.Keepalive {
 			s += " (keepalive)"
 		}
@@ -333,6 +423,14 @@ func (d *scriptDriver) show(a peer.Action) string {
 		return fmt.Sprintf("port-killed %s: %s monitors=%v", a.Port, show(a.Reason), a.Monitors)
 	case peer.DataConn:
 		return fmt.Sprintf("dataconn from %s: %T%+v", a.From, a.Msg, a.Msg)
+	case peer.MonitorFired:
+		return fmt.Sprintf("monitor-fired %s: %s monitors=%v", a.Port, show(a.Reason), a.Monitors)
+	case peer.DBChanged:
+		return fmt.Sprintf("db-changed %s set=%s del=%v monitors=%v", a.Family, show([]any{a.Set}), a.Del, a.Monitors)
+	case peer.DialSeed:
+		return fmt.Sprintf("dial-seed %s attempt=%d", a.Addr, a.Attempt)
+	case peer.Draw:
+		return "draw " + a.Kind.String()
 	}
 	return fmt.Sprintf("unknown action %T", a)
 }
