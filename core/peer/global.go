@@ -273,9 +273,14 @@ func (m *Machine) announce(now time.Time, p *peerState, seed bool) {
 // its shard, our mirror of its 'l, its 'g entry, its family monitors and
 // its role (§2.6 of PERL-NODE.md).
 func (m *Machine) globalDown(now time.Time, id string) {
+	wasGlobal := m.g.globals[id]
+	if wasGlobal {
+		// Keep its listeners as dial hints: it is redialed at once.
+		addrs, _ := m.Listeners(id)
+		m.AddPeer(id, addrs...)
+	}
 	m.dbDropShard(now, id)
 	delete(m.g.slaves, id)
-	wasGlobal := m.g.globals[id]
 	delete(m.g.globals, id)
 	var del []string
 	if _, ok := m.g.shards[m.self][FamilyListeners][id]; ok {
@@ -290,7 +295,12 @@ func (m *Machine) globalDown(now time.Time, id string) {
 	for _, set := range m.g.fmons {
 		delete(set, id)
 	}
-	if wasGlobal {
+	if wasGlobal && !m.cfg.Minimal && !m.closing {
+		// Perl redials a global that just left (the trailing dials in
+		// seed_global, seed_three): it may only have restarted.
+		if p := m.peers[id]; p != nil && p.conn == 0 && !p.connecting() && len(m.knownAddrs(p)) > 0 {
+			m.startDial(now, p)
+		}
 		m.armGlobalRedial(now)
 	}
 }

@@ -291,6 +291,8 @@ func (d *scriptDriver) run(c *script.Cmd) (string, error) {
 		res = fmt.Sprintf("monitor %d: %s", id, show([]any{fam}))
 	case "db":
 		res = show([]any{d.m.DBFamily(arg(0))})
+	case "globals":
+		res = fmt.Sprintf("globals %v slaves %v", d.m.Globals(), d.m.Slaves())
 	case "listeners-of":
 		addrs, known := d.m.Listeners(arg(0))
 		res = fmt.Sprintf("%v known=%v", addrs, known)

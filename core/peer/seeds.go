@@ -208,7 +208,7 @@ func (m *Machine) globalsMissing(inFlight bool) []string {
 // backoff (a new draw), as Perl's keepalive of 'g does whenever a member
 // goes down or appears.
 func (m *Machine) armGlobalRedial(now time.Time) {
-	if !m.started || m.closing {
+	if m.cfg.Minimal || m.closing || m.closed {
 		return
 	}
 	if len(m.globalsMissing(true)) == 0 {
