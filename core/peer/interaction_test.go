@@ -264,6 +264,9 @@ func (d *scriptDriver) run(c *script.Cmd) (string, error) {
 			if tm.Conn != 0 {
 				what = fmt.Sprintf("c%d (%s)", tm.Conn, tm.Peer)
 			}
+			if what == "" {
+				what = "-"
+			}
 			lines = append(lines, fmt.Sprintf("%s %s at %s", tm.Kind, what, d.at(tm.At)))
 		}
 		if len(lines) == 0 {
