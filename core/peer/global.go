@@ -203,6 +203,14 @@ func (m *Machine) dbApply(now time.Time, node, fam string, set map[string]any, d
 	}
 	if fam == FamilyGlobals {
 		m.armGlobalRedial(now)
+	} else if fam == FamilyListeners {
+		// A member of 'g whose listeners just became known.
+		for k := range mSet {
+			if _, isGlobal := m.merged(FamilyGlobals, k); isGlobal {
+				m.armGlobalRedial(now)
+				break
+			}
+		}
 	}
 }
 
