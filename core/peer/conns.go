@@ -113,9 +113,9 @@ func (m *Machine) ConnUp(now time.Time, info ConnInfo) error {
 			p.dialing = false
 		}
 	}
-	c := &conn{id: id, peer: p.id, dialer: dialer, codec: codec, state: connUp}
+	c := &conn{id: id, peer: p.id, dialer: dialer, codec: codec, state: connUp, goPeer: info.IsGo}
 	m.conns[id] = c
-	m.setTimer(TimerPeerTimeout, id, p.id, now.Add(m.cfg.PeerTimeout))
+	m.heard(now, c)
 
 	var loser *conn
 	first := p.conn == 0
@@ -377,8 +377,14 @@ func (m *Machine) Heard(now time.Time, c ConnID) error {
 	return nil
 }
 
+// heard re-arms the peer timeout of a connection to a Go peer. A Perl
+// peer sends nothing on an idle connection (it never sends a keepalive,
+// and ignores ours), so its connections have no peer timeout: a dead
+// one shows as a write error or a write stall.
 func (m *Machine) heard(now time.Time, c *conn) {
-	m.setTimer(TimerPeerTimeout, c.id, c.peer, now.Add(m.cfg.PeerTimeout))
+	if c.goPeer {
+		m.setTimer(TimerPeerTimeout, c.id, c.peer, now.Add(m.cfg.PeerTimeout))
+	}
 }
 
 // FrameWritten reports that the frames on c up to and including Seq seq

@@ -207,6 +207,7 @@ type conn struct {
 	paused        bool   // PauseRead was asked for
 	carried       uint64 // when it became the peer's current connection (0: never)
 	readDone      bool   // the peer ended its side (ReadClosed)
+	goPeer        bool   // the peer greeted as a node of this project
 }
 
 type heldMsg struct {
