@@ -121,12 +121,12 @@ type DBLimitError struct {
 
 // Error implements error.
 func (e *DBLimitError) Error() string {
-	where := ""
+	what := map[string]string{"MaxDBFamilies": "families", "MaxDBKeys": "keys", "MaxDBValue": "bytes"}[e.Limit]
 	if e.Key != "" {
-		where = fmt.Sprintf(" (%s/%s)", e.Family, e.Key)
+		what = fmt.Sprintf("bytes in %s/%s", e.Family, e.Key)
 	}
-	return fmt.Sprintf("%v from %s: %d%s, Config.%s is %d; raise Config.%s if this peer is honest",
-		ErrDBLimit, e.Peer, e.Got, where, e.Limit, e.Max, e.Limit)
+	return fmt.Sprintf("%v: the shard of %s would hold %d %s, Config.%s is %d; raise Config.%s if this peer is honest",
+		ErrDBLimit, e.Peer, e.Got, what, e.Limit, e.Max, e.Limit)
 }
 
 // Unwrap returns ErrDBLimit.
