@@ -117,6 +117,8 @@ type DBLimitError struct {
 	Got    int
 	Family string // MaxDBValue: where
 	Key    string
+
+	monitored bool // the limit counts the families the peer monitors (g_mon1)
 }
 
 // Error implements error.
@@ -124,6 +126,10 @@ func (e *DBLimitError) Error() string {
 	what := map[string]string{"MaxDBFamilies": "families", "MaxDBKeys": "keys", "MaxDBValue": "bytes"}[e.Limit]
 	if e.Key != "" {
 		what = fmt.Sprintf("bytes in %s/%s", e.Family, e.Key)
+	}
+	if e.monitored {
+		return fmt.Sprintf("%v: %s would monitor %d families, Config.%s is %d; raise Config.%s if this peer is honest",
+			ErrDBLimit, e.Peer, e.Got, e.Limit, e.Max, e.Limit)
 	}
 	return fmt.Sprintf("%v: the shard of %s would hold %d %s, Config.%s is %d; raise Config.%s if this peer is honest",
 		ErrDBLimit, e.Peer, e.Got, what, e.Limit, e.Max, e.Limit)

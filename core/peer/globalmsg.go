@@ -189,6 +189,17 @@ func (m *Machine) dispatchGlobal(now time.Time, from string, args []any) (handle
 		if err != nil {
 			return true, err
 		}
+		if !m.g.fmons[fam][from] {
+			n := 1
+			for _, set := range m.g.fmons {
+				if set[from] {
+					n++
+				}
+			}
+			if n > m.cfg.MaxDBFamilies {
+				return true, &DBLimitError{Peer: from, Limit: "MaxDBFamilies", Max: m.cfg.MaxDBFamilies, Got: n, monitored: true}
+			}
+		}
 		if m.g.fmons[fam] == nil {
 			m.g.fmons[fam] = map[string]bool{}
 		}
