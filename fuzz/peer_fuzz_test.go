@@ -32,6 +32,10 @@ type peerDriver struct {
 	up       map[string]bool // NodeUp without NodeDown
 	blocked  map[string]bool // ErrQueueFull since the last Writable
 	attempts map[string]uint64
+	// draws owed (Draw actions not yet answered) and seed attempts.
+	draws        []peer.DrawKind
+	seedAttempts map[string]uint64
+	fired        map[peer.MonitorID]bool // monitors seen in MonitorFired or PortKilled
 }
 
 var fuzzPeers = []string{"a", "b", "x", "y"}
@@ -49,9 +53,16 @@ func (d *peerDriver) checkErr(t *rapid.T, what string, err error) {
 		peer.ErrQueueFull, peer.ErrConnReplaced, peer.ErrUnknownConn, peer.ErrConnKnown,
 		peer.ErrUnknownPort, peer.ErrPortExists, peer.ErrUnknownFunc, peer.ErrIgnored,
 		peer.ErrBadMessage, peer.ErrBadPortID, peer.ErrBadNodeID, peer.ErrSelf, peer.ErrFraming, peer.ErrClosed,
+		peer.ErrKillNodePort, peer.ErrUntrusted, peer.ErrDBLimit, peer.ErrDBValue, peer.ErrDBReserved,
 		core.ErrNodeMsgMalformed, core.ErrFrameUnencodable,
 	} {
 		if errors.Is(err, rule) {
+			if errors.Is(err, peer.ErrDBLimit) {
+				var dl *peer.DBLimitError
+				if !errors.As(err, &dl) || dl.Limit == "" || dl.Max <= 0 {
+					d.fatalf(t, "%s: database-limit error %v does not name its limit", what, err)
+				}
+			}
 			if errors.Is(err, peer.ErrQueueFull) {
 				var qf *peer.QueueFullError
 				if !errors.As(err, &qf) || qf.Limit == "" || qf.Max <= 0 {
@@ -171,9 +182,33 @@ func (d *peerDriver) check(t *rapid.T, what string, known []peer.ConnID, a peer.
 			d.fatalf(t, "%s: writable for %q", what, a.Peer)
 		}
 		d.blocked[a.Peer] = false
-	case peer.Deliver, peer.Call, peer.PortKilled, peer.DataConn:
+	case peer.PortKilled:
+		d.fire(t, what, a.Monitors)
+	case peer.MonitorFired:
+		if len(a.Reason) > 0 && a.Reason[0] == "transport_error" && len(a.Reason) != 3 {
+			d.fatalf(t, "%s: transport_error reason %v is not [transport_error NODE MSG]", what, a.Reason)
+		}
+		d.fire(t, what, a.Monitors)
+	case peer.Draw:
+		d.draws = append(d.draws, a.Kind)
+	case peer.DialSeed:
+		if a.Attempt <= d.seedAttempts[a.Addr] {
+			d.fatalf(t, "%s: seed attempt %d of %s after %d", what, a.Attempt, a.Addr, d.seedAttempts[a.Addr])
+		}
+		d.seedAttempts[a.Addr] = a.Attempt
+	case peer.Deliver, peer.Call, peer.DataConn, peer.DBChanged:
 	default:
 		d.fatalf(t, "%s: unknown action %T", what, a)
+	}
+}
+
+// fire checks that a monitor fires at most once.
+func (d *peerDriver) fire(t *rapid.T, what string, ids []peer.MonitorID) {
+	for _, id := range ids {
+		if d.fired[id] {
+			d.fatalf(t, "%s: monitor %d fired twice", what, id)
+		}
+		d.fired[id] = true
 	}
 }
 
@@ -217,10 +252,17 @@ func drawMsg(t *rapid.T) core.Message {
 		rapid.Map(rapid.SampledFrom([]string{"", "p", "q", "a#p", "m#p", "m#q", "x#r", "AnyEvent::MP::DataConn", "#", "m#"}), func(s string) any { return s }),
 		rapid.Just[any](map[string]any{"'l": map[string]any{"x": []any{"mem://x2"}, "m": []any{"mem://m"}}}),
 		rapid.Just[any]([]any{"mem://y2"}),
+		rapid.Just[any]([]any{}),
+		rapid.Map(rapid.SampledFrom([]string{"svc", "'l", "'g", "k", "b"}), func(s string) any { return s }),
+		rapid.Just[any](map[string]any{"svc": map[string]any{"k": int64(1), "j": "v"}, "'g": map[string]any{"x": nil}}),
+		rapid.Just[any](map[string]any{"x": []any{"mem://x3"}, "k": nil}),
+		rapid.Just[any]([]any{"k", "x"}),
 	)
 	switch rapid.IntRange(0, 3).Draw(t, "msg shape") {
 	case 0:
 		tag := rapid.SampledFrom([]string{"", "snd", "kil1", "kil", "devnull", "g_slave", "g_find", "g_found", "mon1",
+			"mon0", "kil0", "g_global", "g_set", "g_upd", "g_mon1", "g_mon0", "g_chg1", "g_chg2", "g_reply",
+			"g_db_family", "g_db_keys", "g_db_values",
 			core.NodeMsgTagExpect, core.NodeMsgTagConnect, "f", "nofunc"}).Draw(t, "tag")
 		return append(core.Message{"", tag}, rapid.SliceOfN(val, 0, 4).Draw(t, "args")...)
 	case 1:
@@ -248,13 +290,18 @@ func drawMsg(t *rapid.T) core.Message {
 // earliest of its listed timers.
 func peerProperty(t *rapid.T) {
 	cfg := peer.Config{
-		NodeID:       "m",
-		KeepAlive:    time.Duration(rapid.IntRange(1, 20).Draw(t, "keepalive")) * time.Second,
-		PeerTimeout:  time.Duration(rapid.IntRange(1, 40).Draw(t, "peer timeout")) * time.Second,
-		MaxSendQueue: rapid.IntRange(1, 200).Draw(t, "max send queue"),
-		MaxPending:   rapid.IntRange(1, 5).Draw(t, "max pending"),
-		MaxHeld:      rapid.IntRange(1, 5).Draw(t, "max held"),
-		WriteWindow:  rapid.IntRange(1, 64).Draw(t, "window"),
+		NodeID:        "m",
+		KeepAlive:     time.Duration(rapid.IntRange(1, 20).Draw(t, "keepalive")) * time.Second,
+		PeerTimeout:   time.Duration(rapid.IntRange(1, 40).Draw(t, "peer timeout")) * time.Second,
+		MaxSendQueue:  rapid.IntRange(1, 200).Draw(t, "max send queue"),
+		MaxPending:    rapid.IntRange(1, 5).Draw(t, "max pending"),
+		MaxHeld:       rapid.IntRange(1, 5).Draw(t, "max held"),
+		WriteWindow:   rapid.IntRange(1, 64).Draw(t, "window"),
+		Minimal:       rapid.IntRange(0, 4).Draw(t, "minimal") == 0,
+		MaxDBFamilies: rapid.IntRange(1, 4).Draw(t, "max db families"),
+		MaxDBKeys:     rapid.IntRange(1, 6).Draw(t, "max db keys"),
+		MaxDBValue:    rapid.IntRange(1, 64).Draw(t, "max db value"),
+		Seeds:         rapid.SliceOfN(rapid.SampledFrom([]string{"mem://x", "mem://s1", "mem://s2"}), 0, 2).Draw(t, "seeds"),
 	}
 	m, err := peer.New(cfg)
 	if err != nil {
@@ -262,7 +309,8 @@ func peerProperty(t *rapid.T) {
 	}
 	d := &peerDriver{m: m, cfg: m.Config(), now: time.Unix(1e9, 0),
 		seq: map[peer.ConnID]uint64{}, unacked: map[peer.ConnID][]uint64{}, sizes: map[peer.ConnID]map[uint64]int{},
-		up: map[string]bool{}, blocked: map[string]bool{}, attempts: map[string]uint64{}}
+		up: map[string]bool{}, blocked: map[string]bool{}, attempts: map[string]uint64{},
+		seedAttempts: map[string]uint64{}, fired: map[peer.MonitorID]bool{}}
 	for _, p := range fuzzPeers[:3] {
 		m.AddPeer(p, "mem://"+p)
 	}
@@ -284,7 +332,7 @@ func peerProperty(t *rapid.T) {
 	}
 	for range rapid.IntRange(1, 300).Draw(t, "inputs") {
 		p := rapid.SampledFrom(fuzzPeers).Draw(t, "peer")
-		switch op := rapid.IntRange(0, 17).Draw(t, "op"); op {
+		switch op := rapid.IntRange(0, 21).Draw(t, "op"); op {
 		case 0, 1:
 			port := rapid.SampledFrom([]string{p + "#p", "m#p", "m#nosuch", "bad"}).Draw(t, "to")
 			d.input(t, "send", 0, func() error { return m.Send(d.now, port, int64(d.steps), "payload") })
@@ -297,7 +345,8 @@ func peerProperty(t *rapid.T) {
 		case 4, 5:
 			c := newConn()
 			info := peer.ConnInfo{Conn: c, Peer: p, Outbound: rapid.Bool().Draw(t, "outbound"),
-				SendFraming: rapid.SampledFrom([]string{"json", "msgpack", "nope"}).Draw(t, "framing")}
+				SendFraming: rapid.SampledFrom([]string{"json", "msgpack", "nope"}).Draw(t, "framing"),
+				IsGo:        rapid.Bool().Draw(t, "go peer"), Untrusted: rapid.IntRange(0, 3).Draw(t, "untrusted") == 0}
 			if info.Outbound && rapid.Bool().Draw(t, "current attempt") {
 				info.Attempt = d.attempts[p]
 			}
@@ -363,6 +412,57 @@ func peerProperty(t *rapid.T) {
 				id := peer.MonitorID(rapid.IntRange(0, 10).Draw(t, "monitor"))
 				d.input(t, "unmonitor", 0, func() error { m.Unmonitor(d.now, id); return nil })
 			}
+		case 18:
+			// The global role's inputs: the embedder's database API and
+			// remote port monitors.
+			fam := rapid.SampledFrom([]string{"svc", "'l", "'g", "other"}).Draw(t, "family")
+			switch rapid.IntRange(0, 4).Draw(t, "db op") {
+			case 0:
+				v := rapid.SampledFrom([]any{int64(1), "v", nil, []any{"a"}, map[string]any{"p": "m#p"}}).Draw(t, "value")
+				d.input(t, "db-set", 0, func() error { return m.DBSet(d.now, fam, "k", v) })
+			case 1:
+				d.input(t, "db-del", 0, func() error { return m.DBDel(d.now, fam, "k", "j") })
+			case 2:
+				d.input(t, "db-mon", 0, func() error { m.DBMonitor(fam); return nil })
+			case 3:
+				port := rapid.SampledFrom([]string{p + "#p", p + "#q", "m#p", "m#nosuch", "bad"}).Draw(t, "watched")
+				d.input(t, "monitor-port-id", 0, func() error { _, err := m.MonitorPortID(d.now, port); return err })
+			case 4:
+				d.input(t, "listeners", 0, func() error {
+					m.SetListeners(rapid.SliceOfN(rapid.SampledFrom([]string{"mem://m", "mem://m2"}), 0, 2).Draw(t, "ours"))
+					return nil
+				})
+			}
+		case 19:
+			// Seeding: Start, the answers to Draw, seed dials.
+			switch rapid.IntRange(0, 3).Draw(t, "seed op") {
+			case 0:
+				d.input(t, "start", 0, func() error { return m.Start(d.now) })
+			case 1:
+				kind := peer.DrawKind(rapid.IntRange(0, 3).Draw(t, "draw kind"))
+				if len(d.draws) > 0 && rapid.Bool().Draw(t, "owed draw") {
+					kind, d.draws = d.draws[0], d.draws[1:]
+				}
+				u := rapid.Float64Range(-1, 2).Draw(t, "u")
+				d.input(t, "drawn", 0, func() error { return m.Drawn(d.now, kind, u) })
+			case 2:
+				a := rapid.SampledFrom([]string{"mem://x", "mem://s1", "mem://s2"}).Draw(t, "seed")
+				att := d.seedAttempts[a] - uint64(rapid.IntRange(0, 1).Draw(t, "stale"))
+				d.input(t, "seed-fail", 0, func() error { return m.SeedFailed(d.now, a, att, errors.New("refused")) })
+			case 3:
+				c := newConn()
+				a := rapid.SampledFrom([]string{"mem://x", "mem://s1", "mem://s2"}).Draw(t, "seed")
+				who := rapid.SampledFrom(append([]string{"m"}, fuzzPeers...)).Draw(t, "seed is")
+				info := peer.ConnInfo{Conn: c, Peer: who, Outbound: true, Seed: a, Attempt: d.seedAttempts[a], SendFraming: "json",
+					Untrusted: rapid.Bool().Draw(t, "anon")}
+				d.input(t, "seed-up", c, func() error { return m.ConnUp(d.now, info) })
+			}
+		case 20, 21:
+			// A message of the global protocol from an up peer.
+			c := anyConn("recv g")
+			msg := append(core.Message{"", rapid.SampledFrom([]string{"g_global", "g_set", "g_upd", "g_slave", "g_mon1", "g_find", "mon1", "kil0"}).Draw(t, "g tag")},
+				rapid.SliceOfN(rapid.SampledFrom([]any{"svc", "'l", "'g", "p", "k", nil, map[string]any{"svc": map[string]any{"k": int64(1)}}, map[string]any{"k": "v"}, []any{"k"}}), 0, 3).Draw(t, "g args")...)
+			d.input(t, "recv g", 0, func() error { return m.Received(d.now, c, msg) })
 		case 17:
 			if rapid.IntRange(0, 9).Draw(t, "really close") == 0 {
 				d.input(t, "close", 0, func() error { m.Close(d.now, nil); return nil })

@@ -117,6 +117,9 @@ func (m *Machine) slavesDB() map[string]any {
 // ones) for the merged db, and, when node is one of our slaves (we are
 // our own), g_upd to every known global for the shard.
 func (m *Machine) dbApply(now time.Time, node, fam string, set map[string]any, del []string) {
+	if m.closed {
+		return
+	}
 	sh := m.g.shards[node]
 	if sh == nil {
 		sh = map[string]map[string]any{}

@@ -241,8 +241,8 @@ func New(cfg Config) (*Machine, error) {
 		timers:   timerTable{byKey: map[timerKey]*timerEntry{}},
 		g:        newGlobalState(cfg.NodeID),
 	}
-	for _, a := range cfg.Seeds {
-		if a != "" {
+	for i, a := range cfg.Seeds {
+		if a != "" && !slices.Contains(cfg.Seeds[:i], a) {
 			m.seeds = append(m.seeds, &seedState{addr: a})
 		}
 	}
