@@ -115,8 +115,12 @@ func (m *Machine) slavesDB() map[string]any {
 // dbApply applies set and del to node's shard of family fam and sends
 // what changed: g_chg2 to the family's monitors (DBChanged to local
 // ones) for the merged db, and, when node is one of our slaves (we are
-// our own), g_upd to every known global for the shard.
-func (m *Machine) dbApply(now time.Time, node, fam string, set map[string]any, del []string) {
+// our own), g_upd to every known global for the shard. With force, a
+// key set to the value it has counts as a change: a Perl global passes
+// on every g_upd and g_set it gets (seed_three: C's g_upd of its
+// unchanged 'l is forwarded), while a db_set that changes nothing,
+// ours included, sends nothing.
+func (m *Machine) dbApply(now time.Time, node, fam string, set map[string]any, del []string, force bool) {
 	if m.closed {
 		return
 	}
@@ -144,8 +148,8 @@ func (m *Machine) dbApply(now time.Time, node, fam string, set map[string]any, d
 	shSet, shDel := map[string]any{}, []string{}
 	for _, k := range slices.Sorted(maps.Keys(set)) {
 		v := set[k]
-		if old, ok := f[k]; ok && reflect.DeepEqual(old, v) {
-			continue // Perl: a set that changes nothing sends nothing
+		if old, ok := f[k]; ok && !force && reflect.DeepEqual(old, v) {
+			continue // Perl: a db_set that changes nothing sends nothing
 		}
 		if f == nil {
 			f = map[string]any{}
@@ -235,7 +239,7 @@ func (m *Machine) dbReplace(now time.Time, node string, db map[string]map[string
 			}
 		}
 		sort.Strings(del)
-		m.dbApply(now, node, fam, db[fam], del)
+		m.dbApply(now, node, fam, db[fam], del, true)
 	}
 }
 
@@ -243,7 +247,7 @@ func (m *Machine) dbReplace(now time.Time, node string, db map[string]map[string
 func (m *Machine) dbDropShard(now time.Time, node string) {
 	sh := m.g.shards[node]
 	for _, fam := range slices.Sorted(maps.Keys(sh)) {
-		m.dbApply(now, node, fam, nil, slices.Sorted(maps.Keys(sh[fam])))
+		m.dbApply(now, node, fam, nil, slices.Sorted(maps.Keys(sh[fam])), false)
 	}
 	delete(m.g.shards, node)
 }
@@ -298,10 +302,10 @@ func (m *Machine) globalDown(now time.Time, id string) {
 		del = append(del, id)
 	}
 	if len(del) > 0 {
-		m.dbApply(now, m.self, FamilyListeners, nil, del)
+		m.dbApply(now, m.self, FamilyListeners, nil, del, false)
 	}
 	if _, ok := m.g.shards[m.self][FamilyGlobals][id]; ok {
-		m.dbApply(now, m.self, FamilyGlobals, nil, []string{id})
+		m.dbApply(now, m.self, FamilyGlobals, nil, []string{id}, false)
 	}
 	for _, set := range m.g.fmons {
 		delete(set, id)
@@ -359,7 +363,7 @@ func (m *Machine) DBSet(now time.Time, family, key string, value any) error {
 	if family == FamilyListeners || family == FamilyGlobals {
 		return fmt.Errorf("%w: %s is kept by the node (SetListeners)", ErrDBReserved, family)
 	}
-	m.dbApply(now, m.self, family, map[string]any{key: value}, nil)
+	m.dbApply(now, m.self, family, map[string]any{key: value}, nil, false)
 	return nil
 }
 
@@ -371,7 +375,7 @@ func (m *Machine) DBDel(now time.Time, family string, keys ...string) error {
 	if family == FamilyListeners || family == FamilyGlobals {
 		return fmt.Errorf("%w: %s is kept by the node", ErrDBReserved, family)
 	}
-	m.dbApply(now, m.self, family, nil, keys)
+	m.dbApply(now, m.self, family, nil, keys, false)
 	return nil
 }
 

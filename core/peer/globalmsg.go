@@ -80,7 +80,7 @@ func (m *Machine) dispatchGlobal(now time.Time, from string, args []any) (handle
 			delete(m.g.slaves, from)
 		}
 		m.g.globals[from] = true
-		m.dbApply(now, m.self, FamilyGlobals, map[string]any{from: nil}, nil)
+		m.dbApply(now, m.self, FamilyGlobals, map[string]any{from: nil}, nil, false)
 		m.sendNode(now, from, core.Message{"", tagGSet, m.slavesDB()})
 		return true, nil
 	case tagGSlave:
@@ -115,7 +115,7 @@ func (m *Machine) dispatchGlobal(now time.Time, from string, args []any) (handle
 		// Copy the sender's own 'l into our local db, as Perl does: the
 		// other globals hear of it through us.
 		if v, ok := db[FamilyListeners][from]; ok {
-			m.dbApply(now, m.self, FamilyListeners, map[string]any{from: v}, nil)
+			m.dbApply(now, m.self, FamilyListeners, map[string]any{from: v}, nil, true)
 		}
 		return true, nil
 	case tagGUpd:
@@ -147,7 +147,7 @@ func (m *Machine) dispatchGlobal(now time.Time, from string, args []any) (handle
 		if err := m.checkLimits(from, next); err != nil {
 			return true, err
 		}
-		m.dbApply(now, from, fam, set, del)
+		m.dbApply(now, from, fam, set, del, true)
 		return true, nil
 	case tagGFind:
 		node, err := str(0, "node id")

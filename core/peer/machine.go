@@ -303,7 +303,7 @@ func (m *Machine) SetListeners(addrs []string) {
 			l = append(l, a)
 		}
 	}
-	m.dbApply(time.Time{}, m.self, FamilyListeners, map[string]any{m.self: l}, nil)
+	m.dbApply(time.Time{}, m.self, FamilyListeners, map[string]any{m.self: l}, nil, false)
 }
 
 // PeerAddrs returns the known addresses of node id in dial order
