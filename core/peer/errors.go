@@ -49,8 +49,9 @@ var (
 	// ErrUnknownFunc: a node-port call of a function not registered; it is
 	// ignored.
 	ErrUnknownFunc = errors.New("peer: call of unknown function")
-	// ErrIgnored: a node-port request a minimal node ignores (mon1, can,
-	// eval, g_* other than g_slave/g_find/g_found, ...).
+	// ErrIgnored: a node-port request the node does not serve (can,
+	// eval, time, _spawn; with Config.Minimal also the g_* requests other
+	// than g_slave/g_find/g_found).
 	ErrIgnored = errors.New("peer: node-port request ignored")
 	// ErrBadMessage: a message whose port element is not a string.
 	ErrBadMessage = errors.New("peer: message without a string port")
