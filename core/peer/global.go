@@ -278,6 +278,9 @@ func (m *Machine) announce(now time.Time, p *peerState, seed bool) {
 	if m.cfg.Minimal {
 		return
 	}
+	if len(m.globalsMissing(true)) == 0 {
+		m.stopTimer(TimerGlobalRedial, 0, "")
+	}
 	if seed {
 		m.sendNode(now, p.id, core.Message{"", "g_slave"})
 	}

@@ -155,11 +155,8 @@ func (m *Machine) dispatchGlobal(now time.Time, from string, args []any) (handle
 			return true, err
 		}
 		var found any
-		if addrs, ok := m.merged(FamilyListeners, node); ok {
-			found = addrs
-			if found == nil {
-				found = []any{}
-			}
+		if addrs, ok := m.Listeners(node); ok {
+			found = stringsToAny(addrs) // only the strings of the entry
 		} else if p := m.peers[node]; p != nil && len(p.addrs) > 0 {
 			found = stringsToAny(p.addrs)
 		}
