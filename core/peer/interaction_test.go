@@ -328,7 +328,11 @@ func (d *scriptDriver) run(c *script.Cmd) (string, error) {
 		if perr != nil {
 			return "", perr
 		}
-		err = d.m.SeedFailed(d.now, arg(0), n, errors.New("connection refused"))
+		ferr := errors.New("connection refused")
+		if arg(1) == "self" {
+			ferr = fmt.Errorf("handshake: %w", peer.ErrSelf)
+		}
+		err = d.m.SeedFailed(d.now, arg(0), n, ferr)
 	case "burst":
 		id, perr := connID(arg(0))
 		if perr != nil {

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"errors"
 	"maps"
 	"slices"
 	"time"
@@ -123,7 +124,8 @@ func (m *Machine) dialSeeds(now time.Time) {
 }
 
 // SeedFailed reports that DialSeed attempt of addr failed with err. The
-// seed is tried again when the retry timer fires.
+// seed is tried again when the retry timer fires, unless err wraps
+// ErrSelf (the address is our own node's): that seed is dropped.
 func (m *Machine) SeedFailed(now time.Time, addr string, attempt uint64, err error) error {
 	if m.closed {
 		return ErrClosed
@@ -131,7 +133,13 @@ func (m *Machine) SeedFailed(now time.Time, addr string, attempt uint64, err err
 	for _, s := range m.seeds {
 		if s.addr == addr && s.attempt == attempt {
 			s.dialing = false
+			if errors.Is(err, ErrSelf) {
+				s.self = true
+			}
 		}
+	}
+	if !m.seedsMissing() {
+		m.stopTimer(TimerSeedRetry, 0, "")
 	}
 	return nil
 }
@@ -140,8 +148,11 @@ func (m *Machine) SeedFailed(now time.Time, addr string, attempt uint64, err err
 // node, self).
 func (m *Machine) seedUp(addr string, attempt uint64, peer string, self bool) {
 	for _, s := range m.seeds {
-		if s.addr == addr && s.attempt == attempt {
-			s.dialing = false
+		if s.addr == addr {
+			// A late answer to an older attempt still says who the seed is.
+			if s.attempt == attempt {
+				s.dialing = false
+			}
 			s.node = peer
 			s.self = self
 		}
