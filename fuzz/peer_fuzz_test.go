@@ -223,6 +223,11 @@ func (d *peerDriver) checkTimers(t *rapid.T) {
 		if i > 0 && tm.At.Before(timers[i-1].At) {
 			d.fatalf(t, "timers not sorted: %v", timers)
 		}
+		if tm.At.Before(time.Unix(1e9, 0)) {
+			// Every deadline is an input's now plus a delay: one before
+			// the first input was armed from a zero time.
+			d.fatalf(t, "timer %v armed at %v, before the first input", tm.Kind, tm.At)
+		}
 		if tm.Conn != 0 && !slices.Contains(conns, tm.Conn) {
 			d.fatalf(t, "timer %v for forgotten connection %d", tm.Kind, tm.Conn)
 		}
@@ -314,7 +319,7 @@ func peerProperty(t *rapid.T) {
 	for _, p := range fuzzPeers[:3] {
 		m.AddPeer(p, "mem://"+p)
 	}
-	m.SetListeners([]string{"mem://m"})
+	m.SetListeners(d.now, []string{"mem://m"})
 	m.RegisterFunc("f")
 	anyConn := func(label string) peer.ConnID {
 		if len(d.used) == 0 || rapid.IntRange(0, 9).Draw(t, label+" fresh") == 0 {
@@ -429,7 +434,7 @@ func peerProperty(t *rapid.T) {
 				d.input(t, "monitor-port-id", 0, func() error { _, err := m.MonitorPortID(d.now, port); return err })
 			case 4:
 				d.input(t, "listeners", 0, func() error {
-					m.SetListeners(rapid.SliceOfN(rapid.SampledFrom([]string{"mem://m", "mem://m2"}), 0, 2).Draw(t, "ours"))
+					m.SetListeners(d.now, rapid.SliceOfN(rapid.SampledFrom([]string{"mem://m", "mem://m2"}), 0, 2).Draw(t, "ours"))
 					return nil
 				})
 			}

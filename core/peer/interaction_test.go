@@ -118,7 +118,7 @@ func (d *scriptDriver) run(c *script.Cmd) (string, error) {
 	case "addpeer":
 		d.m.AddPeer(arg(0), pos[1:]...)
 	case "listeners":
-		d.m.SetListeners(pos)
+		d.m.SetListeners(d.now, pos)
 	case "port":
 		err = d.m.OpenPort(arg(0))
 	case "func":

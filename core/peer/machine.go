@@ -294,8 +294,9 @@ func (m *Machine) AddPeer(id string, addrs ...string) {
 }
 
 // SetListeners records our own announced listener addresses: our 'l
-// entry ([] for none), which g_find, g_set and the globals get.
-func (m *Machine) SetListeners(addrs []string) {
+// entry ([] for none), which g_find, g_set and the globals get (a change
+// goes to the known globals as g_upd).
+func (m *Machine) SetListeners(now time.Time, addrs []string) {
 	m.addrs = slices.Clone(addrs)
 	l := []any{}
 	for _, a := range addrs {
@@ -303,7 +304,7 @@ func (m *Machine) SetListeners(addrs []string) {
 			l = append(l, a)
 		}
 	}
-	m.dbApply(time.Time{}, m.self, FamilyListeners, map[string]any{m.self: l}, nil, false)
+	m.dbApply(now, m.self, FamilyListeners, map[string]any{m.self: l}, nil, false)
 }
 
 // PeerAddrs returns the known addresses of node id in dial order

@@ -84,9 +84,9 @@ func (s *netSim) goNode(id string, noListen bool, seeds ...string) *simNode {
 	n := &simNode{id: id, m: m, up: true, fired: map[peer.MonitorID][][]any{}}
 	s.nodes[id] = n
 	if noListen {
-		m.SetListeners(nil)
+		m.SetListeners(s.now, nil)
 	} else {
-		m.SetListeners([]string{addr(id)})
+		m.SetListeners(s.now, []string{addr(id)})
 	}
 	if err := m.Start(s.now); err != nil {
 		s.t.Fatal(err)
