@@ -1,0 +1,98 @@
+package peer
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/aemp-go/dataconn/core"
+)
+
+// perlEmptyDataConnText is the text a kill of family
+// core.KillReasonDataConn gets when a Perl target sent none: it kills
+// with a null message when it gives up on an expectation.
+const perlEmptyDataConnText = ": data connection not established (the target gave up on it without a reason)"
+
+// deliver hands data for local port name to its handler.
+func (m *Machine) deliver(name, from string, data []any) error {
+	if m.ports[name] == nil {
+		return fmt.Errorf("%w: %q (from %s)", ErrUnknownPort, name, from)
+	}
+	m.emit(Deliver{Port: name, From: from, Data: data})
+	return nil
+}
+
+// dispatch handles one message from node from: [NAME, data...] goes to a
+// local port, ["", TAG, args...] is a node-port request.
+func (m *Machine) dispatch(now time.Time, from string, msg core.Message) error {
+	if len(msg) == 0 {
+		return nil
+	}
+	name, ok := core.AsString(msg[0])
+	if !ok {
+		return fmt.Errorf("%w: %T (from %s)", ErrBadMessage, msg[0], from)
+	}
+	if name != "" {
+		return m.deliver(name, from, msg[1:])
+	}
+	if handled, err := m.dispatchGlobal(now, from, msg[1:]); handled {
+		return err
+	}
+	nm, err := core.ParseNodeMsg(msg[1:])
+	if err != nil {
+		return err
+	}
+	switch r := nm.(type) {
+	case core.NodeMsgKeepalive:
+		return nil
+	case core.NodeMsgSnd:
+		// Relay, to a port of any node (the sender's too): the echo that
+		// orders a data connection behind earlier messages.
+		return m.Send(now, r.Port, r.Data...)
+	case core.NodeMsgKill:
+		if r.Port == "" {
+			return fmt.Errorf("%w (from %s)", ErrKillNodePort, from)
+		}
+		if m.ports[r.Port] == nil {
+			return nil // an unknown port is not killed
+		}
+		reason := r.Reason
+		if k := core.KillReasonFromValues(reason); k.Family == core.KillReasonDataConn && k.Message == "" {
+			k.Message = from + perlEmptyDataConnText
+			reason = k.Values()
+		}
+		m.killPort(now, r.Port, reason)
+		return nil
+	case core.NodeMsgExpect, core.NodeMsgConnect:
+		m.emit(DataConn{From: from, Msg: nm})
+		return nil
+	case core.NodeMsgGSlave:
+		for id, addrs := range r.Listeners {
+			m.AddPeer(id, addrs...)
+		}
+		return nil
+	case core.NodeMsgGFind:
+		var addrs []string
+		if r.Node == m.self {
+			if len(m.addrs) > 0 {
+				addrs = m.addrs
+			}
+		} else {
+			addrs = m.PeerAddrs(r.Node)
+		}
+		return m.SendTo(now, from, core.GFoundMsg(r.Node, addrs))
+	case core.NodeMsgGFound:
+		if r.Found {
+			m.AddPeer(r.Node, r.Addrs...)
+		}
+		return nil
+	case core.NodeMsgCall:
+		if !m.funcs[r.Func] {
+			return fmt.Errorf("%w: %q (from %s)", ErrUnknownFunc, r.Func, from)
+		}
+		m.emit(Call{Func: r.Func, From: from, Args: r.Args})
+		return nil
+	case core.NodeMsgIgnored:
+		return fmt.Errorf("%w: %q (from %s)", ErrIgnored, r.Tag, from)
+	}
+	return fmt.Errorf("%w: %T (from %s)", ErrIgnored, nm, from)
+}
