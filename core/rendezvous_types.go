@@ -61,7 +61,24 @@ type RendezvousConfig struct {
 	// confirmed to the initiator); the stream's handshake timeout normally
 	// ends it first. 0 = RvDefaultClaimGrace.
 	ClaimGrace time.Duration
+	// MaxQueuedPerTarget bounds the set-ups of ours that wait for a slot
+	// in one target's window; past it Connect fails at once with
+	// ErrRvQueueFull. 0 = RvDefaultMaxQueuedPerTarget.
+	MaxQueuedPerTarget int
+	// MaxExpectQueuePerPeer bounds the expectations (and held round-trip
+	// answers) of one peer that wait for one of its MaxExpectPerPeer
+	// pending ones to settle; past it expectations are refused as before
+	// (ErrRvExpectLimit). 0 = RvDefaultMaxExpectQueuePerPeer.
+	MaxExpectQueuePerPeer int
 }
+
+// Defaults of the flow-control bounds.
+const (
+	// RvDefaultMaxQueuedPerTarget is the default RendezvousConfig.MaxQueuedPerTarget.
+	RvDefaultMaxQueuedPerTarget = 100_000
+	// RvDefaultMaxExpectQueuePerPeer is the default RendezvousConfig.MaxExpectQueuePerPeer.
+	RvDefaultMaxExpectQueuePerPeer = 16_384
+)
 
 // RvDefaultClaimGrace is the default RendezvousConfig.ClaimGrace.
 const RvDefaultClaimGrace = 30 * time.Second
@@ -81,6 +98,12 @@ func (c RendezvousConfig) normalized() RendezvousConfig {
 	}
 	if c.ClaimGrace <= 0 {
 		c.ClaimGrace = RvDefaultClaimGrace
+	}
+	if c.MaxQueuedPerTarget <= 0 {
+		c.MaxQueuedPerTarget = RvDefaultMaxQueuedPerTarget
+	}
+	if c.MaxExpectQueuePerPeer <= 0 {
+		c.MaxExpectQueuePerPeer = RvDefaultMaxExpectQueuePerPeer
 	}
 	return c
 }
@@ -108,6 +131,10 @@ type RvConnectRequest struct {
 	// messaging greeting had KeyGo): the fast flow is used and success
 	// needs the target's RvConfirmKey.
 	TargetIsGo bool
+	// Window is how many pending set-ups from us the target holds (the
+	// MaxExpectPerPeer it announced, KeyDataConnWindow); 0 =
+	// RvDefaultMaxExpectPerPeer. More wait in our queue.
+	Window int
 }
 
 // RvAction is one thing the adapter must do; Rendezvous.Poll returns them
@@ -216,6 +243,9 @@ var (
 	ErrRvPeerDown = errors.New("dataconn rendezvous: node down")
 	// ErrRvCancelled: the local caller gave up.
 	ErrRvCancelled = errors.New("dataconn rendezvous: cancelled")
+	// ErrRvQueueFull: MaxQueuedPerTarget set-ups already wait for one
+	// target.
+	ErrRvQueueFull = errors.New("dataconn rendezvous: too many data connections queued for one node")
 	// ErrRvBadRequest: a Connect request is invalid (empty or duplicate id,
 	// no or own target).
 	ErrRvBadRequest = errors.New("dataconn rendezvous: invalid connect request")

@@ -26,6 +26,15 @@ type DataConnConfig struct {
 	// DialStagger is the delay between dials to successive addresses of a
 	// target (happy eyeballs); default 250ms.
 	DialStagger time.Duration
+	// MaxQueuedPerTarget bounds our set-ups waiting for a slot in one
+	// target's window (the target's MaxExpectPerPeer, learnt from its
+	// greeting); past it ConnectTo fails at once with
+	// ErrDataConnQueueFull. Default 100,000.
+	MaxQueuedPerTarget int
+	// MaxExpectQueuePerPeer bounds a peer's expectations that wait, past
+	// MaxExpectPerPeer, for one of its pending ones to settle; past it they
+	// are refused. Default 16,384.
+	MaxExpectQueuePerPeer int
 }
 
 func (c *DataConnConfig) setDefaults() {
@@ -40,6 +49,12 @@ func (c *DataConnConfig) setDefaults() {
 	}
 	if c.DialStagger <= 0 {
 		c.DialStagger = dialStagger
+	}
+	if c.MaxQueuedPerTarget <= 0 {
+		c.MaxQueuedPerTarget = core.RvDefaultMaxQueuedPerTarget
+	}
+	if c.MaxExpectQueuePerPeer <= 0 {
+		c.MaxExpectQueuePerPeer = core.RvDefaultMaxExpectQueuePerPeer
 	}
 }
 
@@ -80,6 +95,9 @@ var (
 	ErrDataConnCancelled = errors.New("data connection: cancelled")
 	ErrDataConnFailed    = errors.New("data connection: failed")
 	ErrNoInitFunc        = errors.New("data connection: no such init function")
+	// ErrDataConnQueueFull: DataConnConfig.MaxQueuedPerTarget set-ups
+	// already wait for the target.
+	ErrDataConnQueueFull = errors.New("data connection: too many set-ups queued for the target (DataConnConfig.MaxQueuedPerTarget)")
 )
 
 // DataConnError is the error of a failed data connection. Its text is the
@@ -162,6 +180,9 @@ func newDataConns(ep *endpoint, host Host) *DataConns {
 			MaxExpectPerPeer: dc.MaxExpectPerPeer,
 			DialStagger:      dc.DialStagger,
 			PerlCompat:       ep.cfg.PerlCompat,
+
+			MaxQueuedPerTarget:    dc.MaxQueuedPerTarget,
+			MaxExpectQueuePerPeer: dc.MaxExpectQueuePerPeer,
 		}),
 		funcs:   map[string]InitFunc{},
 		inits:   map[net.Conn]struct{}{},
@@ -461,6 +482,9 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		SelfAddrs:   d.host.ListenerAddrs(d.ep.id),
 		TargetIsGo:  d.host.IsGoPeer(target),
 	}
+	if wh, ok := d.host.(windowHost); ok && !d.ep.cfg.PerlCompat {
+		req.Window = wh.PeerWindow(target)
+	}
 	var killed atomic.Bool
 	if pw, ok := d.host.(portWatcher); ok {
 		// The target kills the port named in the expectation when it
@@ -528,6 +552,8 @@ func ruleOf(r *core.KillReason, machine error) error {
 			base = ErrDataConnNoRoute
 		case errors.Is(machine, core.ErrRvCancelled):
 			base = ErrDataConnCancelled
+		case errors.Is(machine, core.ErrRvQueueFull):
+			base = ErrDataConnQueueFull
 		}
 		return fmt.Errorf("%w: %w", base, machine)
 	}

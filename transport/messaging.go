@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,7 @@ type peer struct {
 	dialing chan struct{}
 	dialErr error
 	isGo    bool
+	window  int // data-connection window it announced (core.KeyDataConnWindow)
 	mons    map[uint64]func(up bool, err error)
 	pending []core.Message // waiting for a connection, in order
 	// dialingOut is set while we dial the peer ourselves (p.dialing is
@@ -101,6 +103,12 @@ func (n *Node) addConn(c net.Conn, res *core.Result, dialer string) *msgConn {
 	}
 	p := n.peerLocked(res.PeerNodeID)
 	_, p.isGo = res.Peer.Get(core.KeyGo)
+	p.window = 0
+	if v, ok := res.Peer.Get(core.KeyDataConnWindow); ok && p.isGo {
+		if w, err := strconv.Atoi(v); err == nil && w > 0 {
+			p.window = w
+		}
+	}
 	var loser *msgConn
 	up := false
 	if old := p.conn; old != nil {

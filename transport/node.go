@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -379,6 +380,10 @@ func (n *endpoint) handshakeConfig(protocol string, extra []core.KV, deferGreeti
 	kv := []core.KV{{Key: core.KeyProvider, Value: Provider}}
 	if !n.cfg.PerlCompat {
 		kv = append(kv, core.KV{Key: core.KeyGo, Value: "1"})
+		if protocol == core.ProtocolMessaging {
+			// Our data-connection window, for peers to pace their set-ups.
+			kv = append(kv, core.KV{Key: core.KeyDataConnWindow, Value: strconv.Itoa(n.cfg.DataConn.MaxExpectPerPeer)})
+		}
 	}
 	if remote != nil {
 		kv = append(kv, core.KV{Key: core.KeyPeerAddr, Value: remote.String()})
