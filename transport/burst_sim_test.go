@@ -124,7 +124,8 @@ func checkBurst(t *testing.T, res *burstResult, bt *burstTarget, senders []*tran
 
 func simBurst(t *testing.T, seed int64, nSenders, per int) {
 	synctest.Test(t, func(t *testing.T) {
-		w := memnet.New(seed, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond, Jitter: time.Millisecond}))
+		// The backlog of a Linux listener (somaxconn 4096).
+		w := memnet.New(seed, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond, Jitter: time.Millisecond}), memnet.WithBacklog(4096))
 		target := listening(t, w, "target", func(c *transport.Config) { c.Rand = newSimRand(seed, "target") })
 		bt := newBurstTarget(target)
 		senders := make([]*transport.Node, nSenders)
@@ -172,3 +173,5 @@ func TestSimBurstPerlFlowHeldByTarget(t *testing.T) {
 		closeAll(perl, target)
 	})
 }
+
+func TestSimBurst50x200(t *testing.T) { simBurst(t, 3, 50, 200) }

@@ -398,7 +398,7 @@ func (d *DataConns) dial(ctx context.Context, a core.RvDial) {
 	var c net.Conn
 	var res *core.Result
 	if err == nil {
-		c, res, err = d.ep.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, []core.KV{{Key: core.KeyDataConnID, Value: a.ID}})
+		c, res, err = d.dialRetryRefused(ctx, nw, addr, a.ID)
 	}
 	if err != nil {
 		d.do(func(now time.Time) { d.rv.DialFailed(now, a.ID, a.Addr, err) })
@@ -664,6 +664,13 @@ func (d *DataConns) PeerDown(node string, err error) {
 // incomingGreeting decides on an accepted stream whose peer asked for
 // aemp-dataconn; it may hold the stream until its expectation arrives.
 func (d *DataConns) incomingGreeting(ctx context.Context, g core.Greeting) (core.RvConnRef, []core.KV, error) {
+	return d.incomingGreetingProven(ctx, g, nil)
+}
+
+// incomingGreetingProven is incomingGreeting that calls proven (when not
+// nil), before any wait, if the stream's id matches an expectation or
+// dial-back of its peer (core.Rendezvous.Proven).
+func (d *DataConns) incomingGreetingProven(ctx context.Context, g core.Greeting, proven func()) (core.RvConnRef, []core.KV, error) {
 	h := make(chan holdDecision, 1)
 	d.mu.Lock()
 	if d.closed {
@@ -673,7 +680,14 @@ func (d *DataConns) incomingGreeting(ctx context.Context, g core.Greeting) (core
 	ref := d.newRefLocked(nil)
 	d.holds[ref] = h
 	d.mu.Unlock()
-	d.do(func(now time.Time) { d.rv.IncomingGreeting(now, ref, g) })
+	isProven := false
+	d.do(func(now time.Time) {
+		d.rv.IncomingGreeting(now, ref, g)
+		isProven = d.rv.Proven(ref)
+	})
+	if isProven && proven != nil {
+		proven()
+	}
 	select {
 	case hd := <-h:
 		return ref, hd.extra, hd.err

@@ -1,5 +1,15 @@
 package transport
 
+import (
+	"context"
+	"errors"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/aemp-go/dataconn/core"
+)
+
 // Flow control of data-connection set-ups (see core/rendezvous_flow.go):
 // a node announces in its greeting how many pending set-ups it holds per
 // peer (core.KeyDataConnWindow = DataConnConfig.MaxExpectPerPeer); an
@@ -7,6 +17,38 @@ package transport
 // each within its own timeout. A target queues expectations past its limit
 // instead of refusing them, and holds a stream that arrives for a waiting
 // expectation until the expectation can be matched.
+
+// A listener whose backlog overflowed refuses new connections on some
+// stacks (memnet, BSD): during a burst, a refused data-connection dial is
+// retried with a doubling backoff for up to refusedRetryFor, within the
+// set-up's own context, before it counts as failed.
+const (
+	refusedRetryFor      = time.Second
+	refusedRetryFirst    = 5 * time.Millisecond
+	refusedRetryMaxDelay = 100 * time.Millisecond
+)
+
+// dialRetryRefused dials addr for the data connection id, retrying a
+// refused connection (see refusedRetryFor).
+func (d *DataConns) dialRetryRefused(ctx context.Context, nw Network, addr, id string) (net.Conn, *core.Result, error) {
+	start := d.ep.clock.Now()
+	delay := refusedRetryFirst
+	for {
+		c, res, err := d.ep.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, []core.KV{{Key: core.KeyDataConnID, Value: id}})
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || d.ep.clock.Now().Sub(start)+delay > refusedRetryFor {
+			return c, res, err
+		}
+		done := make(chan struct{})
+		t := d.ep.clock.AfterFunc(delay, func() { close(done) })
+		select {
+		case <-done:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil, err
+		}
+		delay = min(2*delay, refusedRetryMaxDelay)
+	}
+}
 
 // windowHost is implemented by hosts that know a peer's announced window
 // (the Node); without it the default window is used.

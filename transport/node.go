@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aemp-go/dataconn/core"
@@ -80,8 +79,13 @@ type Config struct {
 	// PeerTimeout drops a messaging connection on which nothing arrived for
 	// this long and reports the node down; default 30s.
 	PeerTimeout time.Duration
-	// MaxHandshakes caps concurrent handshakes per listener; when full, the
-	// oldest one is dropped to make room. Default 256.
+	// MaxHandshakes caps concurrent handshakes per listener that have not
+	// proven themselves (a data connection proves itself by presenting an
+	// id announced over an authenticated messaging connection; proven
+	// ones do not count). When full, the oldest handshake that has not
+	// even greeted within a short grace is dropped to make room; if there
+	// is none, the listener stops accepting until a slot frees and the
+	// kernel's backlog holds new connections. Default 256.
 	MaxHandshakes int
 	// MaxSendQueue caps bytes queued for one peer; default 64 MiB.
 	MaxSendQueue int
@@ -250,7 +254,7 @@ func (n *Node) Listen(ctx context.Context, nw Network, addr string) (string, err
 		return "", ErrClosed
 	}
 	n.networks[nw.Scheme()] = nw
-	ln := &listener{n: n, l: l, nw: nw, addr: a, pending: map[*pendingHS]struct{}{}}
+	ln := newListener(n, l, nw, a)
 	n.listeners = append(n.listeners, ln)
 	n.addrs = append(n.addrs, a)
 	n.mu.Unlock()
@@ -487,89 +491,11 @@ func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol
 	return Drive(hctx, c, m, n.driveOptions(nw))
 }
 
-// ---- listeners ----
-
-type listener struct {
-	n    *Node
-	l    net.Listener
-	nw   Network
-	addr string
-
-	mu      sync.Mutex
-	pending map[*pendingHS]struct{}
-	closed  bool
-}
-
-type pendingHS struct {
-	c     net.Conn
-	start time.Time
-	seq   uint64
-	// greeted is set once the peer's greeting arrived: such handshakes
-	// are evicted only when no silent one is left.
-	greeted atomic.Bool
-}
-
-func (l *listener) close() {
-	l.mu.Lock()
-	l.closed = true
-	for p := range l.pending {
-		p.c.Close()
-	}
-	l.mu.Unlock()
-	l.l.Close()
-}
-
-func (l *listener) acceptLoop() {
-	defer l.n.wg.Done()
-	var seq uint64
-	for {
-		c, err := l.l.Accept()
-		if err != nil {
-			if l.n.ctx.Err() == nil {
-				l.n.log.Debug("accept ended", "addr", l.addr, "err", err)
-			}
-			return
-		}
-		seq++
-		p := &pendingHS{c: c, start: l.n.clock.Now(), seq: seq}
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			c.Close()
-			return
-		}
-		if len(l.pending) >= l.n.cfg.MaxHandshakes {
-			// Make room by dropping the oldest handshake whose peer has
-			// not even greeted (an honest peer greets at once and finishes
-			// in a round trip or two); only when every one has greeted,
-			// the oldest of all.
-			var oldest *pendingHS
-			for q := range l.pending {
-				if oldest == nil || (!q.greeted.Load() && oldest.greeted.Load()) ||
-					(q.greeted.Load() == oldest.greeted.Load() && q.seq < oldest.seq) {
-					oldest = q
-				}
-			}
-			delete(l.pending, oldest)
-			oldest.c.Close()
-			l.n.log.Debug("handshake cap reached; dropped oldest", "addr", l.addr, "cap", l.n.cfg.MaxHandshakes)
-		}
-		l.pending[p] = struct{}{}
-		l.mu.Unlock()
-		l.n.wg.Add(1)
-		go l.serve(p)
-	}
-}
-
 func (l *listener) serve(p *pendingHS) {
 	defer l.n.wg.Done()
 	n := l.n
 	c := p.c
-	done := func() {
-		l.mu.Lock()
-		delete(l.pending, p)
-		l.mu.Unlock()
-	}
+	done := func() { l.finished(p) }
 	nonce, err := n.nonce()
 	if err != nil {
 		done()
@@ -596,7 +522,7 @@ func (l *listener) serve(p *pendingHS) {
 			return nil, fmt.Errorf("aemp: unsupported protocol %q", protocol)
 		}
 		var extra []core.KV
-		ref, extra, err = n.dc.incomingGreeting(ctx, g)
+		ref, extra, err = n.dc.incomingGreetingProven(ctx, g, func() { l.proven(p) })
 		return extra, err
 	}
 	conn, res, err := Drive(n.ctx, c, m, opts)

@@ -1,0 +1,230 @@
+package transport
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Admission of incoming handshakes (Config.MaxHandshakes). A handshake is
+// unproven until its peer presents something an attacker cannot forge: a
+// data connection whose dataconn_id matches an expectation (or dial-back)
+// announced over an authenticated messaging connection. Only unproven
+// handshakes count against the cap, and a proven one is never dropped to
+// make room. When the cap is reached, the oldest handshake whose peer has
+// not even greeted for silentGrace is dropped (an honest peer greets at
+// once); when there is none, the listener stops accepting until a slot
+// frees, and new connections wait in the kernel's backlog.
+
+// silentGrace is how long an accepted connection may stay silent before
+// it can be dropped to make room for a new one.
+const silentGrace = 100 * time.Millisecond
+
+// Backoff of the accept loop after a temporary error (descriptor
+// exhaustion and the like): doubling from acceptBackoffMin up to
+// acceptBackoffMax, reset by the next successful Accept.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+type listener struct {
+	n    *Node
+	l    net.Listener
+	nw   Network
+	addr string
+
+	mu       sync.Mutex
+	pending  map[*pendingHS]struct{}
+	unproven map[*pendingHS]struct{}
+	closed   bool
+	// freed is signalled when a handshake ends or proves itself.
+	freed chan struct{}
+
+	paused       atomic.Int64 // times the listener stopped accepting at the cap
+	evicted      atomic.Int64 // silent handshakes dropped at the cap
+	acceptErrors atomic.Int64 // temporary Accept errors survived
+}
+
+type pendingHS struct {
+	c     net.Conn
+	start time.Time
+	seq   uint64
+	// greeted is set once the peer's greeting arrived.
+	greeted atomic.Bool
+}
+
+func newListener(n *Node, l net.Listener, nw Network, addr string) *listener {
+	return &listener{n: n, l: l, nw: nw, addr: addr,
+		pending:  map[*pendingHS]struct{}{},
+		unproven: map[*pendingHS]struct{}{},
+		freed:    make(chan struct{}, 1),
+	}
+}
+
+func (l *listener) signal() {
+	select {
+	case l.freed <- struct{}{}:
+	default:
+	}
+}
+
+func (l *listener) close() {
+	l.mu.Lock()
+	l.closed = true
+	for p := range l.pending {
+		p.c.Close()
+	}
+	l.mu.Unlock()
+	l.l.Close()
+	l.signal()
+}
+
+// finished forgets a handshake that ended.
+func (l *listener) finished(p *pendingHS) {
+	l.mu.Lock()
+	delete(l.pending, p)
+	delete(l.unproven, p)
+	l.mu.Unlock()
+	l.signal()
+}
+
+// proven marks a handshake as proven: it no longer counts against the
+// cap and is never dropped to make room.
+func (l *listener) proven(p *pendingHS) {
+	l.mu.Lock()
+	_, was := l.unproven[p]
+	delete(l.unproven, p)
+	l.mu.Unlock()
+	if was {
+		l.signal()
+	}
+}
+
+// waitRoom returns once an unproven handshake may be accepted, dropping a
+// silent one or pausing as needed; false when the listener is closing.
+func (l *listener) waitRoom() bool {
+	capN := l.n.cfg.MaxHandshakes
+	for {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return false
+		}
+		if len(l.unproven) < capN {
+			l.mu.Unlock()
+			return true
+		}
+		var oldest *pendingHS
+		for q := range l.unproven {
+			if !q.greeted.Load() && (oldest == nil || q.seq < oldest.seq) {
+				oldest = q
+			}
+		}
+		wait := l.n.cfg.HandshakeTimeout
+		if oldest != nil {
+			age := l.n.clock.Now().Sub(oldest.start)
+			if age >= silentGrace {
+				delete(l.pending, oldest)
+				delete(l.unproven, oldest)
+				l.mu.Unlock()
+				oldest.c.Close()
+				l.evicted.Add(1)
+				l.n.log.Debug("handshake cap reached; dropped the oldest silent handshake", "addr", l.addr, "cap", capN)
+				continue
+			}
+			wait = silentGrace - age
+		}
+		l.mu.Unlock()
+		// Stop accepting for a while: the kernel's backlog holds new
+		// connections until a slot frees or a silent one is old enough.
+		l.paused.Add(1)
+		t := l.n.clock.AfterFunc(wait, l.signal)
+		select {
+		case <-l.freed:
+			t.Stop()
+		case <-l.n.ctx.Done():
+			t.Stop()
+			return false
+		}
+	}
+}
+
+func (l *listener) acceptLoop() {
+	defer l.n.wg.Done()
+	var seq uint64
+	backoff := time.Duration(0)
+	for {
+		if !l.waitRoom() {
+			return
+		}
+		c, err := l.l.Accept()
+		if err != nil {
+			if l.n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) || !temporaryAccept(err) {
+				if l.n.ctx.Err() == nil {
+					l.n.log.Warn("accept ended", "addr", l.addr, "err", err)
+				}
+				return
+			}
+			// Out of descriptors or another passing condition: back off
+			// and keep serving once it clears.
+			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+			l.acceptErrors.Add(1)
+			l.n.log.Warn("accept failed; retrying", "addr", l.addr, "err", err, "backoff", backoff)
+			done := make(chan struct{})
+			t := l.n.clock.AfterFunc(backoff, func() { close(done) })
+			select {
+			case <-done:
+			case <-l.n.ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		backoff = 0
+		seq++
+		p := &pendingHS{c: c, start: l.n.clock.Now(), seq: seq}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			c.Close()
+			return
+		}
+		l.pending[p] = struct{}{}
+		l.unproven[p] = struct{}{}
+		l.mu.Unlock()
+		l.n.wg.Add(1)
+		go l.serve(p)
+	}
+}
+
+// temporaryAccept reports whether an Accept error may pass: descriptor
+// or memory exhaustion, an aborted connection, or an error that says it
+// is temporary.
+func temporaryAccept(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var te interface{ Temporary() bool }
+	return errors.As(err, &te) && te.Temporary()
+}
+
+// handshakesInProgress returns the handshakes in progress on the node's
+// listeners and how many of them are unproven.
+func (n *Node) handshakesInProgress() (all, unproven int) {
+	n.mu.Lock()
+	ls := append([]*listener(nil), n.listeners...)
+	n.mu.Unlock()
+	for _, l := range ls {
+		l.mu.Lock()
+		all += len(l.pending)
+		unproven += len(l.unproven)
+		l.mu.Unlock()
+	}
+	return all, unproven
+}
