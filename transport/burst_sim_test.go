@@ -175,3 +175,82 @@ func TestSimBurstPerlFlowHeldByTarget(t *testing.T) {
 }
 
 func TestSimBurst50x200(t *testing.T) { simBurst(t, 3, 50, 200) }
+
+// A burst mixed with faults: dial loss on every link and one sender that
+// crashes in the middle. Every ConnectTo returns exactly once; a success
+// ran its init function exactly once, a failure at most once (a crash can
+// cut a stream whose init already started), and nothing stays pending.
+func TestSimBurstWithFaults(t *testing.T) {
+	const seed, nSenders, per = 5, 10, 300
+	synctest.Test(t, func(t *testing.T) {
+		w := memnet.New(seed, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond, Jitter: time.Millisecond}), memnet.WithBacklog(4096))
+		target := listening(t, w, "target", func(c *transport.Config) { c.Rand = newSimRand(seed, "target") })
+		bt := newBurstTarget(target)
+		senders := make([]*transport.Node, nSenders)
+		for i := range senders {
+			name := fmt.Sprintf("s%02d", i)
+			senders[i] = listening(t, w, name, func(c *transport.Config) { c.Rand = newSimRand(seed, name) })
+		}
+		meshPeers(append([]*transport.Node{target}, senders...)...)
+		for _, s := range senders {
+			if err := s.Connect(context.Background(), "target"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.SetDialLoss(0.05)
+		type outcome struct {
+			sender, i int
+			err       error
+		}
+		outs := make(chan outcome, nSenders*per)
+		var wg sync.WaitGroup
+		for si, s := range senders {
+			for i := range per {
+				wg.Go(func() { outs <- outcome{si, i, burstOne(context.Background(), s, "target", 5*time.Second, i)} })
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+		w.Crash("s03")
+		wg.Wait()
+		close(outs)
+		seen := map[[2]int]bool{}
+		ok, failed := 0, 0
+		bt.mu.Lock()
+		for o := range outs {
+			k := [2]int{o.sender, o.i}
+			if seen[k] {
+				t.Fatalf("two outcomes for %v", k)
+			}
+			seen[k] = true
+			calls := bt.calls[fmt.Sprintf("%s/%d", senders[o.sender].ID(), o.i)]
+			switch {
+			case o.err == nil:
+				ok++
+				if calls != 1 {
+					t.Errorf("%v succeeded with %d init calls", k, calls)
+				}
+			default:
+				failed++
+				if calls > 1 {
+					t.Errorf("%v failed (%v) with %d init calls", k, o.err, calls)
+				}
+			}
+		}
+		bt.mu.Unlock()
+		if len(seen) != nSenders*per {
+			t.Fatalf("%d outcomes for %d set-ups", len(seen), nSenders*per)
+		}
+		t.Logf("seed %d: %d succeeded, %d failed", seed, ok, failed)
+		if ok < (nSenders-1)*per/2 {
+			t.Errorf("only %d of %d succeeded", ok, nSenders*per)
+		}
+		// Everything settles: no pending set-up, expectation or hold.
+		time.Sleep(time.Minute)
+		for _, n := range append([]*transport.Node{target}, senders...) {
+			if o, e, h := n.DataConns().Pending(); o+e+h != 0 {
+				t.Errorf("%s still holds %d/%d/%d", n.ID(), o, e, h)
+			}
+		}
+		closeAll(append(senders, target)...)
+	})
+}

@@ -213,18 +213,3 @@ func temporaryAccept(err error) bool {
 	var te interface{ Temporary() bool }
 	return errors.As(err, &te) && te.Temporary()
 }
-
-// handshakesInProgress returns the handshakes in progress on the node's
-// listeners and how many of them are unproven.
-func (n *Node) handshakesInProgress() (all, unproven int) {
-	n.mu.Lock()
-	ls := append([]*listener(nil), n.listeners...)
-	n.mu.Unlock()
-	for _, l := range ls {
-		l.mu.Lock()
-		all += len(l.pending)
-		unproven += len(l.unproven)
-		l.mu.Unlock()
-	}
-	return all, unproven
-}
