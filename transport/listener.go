@@ -213,3 +213,8 @@ func temporaryAccept(err error) bool {
 	var te interface{ Temporary() bool }
 	return errors.As(err, &te) && te.Temporary()
 }
+
+// isDescriptorLimit reports whether err is EMFILE or ENFILE.
+func isDescriptorLimit(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}

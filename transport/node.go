@@ -44,6 +44,10 @@ var (
 	// ErrSendQueueFull means a peer does not read fast enough: more than
 	// MaxSendQueue bytes were waiting for it; the connection is dropped.
 	ErrSendQueueFull = errors.New("aemp: send queue overflow")
+	// ErrDescriptorLimit wraps a dial that failed because the process or
+	// the system is out of file descriptors (EMFILE, ENFILE): raise the
+	// limit (ulimit -n, RLIMIT_NOFILE) or open fewer connections at once.
+	ErrDescriptorLimit = errors.New("aemp: out of file descriptors (raise ulimit -n / RLIMIT_NOFILE)")
 	// ErrConnReplaced ends a messaging connection that lost the tie-break
 	// against a simultaneous one between the same two nodes.
 	ErrConnReplaced = errors.New("aemp: connection replaced by a concurrent one")
@@ -476,6 +480,9 @@ func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol
 	defer cancel()
 	c, err := nw.Dial(hctx, addr)
 	if err != nil {
+		if isDescriptorLimit(err) {
+			err = fmt.Errorf("%w: %w", ErrDescriptorLimit, err)
+		}
 		return nil, nil, err
 	}
 	nonce, err := n.nonce()
