@@ -135,9 +135,44 @@ func simBurst(t *testing.T, seed int64, nSenders, per int) {
 		}
 		meshPeers(append([]*transport.Node{target}, senders...)...)
 		start := time.Now()
+		var peak transport.Stats
+		stop := make(chan struct{})
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			for {
+				st := target.Stats()
+				peak.Expectations = max(peak.Expectations, st.Expectations)
+				peak.ExpectWaiting = max(peak.ExpectWaiting, st.ExpectWaiting)
+				peak.HeldEarly = max(peak.HeldEarly, st.HeldEarly)
+				peak.HandshakesUnproven = max(peak.HandshakesUnproven, st.HandshakesUnproven)
+				for _, s := range senders {
+					st := s.Stats()
+					peak.Queued = max(peak.Queued, st.Queued)
+					peak.InFlight = max(peak.InFlight, st.InFlight)
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+		}()
 		res := runSimBurst(t, senders, "target", per, 30*time.Second)
-		t.Logf("seed %d: %d × %d set-ups in %v virtual time", seed, nSenders, per, time.Since(start))
+		close(stop)
+		<-sampled
+		t.Logf("seed %d: %d × %d set-ups in %v virtual time; peaks %+v", seed, nSenders, per, time.Since(start), peak)
 		checkBurst(t, res, bt, senders, per)
+		// The defaults hold as flow control: the target keeps at most
+		// MaxExpectPerPeer (256) pending expectations per peer and at most
+		// MaxHandshakes (256) unproven handshakes, the initiators at most
+		// the window in flight.
+		if peak.Expectations > 256*nSenders || peak.InFlight > 256 || peak.HandshakesUnproven > transport.DefaultMaxHandshakes {
+			t.Errorf("peaks beyond the defaults: %+v", peak)
+		}
+		if nSenders == 1 && per > 256 && (peak.Queued == 0 || peak.Expectations < 128) {
+			t.Errorf("no queueing seen in a burst of %d: %+v", per, peak)
+		}
 		st := target.DataConns().Stats()
 		t.Logf("target stats: %+v", st)
 		closeAll(append(senders, target)...)

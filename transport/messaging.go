@@ -84,6 +84,9 @@ type msgConn struct {
 	retiring bool
 	wake     chan struct{}
 	done     chan struct{}
+	// room, made when a sender waits in SendContext, is closed when the
+	// writer takes the queue or the connection ends: the sender retries.
+	room chan struct{}
 }
 
 // addConn registers an authenticated messaging connection.
@@ -215,10 +218,11 @@ func (mc *msgConn) enqueueBytes(b []byte) error {
 		mc.mu.Unlock()
 		return err
 	}
-	if mc.queued+len(b) > mc.n.cfg.MaxSendQueue {
+	if mc.queued+len(b) > mc.n.cfg.MaxSendQueue && mc.queued > 0 {
+		// This message does not fit: its sender is told (or waits, with
+		// SendContext); the connection and what is queued stay.
 		mc.mu.Unlock()
-		mc.shutdown(ErrSendQueueFull)
-		return ErrSendQueueFull
+		return &SendQueueError{Node: mc.peerID, Limit: "MaxSendQueue", Max: mc.n.cfg.MaxSendQueue, Unit: "bytes"}
 	}
 	mc.queue = append(mc.queue, b)
 	mc.queued += len(b)
@@ -289,6 +293,7 @@ func (mc *msgConn) shutdown(err error) {
 	close(mc.done)
 	mc.mu.Unlock()
 	mc.conn.Close()
+	mc.signalRoom()
 	mc.n.connEnded(mc, err)
 }
 
@@ -328,6 +333,7 @@ func (mc *msgConn) writeLoop() {
 				break
 			}
 			mc.conn.SetWriteDeadline(time.Now().Add(mc.n.cfg.PeerTimeout))
+			mc.signalRoom()
 			for _, b := range q {
 				if _, err := mc.conn.Write(b); err != nil {
 					mc.shutdown(fmt.Errorf("aemp: write to %s: %w", mc.peerID, err))
@@ -429,7 +435,7 @@ func (n *Node) sendTo(node string, msg core.Message) error {
 	}
 	if len(p.pending) >= maxPendingMessages {
 		n.mu.Unlock()
-		return fmt.Errorf("aemp: %s: %w (%d messages waiting for the connection)", node, ErrSendQueueFull, maxPendingMessages)
+		return &SendQueueError{Node: node, Limit: "pending messages while connecting", Max: maxPendingMessages, Unit: "messages"}
 	}
 	p.pending = append(p.pending, msg)
 	start := len(p.pending) == 1 && p.dialing == nil

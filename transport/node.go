@@ -41,8 +41,12 @@ var (
 	ErrBadPortID = errors.New("aemp: malformed port id")
 	// ErrPeerTimeout means nothing arrived from a peer within PeerTimeout.
 	ErrPeerTimeout = errors.New("aemp: peer timed out")
-	// ErrSendQueueFull means a peer does not read fast enough: more than
-	// MaxSendQueue bytes were waiting for it; the connection is dropped.
+	// ErrSendQueueFull means a message did not fit a send bound (more than
+	// MaxSendQueue bytes waiting for a peer that does not read fast
+	// enough, or too many messages waiting for a connection to come up).
+	// The message is not sent; the connection and the messages already
+	// queued are unharmed. The error is a *SendQueueError naming the
+	// bound; SendContext waits for room instead.
 	ErrSendQueueFull = errors.New("aemp: send queue overflow")
 	// ErrDescriptorLimit wraps a dial that failed because the process or
 	// the system is out of file descriptors (EMFILE, ENFILE): raise the
@@ -91,7 +95,9 @@ type Config struct {
 	// is none, the listener stops accepting until a slot frees and the
 	// kernel's backlog holds new connections. Default 256.
 	MaxHandshakes int
-	// MaxSendQueue caps bytes queued for one peer; default 64 MiB.
+	// MaxSendQueue caps bytes queued for one peer; a message that does not
+	// fit fails with ErrSendQueueFull (Send) or waits (SendContext).
+	// Default 64 MiB.
 	MaxSendQueue int
 	// DataConn tunes data connections.
 	DataConn DataConnConfig
