@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	quicgo "github.com/quic-go/quic-go"
@@ -51,6 +52,10 @@ type Config struct {
 	// on one accepted connection; Dial waits for credit beyond it. 0 means
 	// DefaultMaxIncomingStreams.
 	MaxIncomingStreams int
+	// MaxIncomingConns caps the QUIC connections peers have open (or are
+	// handshaking) to this Network; further attempts are refused without
+	// a handshake (see admit.go). 0 means DefaultMaxIncomingConns.
+	MaxIncomingConns int
 	// Logger receives connection events (debug) and, at most once per
 	// Network, a warning when the UDP socket buffers cannot be made as
 	// large as QUIC wants. nil discards.
@@ -85,6 +90,9 @@ type Network struct {
 	// nodes share one QUIC connection whichever side opened it.
 	inbound map[netip.AddrPort]*quicgo.Conn
 	wg      sync.WaitGroup // listener goroutines
+
+	incoming     atomic.Int64 // incoming connections counted against MaxIncomingConns
+	refusedConns atomic.Int64
 }
 
 var _ transport.SecureNetwork = (*Network)(nil)
@@ -118,6 +126,9 @@ func New(cfg Config) *Network {
 	}
 	if cfg.MaxIncomingStreams <= 0 {
 		cfg.MaxIncomingStreams = DefaultMaxIncomingStreams
+	}
+	if cfg.MaxIncomingConns <= 0 {
+		cfg.MaxIncomingConns = DefaultMaxIncomingConns
 	}
 	n := &Network{
 		cfg:       cfg,
@@ -208,7 +219,7 @@ func (n *Network) newEndpoint(udp *net.UDPConn) *endpoint {
 	ap := udp.LocalAddr().(*net.UDPAddr).AddrPort()
 	return &endpoint{
 		udp:   udp,
-		tr:    &quicgo.Transport{Conn: udp},
+		tr:    &quicgo.Transport{Conn: udp, ConnContext: n.admitConn, VerifySourceAddress: n.verifySource},
 		local: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()),
 	}
 }
