@@ -19,8 +19,11 @@ import (
 // once); when there is none, the listener stops accepting until a slot
 // frees, and new connections wait in the kernel's backlog.
 
-// silentGrace is how long an accepted connection may stay silent before
-// it can be dropped to make room for a new one.
+// silentGrace is the least time an accepted connection may stay silent,
+// once the listener started serving it, before it can be dropped to make
+// room for a new one. The listener uses four times the recent time honest
+// peers took to greet when that is longer (a busy machine greets late),
+// at most a quarter of the handshake timeout.
 const silentGrace = 100 * time.Millisecond
 
 // Backoff of the accept loop after a temporary error (descriptor
@@ -47,14 +50,40 @@ type listener struct {
 	paused       atomic.Int64 // times the listener stopped accepting at the cap
 	evicted      atomic.Int64 // silent handshakes dropped at the cap
 	acceptErrors atomic.Int64 // temporary Accept errors survived
+	greetNanos   atomic.Int64 // moving average of the time peers took to greet
 }
 
 type pendingHS struct {
-	c     net.Conn
-	start time.Time
-	seq   uint64
-	// greeted is set once the peer's greeting arrived.
-	greeted atomic.Bool
+	c   net.Conn
+	seq uint64
+	// served is when the listener started serving it (unix nanoseconds of
+	// the node's clock), 0 before: a connection is not silent while it
+	// waits for a goroutine to read it.
+	served atomic.Int64
+	// greeted is set once the peer's greeting arrived; spoke once bytes
+	// from the peer were seen waiting to be read.
+	greeted, spoke atomic.Bool
+}
+
+// started records that the handshake's goroutine runs.
+func (l *listener) started(p *pendingHS) {
+	p.served.Store(l.n.clock.Now().UnixNano())
+}
+
+// greeted records the peer's greeting and how long it took.
+func (l *listener) greeted(p *pendingHS) {
+	p.greeted.Store(true)
+	if s := p.served.Load(); s != 0 {
+		d := l.n.clock.Now().UnixNano() - s
+		old := l.greetNanos.Load()
+		l.greetNanos.Store(old + (d-old)/8) // moving average
+	}
+}
+
+// grace is how long a silent handshake is kept at the cap.
+func (l *listener) grace() time.Duration {
+	g := max(silentGrace, 4*time.Duration(l.greetNanos.Load()))
+	return min(g, max(silentGrace, l.n.cfg.HandshakeTimeout/4))
 }
 
 func newListener(n *Node, l net.Listener, nw Network, addr string) *listener {
@@ -120,14 +149,23 @@ func (l *listener) waitRoom() bool {
 		}
 		var oldest *pendingHS
 		for q := range l.unproven {
-			if !q.greeted.Load() && (oldest == nil || q.seq < oldest.seq) {
+			if !q.greeted.Load() && !q.spoke.Load() && q.served.Load() != 0 && (oldest == nil || q.served.Load() < oldest.served.Load()) {
 				oldest = q
+			}
+		}
+		if oldest != nil {
+			if unread, _ := hasUnread(oldest.c); unread {
+				// Its peer spoke; the machine is just busy.
+				oldest.spoke.Store(true)
+				l.mu.Unlock()
+				continue
 			}
 		}
 		wait := l.n.cfg.HandshakeTimeout
 		if oldest != nil {
-			age := l.n.clock.Now().Sub(oldest.start)
-			if age >= silentGrace {
+			grace := l.grace()
+			age := time.Duration(l.n.clock.Now().UnixNano() - oldest.served.Load())
+			if age >= grace {
 				delete(l.pending, oldest)
 				delete(l.unproven, oldest)
 				l.mu.Unlock()
@@ -136,7 +174,10 @@ func (l *listener) waitRoom() bool {
 				l.n.log.Debug("handshake cap reached; dropped the oldest silent handshake", "addr", l.addr, "cap", capN)
 				continue
 			}
-			wait = silentGrace - age
+			wait = grace - age
+		} else {
+			// Handshakes not served yet: their goroutines start soon.
+			wait = min(wait, silentGrace)
 		}
 		l.mu.Unlock()
 		// Stop accepting for a while: the kernel's backlog holds new
@@ -186,7 +227,7 @@ func (l *listener) acceptLoop() {
 		}
 		backoff = 0
 		seq++
-		p := &pendingHS{c: c, start: l.n.clock.Now(), seq: seq}
+		p := &pendingHS{c: c, seq: seq}
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()

@@ -509,6 +509,7 @@ func (l *listener) serve(p *pendingHS) {
 	n := l.n
 	c := p.c
 	done := func() { l.finished(p) }
+	l.started(p)
 	nonce, err := n.nonce()
 	if err != nil {
 		done()
@@ -525,7 +526,7 @@ func (l *listener) serve(p *pendingHS) {
 	var ref core.RvConnRef
 	var admitted func()
 	opts.OnPeerGreeting = func(ctx context.Context, g core.Greeting, protocol string) ([]core.KV, error) {
-		p.greeted.Store(true)
+		l.greeted(p)
 		if protocol == core.ProtocolMessaging {
 			var err error
 			admitted, err = n.admitIncoming(g.NodeID)
