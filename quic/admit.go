@@ -50,3 +50,8 @@ func (n *Network) verifySource(net.Addr) bool {
 func (n *Network) IncomingConns() (open int, refused int64) {
 	return int(n.incoming.Load()), n.refusedConns.Load()
 }
+
+// PeerSpoke reports that the peer sent on this stream: a QUIC peer's
+// stream reaches Accept only once its first frame arrived. The Node's
+// listener then never counts the handshake as silent (transport.Spoker).
+func (s *Stream) PeerSpoke() bool { return true }

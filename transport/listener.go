@@ -154,7 +154,7 @@ func (l *listener) waitRoom() bool {
 			}
 		}
 		if oldest != nil {
-			if unread, _ := hasUnread(oldest.c); unread {
+			if spoke(oldest.c) {
 				// Its peer spoke; the machine is just busy.
 				oldest.spoke.Store(true)
 				l.mu.Unlock()
@@ -258,4 +258,21 @@ func temporaryAccept(err error) bool {
 // isDescriptorLimit reports whether err is EMFILE or ENFILE.
 func isDescriptorLimit(err error) bool {
 	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// Spoker is implemented by streams that know whether their peer sent
+// anything yet (a QUIC stream does). A Node's listener never drops, to
+// make room at MaxHandshakes, a handshake whose peer spoke.
+type Spoker interface {
+	PeerSpoke() bool
+}
+
+// spoke reports whether c's peer sent something the handshake has not
+// read yet, or ever: the stream says so, or the kernel holds unread bytes.
+func spoke(c net.Conn) bool {
+	if s, ok := c.(Spoker); ok {
+		return s.PeerSpoke()
+	}
+	unread, _ := hasUnread(c)
+	return unread
 }
