@@ -24,7 +24,7 @@ import (
 // room for a new one. The listener uses four times the recent time honest
 // peers took to greet when that is longer (a busy machine greets late),
 // at most a quarter of the handshake timeout.
-const silentGrace = 100 * time.Millisecond
+const silentGrace = 250 * time.Millisecond
 
 // Backoff of the accept loop after a temporary error (descriptor
 // exhaustion and the like): doubling from acceptBackoffMin up to
