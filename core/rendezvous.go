@@ -229,7 +229,11 @@ func (r *Rendezvous) Connect(now time.Time, req RvConnectRequest) {
 		r.emit(RvFail{ID: o.req.ID, Reason: DataConnReason("%s", text), Err: rvErr(ErrRvTimeout, o.req.Target, text)})
 	})
 	r.out[req.ID] = o
-	r.schedule(o.deadline, now.Add(min(req.Timeout, RvMaxTimeout)))
+	start := now
+	if !req.Start.IsZero() && req.Start.Before(now) {
+		start = req.Start
+	}
+	r.schedule(o.deadline, start.Add(min(req.Timeout, RvMaxTimeout)))
 	if !tq.hasRoom() {
 		// The target holds no more pending set-ups from us: wait for a
 		// slot. Nothing is sent, so nothing runs remotely if the wait

@@ -131,6 +131,10 @@ type RvConnectRequest struct {
 	// messaging greeting had KeyGo): the fast flow is used and success
 	// needs the target's RvConfirmKey.
 	TargetIsGo bool
+	// Start is when the caller began the set-up (before Connect, e.g.
+	// while its messaging connection came up); the deadline is Start +
+	// Timeout. Zero (or later than Connect's now) means now.
+	Start time.Time
 	// Window is how many pending set-ups from us the target holds (the
 	// MaxExpectPerPeer it announced, KeyDataConnWindow); 0 =
 	// RvDefaultMaxExpectPerPeer. More wait in our queue.
@@ -325,6 +329,12 @@ func rvHasKey(g Greeting, key string) bool {
 
 // rvDedupe returns addrs without empty entries and duplicates, in order.
 func rvDedupe(addrs []string) []string {
+	if len(addrs) <= 1 {
+		if len(addrs) == 1 && addrs[0] == "" {
+			return nil
+		}
+		return addrs
+	}
 	out := make([]string, 0, len(addrs))
 	seen := make(map[string]struct{}, len(addrs))
 	for _, a := range addrs {

@@ -476,7 +476,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	d.waiters[id] = w
 	d.mu.Unlock()
 	req := core.RvConnectRequest{
-		ID: id, Target: target, Port: portID, Timeout: timeout,
+		ID: id, Target: target, Port: portID, Timeout: timeout, Start: start,
 		InitFunc: initFunc, InitData: initData,
 		TargetAddrs: d.host.ListenerAddrs(target),
 		SelfAddrs:   d.host.ListenerAddrs(d.ep.id),
@@ -498,10 +498,9 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	}
 	d.do(func(now time.Time) { d.rv.Connect(now, req) })
 	// The whole set-up, messaging connection included, ends at the
-	// timeout; the machine's own timer normally fires at about the same
-	// time with the same text.
-	tctx, tcancel := context.WithDeadline(ctx, start.Add(timeout))
-	defer tcancel()
+	// timeout: the machine's timer runs from start (req.Start). ctx only
+	// cancels it (no timer of our own: a queued set-up stays small).
+	tctx := ctx
 	select {
 	case o := <-w:
 		if o.err != nil {
@@ -830,19 +829,22 @@ func (h nodeHost) WatchPort(portID string, f func(reason []any)) (stop func()) {
 	}
 	h.n.mu.Lock()
 	p := h.n.ports[name]
-	h.n.mu.Unlock()
-	made := false
 	if p == nil {
-		p = h.n.newNamedPort(name, func([]any) {})
-		made = true
-	}
-	cancel := p.Monitor(f)
-	return func() {
-		cancel()
-		if made {
-			p.Kill()
+		// No port of that name: watch the name itself (lighter than a
+		// port, for the many set-ups a burst may queue).
+		if h.n.killWatch == nil {
+			h.n.killWatch = map[string]func([]any){}
+		}
+		h.n.killWatch[name] = f
+		h.n.mu.Unlock()
+		return func() {
+			h.n.mu.Lock()
+			delete(h.n.killWatch, name)
+			h.n.mu.Unlock()
 		}
 	}
+	h.n.mu.Unlock()
+	return p.Monitor(f)
 }
 
 type nodeHost struct{ n *Node }

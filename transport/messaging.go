@@ -932,7 +932,16 @@ func (n *Node) dispatch(mc *msgConn, msg core.Message) {
 	case core.NodeMsgKill:
 		n.mu.Lock()
 		p := n.ports[m.Port]
+		watch := n.killWatch[m.Port]
 		n.mu.Unlock()
+		if p == nil && watch != nil {
+			reason := m.Reason
+			if r := core.KillReasonFromValues(reason); r.Family == core.KillReasonDataConn && r.Message == "" {
+				r.Message = from + ": data connection not established (the target gave up on it without a reason)"
+				reason = r.Values()
+			}
+			watch(reason)
+		}
 		if p != nil {
 			reason := m.Reason
 			if r := core.KillReasonFromValues(reason); r.Family == core.KillReasonDataConn && r.Message == "" {

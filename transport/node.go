@@ -196,6 +196,9 @@ type Node struct {
 	seq       uint64
 	monSeq    uint64
 	allMons   map[uint64]func(string, bool, error)
+	// killWatch maps names without a port to a function called when a
+	// peer kills that name (the data-connection set-ups' ids).
+	killWatch map[string]func([]any)
 
 	dc *DataConns
 }
