@@ -206,7 +206,7 @@ func (l *listener) acceptLoop() {
 		if err != nil {
 			if l.n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) || !temporaryAccept(err) {
 				if l.n.ctx.Err() == nil {
-					l.n.log.Warn("accept ended", "addr", l.addr, "err", err)
+					l.n.log.Debug("accept ended", "addr", l.addr, "err", err)
 				}
 				return
 			}

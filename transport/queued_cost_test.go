@@ -9,6 +9,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/aemp-go/dataconn/internal/burst"
 	"github.com/aemp-go/dataconn/memnet"
 	"github.com/aemp-go/dataconn/transport"
 )
@@ -78,8 +79,14 @@ func TestQueuedSetupCost(t *testing.T) {
 		}
 		per := (float64(h3-h2) - float64(h1-h0)) / n
 		t.Logf("queued set-up: %.0f bytes of heap each (caller goroutine excluded)", per)
-		if per > 1024 {
-			t.Errorf("a queued set-up costs %.0f bytes, want at most 1 KiB", per)
+		// The race detector's bookkeeping roughly doubles small
+		// allocations; the bound is for normal builds.
+		limit := 1024.0
+		if burst.RaceEnabled {
+			limit = 2048
+		}
+		if per > limit {
+			t.Errorf("a queued set-up costs %.0f bytes, want at most %.0f", per, limit)
 		}
 		// Cancelling fails every one at once.
 		cancel()
