@@ -27,7 +27,7 @@ func heapAlloc() uint64 {
 // holds no socket and starts no goroutine; cancelling it fails it at once
 // with the cancellation rule.
 func TestQueuedSetupCost(t *testing.T) {
-	const n = 4000
+	const n = 10_000
 	synctest.Test(t, func(t *testing.T) {
 		w := memnet.New(41, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}), memnet.WithTrace(0))
 		// Window 1: the target holds one pending set-up from a peer.
