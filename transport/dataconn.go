@@ -19,9 +19,15 @@ type DataConnConfig struct {
 	// EarlyHold is how long an acceptor holds a data connection from a node
 	// of this project whose expectation has not arrived yet; default 3s.
 	EarlyHold time.Duration
-	// MaxEarlyPerPeer caps such held connections per peer; default 16.
+	// MaxEarlyPerPeer caps such held connections per peer (more are
+	// refused; an initiator of this project dials at most this many before
+	// its expectation is known to be in place, so honest ones never are);
+	// default 16.
 	MaxEarlyPerPeer int
 	// MaxExpectPerPeer caps pending expectations per peer; default 256.
+	// It is announced to peers, which keep at most that many set-ups in
+	// flight to this node; more wait in the peer's queue here (see
+	// MaxExpectQueuePerPeer) rather than being refused.
 	MaxExpectPerPeer int
 	// DialStagger is the delay between dials to successive addresses of a
 	// target (happy eyeballs); default 250ms.
