@@ -47,7 +47,7 @@ type listener struct {
 	// freed is signalled when a handshake ends or proves itself.
 	freed chan struct{}
 
-	paused       atomic.Int64 // times the listener stopped accepting at the cap
+	paused       atomic.Int64 // times the listener stopped accepting at the cap (episodes)
 	evicted      atomic.Int64 // silent handshakes dropped at the cap
 	acceptErrors atomic.Int64 // temporary Accept errors survived
 	greetNanos   atomic.Int64 // moving average of the time peers took to greet
@@ -137,6 +137,7 @@ func (l *listener) proven(p *pendingHS) {
 // silent one or pausing as needed; false when the listener is closing.
 func (l *listener) waitRoom() bool {
 	capN := l.n.cfg.MaxHandshakes
+	paused := false
 	for {
 		l.mu.Lock()
 		if l.closed {
@@ -182,7 +183,10 @@ func (l *listener) waitRoom() bool {
 		l.mu.Unlock()
 		// Stop accepting for a while: the kernel's backlog holds new
 		// connections until a slot frees or a silent one is old enough.
-		l.paused.Add(1)
+		if !paused {
+			paused = true
+			l.paused.Add(1)
+		}
 		t := l.n.clock.AfterFunc(wait, l.signal)
 		select {
 		case <-l.freed:
