@@ -98,3 +98,50 @@ func TestSimSilentFloodAndHonestBurst(t *testing.T) {
 		closeAll(append(senders, target)...)
 	})
 }
+
+// Attackers that greet and then stall fill every unproven slot: they
+// prove nothing, so once they have stalled for a quarter of the handshake
+// timeout they make room, and an honest burst arriving behind them in
+// the backlog still succeeds in full.
+func TestSimStalledGreetingsAndHonestBurst(t *testing.T) {
+	const seed, stalled, nSenders, per = 7, 600, 4, 250
+	synctest.Test(t, func(t *testing.T) {
+		w := memnet.New(seed, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond, Jitter: time.Millisecond}),
+			memnet.WithBacklog(4096), memnet.WithTrace(0))
+		target := listening(t, w, "target", func(c *transport.Config) { c.Rand = newSimRand(seed, "target") })
+		bt := newBurstTarget(target)
+		senders := make([]*transport.Node, nSenders)
+		for i := range senders {
+			name := fmt.Sprintf("s%02d", i)
+			senders[i] = listening(t, w, name, func(c *transport.Config) { c.Rand = newSimRand(seed, name) })
+		}
+		meshPeers(append([]*transport.Node{target}, senders...)...)
+		for _, s := range senders {
+			if err := s.Connect(context.Background(), "target"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The stalling attackers: a messaging greeting, then nothing.
+		var conns []net.Conn
+		for i := range stalled {
+			c, err := w.Host(fmt.Sprintf("evil%d", i%20)).Dial(context.Background(), "target:1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(c, "aemp;1;evil%d;hmac_sha3_512;json\n", i)
+			conns = append(conns, c)
+		}
+		time.Sleep(10 * time.Millisecond)
+		if st := target.Stats(); st.HandshakesUnproven != transport.DefaultMaxHandshakes {
+			t.Fatalf("stalled greetings hold %d unproven slots, want all %d", st.HandshakesUnproven, transport.DefaultMaxHandshakes)
+		}
+		res := runSimBurst(t, senders, "target", per, 30*time.Second)
+		checkBurst(t, res, bt, senders, per)
+		st := target.Stats()
+		t.Logf("seed %d: %d stalled greetings, %d honest set-ups; stats %+v", seed, stalled, nSenders*per, st)
+		for _, c := range conns {
+			c.Close()
+		}
+		closeAll(append(senders, target)...)
+	})
+}

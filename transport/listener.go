@@ -16,8 +16,11 @@ import (
 // handshakes count against the cap, and a proven one is never dropped to
 // make room. When the cap is reached, the oldest handshake whose peer has
 // not even greeted for silentGrace is dropped (an honest peer greets at
-// once); when there is none, the listener stops accepting until a slot
-// frees, and new connections wait in the kernel's backlog.
+// once), or else the oldest that has been unproven for staleAfter (a
+// quarter of the handshake timeout: a greeting proves nothing, and honest
+// handshakes finish or prove themselves within a few round trips); when
+// there is none, the listener stops accepting until a slot frees, and new
+// connections wait in the kernel's backlog.
 
 // silentGrace is the least time an accepted connection may stay silent,
 // once the listener started serving it, before it can be dropped to make
@@ -78,6 +81,13 @@ func (l *listener) greeted(p *pendingHS) {
 		old := l.greetNanos.Load()
 		l.greetNanos.Store(old + (d-old)/8) // moving average
 	}
+}
+
+// staleAfter is how long an unproven handshake that is not silent (its
+// peer greeted or sent bytes, then stalled) is kept at the cap: honest
+// ones prove themselves or finish within a few round trips.
+func (l *listener) staleAfter() time.Duration {
+	return max(4*l.grace(), l.n.cfg.HandshakeTimeout/4)
 }
 
 // grace is how long a silent handshake is kept at the cap.
@@ -148,37 +158,57 @@ func (l *listener) waitRoom() bool {
 			l.mu.Unlock()
 			return true
 		}
-		var oldest *pendingHS
+		// The oldest silent handshake, and the oldest of all (a peer
+		// that greeted but stalls proves nothing either).
+		var oldest, stalest *pendingHS
 		for q := range l.unproven {
-			if !q.greeted.Load() && !q.spoke.Load() && q.served.Load() != 0 && (oldest == nil || q.served.Load() < oldest.served.Load()) {
+			at := q.served.Load()
+			if at == 0 {
+				continue
+			}
+			if stalest == nil || at < stalest.served.Load() {
+				stalest = q
+			}
+			if !q.greeted.Load() && !q.spoke.Load() && (oldest == nil || at < oldest.served.Load()) {
 				oldest = q
 			}
 		}
-		if oldest != nil {
-			if spoke(oldest.c) {
-				// Its peer spoke; the machine is just busy.
-				oldest.spoke.Store(true)
-				l.mu.Unlock()
-				continue
-			}
+		if oldest != nil && spoke(oldest.c) {
+			// Its peer spoke; the machine is just busy.
+			oldest.spoke.Store(true)
+			l.mu.Unlock()
+			continue
 		}
-		wait := l.n.cfg.HandshakeTimeout
+		now := l.n.clock.Now().UnixNano()
+		wait := silentGrace // handshakes not served yet start soon
+		var drop *pendingHS
+		why := ""
 		if oldest != nil {
 			grace := l.grace()
-			age := time.Duration(l.n.clock.Now().UnixNano() - oldest.served.Load())
+			age := time.Duration(now - oldest.served.Load())
 			if age >= grace {
-				delete(l.pending, oldest)
-				delete(l.unproven, oldest)
-				l.mu.Unlock()
-				oldest.c.Close()
-				l.evicted.Add(1)
-				l.n.log.Debug("handshake cap reached; dropped the oldest silent handshake", "addr", l.addr, "cap", capN)
-				continue
+				drop, why = oldest, "silent"
+			} else {
+				wait = grace - age
 			}
-			wait = grace - age
-		} else {
-			// Handshakes not served yet: their goroutines start soon.
-			wait = min(wait, silentGrace)
+		}
+		if drop == nil && stalest != nil {
+			stale := l.staleAfter()
+			age := time.Duration(now - stalest.served.Load())
+			if age >= stale {
+				drop, why = stalest, "stalled"
+			} else {
+				wait = min(wait, stale-age)
+			}
+		}
+		if drop != nil {
+			delete(l.pending, drop)
+			delete(l.unproven, drop)
+			l.mu.Unlock()
+			drop.c.Close()
+			l.evicted.Add(1)
+			l.n.log.Debug("handshake cap reached; dropped the oldest "+why+" unproven handshake", "addr", l.addr, "cap", capN)
+			continue
 		}
 		l.mu.Unlock()
 		// Stop accepting for a while: the kernel's backlog holds new

@@ -91,9 +91,10 @@ type Config struct {
 	// proven themselves (a data connection proves itself by presenting an
 	// id announced over an authenticated messaging connection; proven
 	// ones do not count). When full, the oldest handshake that has not
-	// even greeted within a short grace is dropped to make room; if there
-	// is none, the listener stops accepting until a slot frees and the
-	// kernel's backlog holds new connections. Default 256.
+	// even greeted within a short grace is dropped to make room, or else
+	// the oldest that stayed unproven for a quarter of HandshakeTimeout;
+	// if there is none, the listener stops accepting until a slot frees
+	// and the kernel's backlog holds new connections. Default 256.
 	MaxHandshakes int
 	// MaxSendQueue caps bytes queued for one peer; a message that does not
 	// fit fails with ErrSendQueueFull (Send) or waits (SendContext).
