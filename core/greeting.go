@@ -29,10 +29,6 @@ const (
 	// KeyGo is present in greetings of nodes of this project; its value is a
 	// comma-separated list of extension names (e.g. "1").
 	KeyGo = "aempgo"
-	// KeyDataConnWindow is sent by nodes of this project in their greeting:
-	// how many pending data-connection set-ups (expectations) this node
-	// holds per peer. A peer paces its set-ups to it.
-	KeyDataConnWindow = "aempgo_dcw"
 )
 
 // KV is one key=value field of a greeting line.

@@ -23,6 +23,12 @@ import (
 // beyond MaxEarlyPerPeer (the queue bounds it), until the expectation is
 // recorded and the stream claims it, or the expectation expires.
 
+// KeyDataConnWindow is sent by nodes of this project in their messaging
+// greeting: how many pending data-connection set-ups (expectations) the
+// node holds per peer (its MaxExpectPerPeer). A peer paces its set-ups to
+// it (RvConnectRequest.Window).
+const KeyDataConnWindow = "aempgo_dcw"
+
 // rvTargetQ is the initiator's window and queue for one target.
 type rvTargetQ struct {
 	window   int

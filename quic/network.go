@@ -78,6 +78,9 @@ type Network struct {
 
 	bufWarn sync.Once
 
+	incoming     atomic.Int64 // incoming connections counted against MaxIncomingConns
+	refusedConns atomic.Int64
+
 	mu        sync.Mutex
 	closed    bool
 	endpoints []*endpoint // listening sockets, in Listen order
@@ -90,9 +93,6 @@ type Network struct {
 	// nodes share one QUIC connection whichever side opened it.
 	inbound map[netip.AddrPort]*quicgo.Conn
 	wg      sync.WaitGroup // listener goroutines
-
-	incoming     atomic.Int64 // incoming connections counted against MaxIncomingConns
-	refusedConns atomic.Int64
 }
 
 var _ transport.SecureNetwork = (*Network)(nil)

@@ -400,11 +400,12 @@ func (d *DataConns) newRefLocked(c net.Conn) core.RvConnRef {
 }
 
 func (d *DataConns) dial(ctx context.Context, a core.RvDial) {
+	ctx = withRefusedRetry(ctx) // see dataconn_flow.go
 	nw, addr, err := d.host.NetworkFor(a.Addr)
 	var c net.Conn
 	var res *core.Result
 	if err == nil {
-		c, res, err = d.dialRetryRefused(ctx, nw, addr, a.ID)
+		c, res, err = d.ep.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, []core.KV{{Key: core.KeyDataConnID, Value: a.ID}})
 	}
 	if err != nil {
 		d.do(func(now time.Time) { d.rv.DialFailed(now, a.ID, a.Addr, err) })
@@ -482,14 +483,11 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	d.waiters[id] = w
 	d.mu.Unlock()
 	req := core.RvConnectRequest{
-		ID: id, Target: target, Port: portID, Timeout: timeout, Start: start,
+		ID: id, Target: target, Port: portID, Timeout: timeout, Start: start, Window: d.peerWindow(target),
 		InitFunc: initFunc, InitData: initData,
 		TargetAddrs: d.host.ListenerAddrs(target),
 		SelfAddrs:   d.host.ListenerAddrs(d.ep.id),
 		TargetIsGo:  d.host.IsGoPeer(target),
-	}
-	if wh, ok := d.host.(windowHost); ok && !d.ep.cfg.PerlCompat {
-		req.Window = wh.PeerWindow(target)
 	}
 	var killed atomic.Bool
 	if pw, ok := d.host.(portWatcher); ok {

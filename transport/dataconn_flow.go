@@ -6,8 +6,6 @@ import (
 	"net"
 	"syscall"
 	"time"
-
-	"github.com/aemp-go/dataconn/core"
 )
 
 // Flow control of data-connection set-ups (see core/rendezvous_flow.go):
@@ -28,26 +26,45 @@ const (
 	refusedRetryMaxDelay = 100 * time.Millisecond
 )
 
-// dialRetryRefused dials addr for the data connection id, retrying a
-// refused connection (see refusedRetryFor).
-func (d *DataConns) dialRetryRefused(ctx context.Context, nw Network, addr, id string) (net.Conn, *core.Result, error) {
-	start := d.ep.clock.Now()
+type refusedRetryKey struct{}
+
+// withRefusedRetry marks ctx so that the network dial of a handshake
+// under it retries a refused connection (see refusedRetryFor).
+func withRefusedRetry(ctx context.Context) context.Context {
+	return context.WithValue(ctx, refusedRetryKey{}, true)
+}
+
+// dialNet dials addr on nw; under withRefusedRetry a refused connection
+// is retried with a doubling backoff for up to refusedRetryFor, within
+// ctx.
+func (n *endpoint) dialNet(ctx context.Context, nw Network, addr string) (net.Conn, error) {
+	retry, _ := ctx.Value(refusedRetryKey{}).(bool)
+	start := n.clock.Now()
 	delay := refusedRetryFirst
 	for {
-		c, res, err := d.ep.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, []core.KV{{Key: core.KeyDataConnID, Value: id}})
-		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || d.ep.clock.Now().Sub(start)+delay > refusedRetryFor {
-			return c, res, err
+		c, err := nw.Dial(ctx, addr)
+		if err == nil || !retry || !errors.Is(err, syscall.ECONNREFUSED) || n.clock.Now().Sub(start)+delay > refusedRetryFor {
+			return c, err
 		}
 		done := make(chan struct{})
-		t := d.ep.clock.AfterFunc(delay, func() { close(done) })
+		t := n.clock.AfterFunc(delay, func() { close(done) })
 		select {
 		case <-done:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, nil, err
+			return nil, err
 		}
 		delay = min(2*delay, refusedRetryMaxDelay)
 	}
+}
+
+// peerWindow returns the window target announced (0: the default), or 0
+// in PerlCompat mode, which paces like a Perl node would not.
+func (d *DataConns) peerWindow(target string) int {
+	if wh, ok := d.host.(windowHost); ok && !d.ep.cfg.PerlCompat {
+		return wh.PeerWindow(target)
+	}
+	return 0
 }
 
 // windowHost is implemented by hosts that know a peer's announced window

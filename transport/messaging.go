@@ -88,6 +88,8 @@ type msgConn struct {
 	queued   int
 	err      error // set once shut down
 	retiring bool
+	wake     chan struct{} // signalled (buffered, 1) whenever kick runs
+	done     chan struct{} // closed by shutdown
 	// writing is set while a writer goroutine runs (started on demand
 	// by kick, it ends when the queue is empty: an idle connection has
 	// none). keep is the keepalive timer (no goroutine while it waits);
@@ -107,7 +109,8 @@ func (n *Node) addConn(c net.Conn, res *core.Result, dialer string) *msgConn {
 		c.Close()
 		return nil
 	}
-	mc := &msgConn{n: n, peerID: res.PeerNodeID, dialer: dialer, conn: c, res: res, codec: codec}
+	mc := &msgConn{n: n, peerID: res.PeerNodeID, dialer: dialer, conn: c, res: res, codec: codec,
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -292,6 +295,7 @@ func (mc *msgConn) shutdown(err error) {
 	}
 	mc.err = err
 	mc.queue, mc.queued = nil, 0
+	close(mc.done)
 	if mc.keep != nil {
 		mc.keep.Stop()
 	}
@@ -305,6 +309,10 @@ func (mc *msgConn) shutdown(err error) {
 // shut down; the caller must not hold mc.mu. An idle connection has no
 // writer: it costs no goroutine.
 func (mc *msgConn) kick() {
+	select {
+	case mc.wake <- struct{}{}:
+	default:
+	}
 	mc.mu.Lock()
 	if mc.writing || mc.err != nil {
 		mc.mu.Unlock()

@@ -398,13 +398,13 @@ func (n *endpoint) handshakeConfig(protocol string, extra []core.KV, deferGreeti
 	kv := []core.KV{{Key: core.KeyProvider, Value: Provider}}
 	if !n.cfg.PerlCompat {
 		kv = append(kv, core.KV{Key: core.KeyGo, Value: "1"})
-		if protocol == core.ProtocolMessaging {
-			// Our data-connection window, for peers to pace their set-ups.
-			kv = append(kv, core.KV{Key: core.KeyDataConnWindow, Value: strconv.Itoa(n.cfg.DataConn.MaxExpectPerPeer)})
-		}
 	}
 	if remote != nil {
 		kv = append(kv, core.KV{Key: core.KeyPeerAddr, Value: remote.String()})
+	}
+	if !n.cfg.PerlCompat && protocol == core.ProtocolMessaging {
+		// Our data-connection window, for peers to pace their set-ups.
+		kv = append(kv, core.KV{Key: core.KeyDataConnWindow, Value: strconv.Itoa(n.cfg.DataConn.MaxExpectPerPeer)})
 	}
 	kv = append(kv, n.cfg.Extra...)
 	kv = append(kv, extra...)
@@ -488,7 +488,7 @@ type endpoint struct {
 func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol string, extra []core.KV) (net.Conn, *core.Result, error) {
 	hctx, cancel := context.WithTimeout(ctx, n.cfg.HandshakeTimeout)
 	defer cancel()
-	c, err := nw.Dial(hctx, addr)
+	c, err := n.dialNet(hctx, nw, addr)
 	if err != nil {
 		if isDescriptorLimit(err) {
 			err = fmt.Errorf("%w: %w", ErrDescriptorLimit, err)
@@ -510,10 +510,15 @@ func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol
 
 func (l *listener) serve(p *pendingHS) {
 	defer l.n.wg.Done()
+	defer l.finished(p) // frees its slot under MaxHandshakes (listener.go)
+	l.started(p)
 	n := l.n
 	c := p.c
-	done := func() { l.finished(p) }
-	l.started(p)
+	done := func() {
+		l.mu.Lock()
+		delete(l.pending, p)
+		l.mu.Unlock()
+	}
 	nonce, err := n.nonce()
 	if err != nil {
 		done()
