@@ -796,7 +796,7 @@ func (d *DataConns) close() {
 		delete(d.holds, ref)
 	}
 	for id, w := range d.waiters {
-		w <- dcOutcome{err: core.DataConnReason("%s: node closed", d.ep.id)}
+		w <- dcOutcome{err: core.DataConnReason("%s: node closed", d.ep.id), rule: fmt.Errorf("%w: %w", core.ErrRvCancelled, ErrClosed)}
 		delete(d.waiters, id)
 	}
 	for c := range d.inits {

@@ -2,8 +2,10 @@ package transport_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -99,5 +101,63 @@ func TestQueuedSetupCost(t *testing.T) {
 		wg.Wait()
 		close(release)
 		closeAll(a, target)
+	})
+}
+
+// A queued set-up fails like any other: at its own timeout with the usual
+// text (its wait counted, nothing run remotely), at once with the
+// cancellation rule when its context ends, and at once when the node
+// closes.
+func TestQueuedSetupFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := memnet.New(42, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}))
+		target := listening(t, w, "target", func(c *transport.Config) { c.DataConn.MaxExpectPerPeer = 1 })
+		var calls initCounter
+		target.HandleDataConn("f", calls.init)
+		a := listening(t, w, "a", nil)
+		meshPeers(target, a)
+		if err := a.Connect(context.Background(), "target"); err != nil {
+			t.Fatal(err)
+		}
+		// The one slot stays busy: every data dial is lost.
+		w.SetDialLoss(1)
+		go a.ConnectTo(context.Background(), "target", time.Hour, "f")
+		synctest.Wait()
+
+		start := time.Now()
+		_, err := a.ConnectTo(context.Background(), "target", 2*time.Second, "f")
+		if d := time.Since(start); d != 2*time.Second {
+			t.Errorf("queued set-up failed after %v, want its timeout 2s", d)
+		}
+		if text := dcErr(t, err, "target", transport.ErrDataConnTimeout); text != "target: unable to establish connection within 2 seconds" {
+			t.Errorf("text %q", text)
+		}
+
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { _, err := a.ConnectTo(ctx, "target", time.Hour, "f"); errc <- err }()
+		synctest.Wait()
+		cancel()
+		start = time.Now()
+		err = <-errc
+		if time.Since(start) != 0 {
+			t.Error("cancelled set-up did not fail at once")
+		}
+		dcErr(t, err, "target", transport.ErrDataConnCancelled)
+
+		go func() { _, err := a.ConnectTo(context.Background(), "target", time.Hour, "f"); errc <- err }()
+		synctest.Wait()
+		if st := a.Stats(); st.Queued != 1 {
+			t.Fatalf("stats %+v, want one queued", st)
+		}
+		a.Close()
+		err = <-errc
+		if !strings.Contains(err.Error(), "node closed") || !errors.Is(err, transport.ErrDataConnCancelled) || !errors.Is(err, transport.ErrClosed) {
+			t.Errorf("set-up queued at Close: %v, want ErrDataConnCancelled and ErrClosed", err)
+		}
+		if calls.n.Load() != 0 {
+			t.Error("an init function ran")
+		}
+		closeAll(target)
 	})
 }
