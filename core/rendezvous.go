@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -43,6 +44,14 @@ type Rendezvous struct {
 	// holds such streams early, at most MaxEarlyPerPeer per peer, so more
 	// take the round trip first.
 	fastPerTarget map[string]int
+
+	// Flow control (rendezvous_flow.go): the initiator's window and queue
+	// per target, the target's queue of waiting expectations per peer.
+	now     time.Time
+	targets map[string]*rvTargetQ
+	waits   map[string]*rvWaitQ
+	waitIDs map[string]*rvExp
+	stats   RvStats
 }
 
 type rvPhase uint8
@@ -51,6 +60,8 @@ const (
 	rvPhaseRoundTrip rvPhase = iota // waiting for RoundTripDone
 	rvPhaseDialing                  // dialing the target's addresses
 	rvPhaseDialBack                 // _connect sent, waiting for the target's stream
+	rvPhaseQueued                   // waiting for a slot in the target's window
+	rvPhaseDone                     // finished (a queued entry left behind)
 )
 
 // rvOut is a pending Connect.
@@ -64,6 +75,7 @@ type rvOut struct {
 	backRef     RvConnRef
 	fast        bool // counted in fastPerTarget
 	retried     bool // the fast flow failed once and fell back to the round trip
+	inflight    bool // counted in its target's window
 }
 
 // rvExp is an expectation announced by node from.
@@ -82,6 +94,9 @@ type rvExp struct {
 	// the expectation lives until that stream's handshake ends (bounded by
 	// the handshake timeout).
 	expired bool
+	// waiting is set while the expectation waits in its peer's queue
+	// (the peer had MaxExpectPerPeer pending): it is not matchable yet.
+	waiting bool
 }
 
 // rvAdmitted is an accepted stream that got RvAdmit and whose handshake
@@ -101,6 +116,9 @@ type rvHeld struct {
 	seq   uint64
 	rule  error // refusal rule when the hold expires
 	timer *rvTimer
+	// waiting: held for an expectation waiting in its peer's queue; no
+	// timer and not counted in heldPerPeer (the queue bounds these).
+	waiting bool
 }
 
 // rvDialPlan dials a list of addresses, staggered, each once.
@@ -126,6 +144,9 @@ func NewRendezvous(cfg RendezvousConfig) *Rendezvous {
 		heldPerPeer: make(map[string]int),
 
 		fastPerTarget: make(map[string]int),
+		targets:       make(map[string]*rvTargetQ),
+		waits:         make(map[string]*rvWaitQ),
+		waitIDs:       make(map[string]*rvExp),
 	}
 }
 
@@ -145,10 +166,13 @@ func (r *Rendezvous) Poll() RvAction {
 // Counts returns how many outgoing requests, expectations and held
 // streams are still pending. All are zero once every timer has fired.
 func (r *Rendezvous) Counts() (outgoing, expectations, early int) {
-	return len(r.out), len(r.exps), len(r.held)
+	return len(r.out), len(r.exps) + len(r.waitIDs), len(r.held)
 }
 
-func (r *Rendezvous) emit(a RvAction) { r.actions = append(r.actions, a) }
+func (r *Rendezvous) emit(a RvAction) {
+	r.count(a)
+	r.actions = append(r.actions, a)
+}
 
 func (r *Rendezvous) nextSeq() uint64 {
 	r.seq++
@@ -160,6 +184,7 @@ func (r *Rendezvous) nextSeq() uint64 {
 // Connect starts a data connection request. Exactly one RvDeliver or
 // RvFail with req.ID follows, possibly at once.
 func (r *Rendezvous) Connect(now time.Time, req RvConnectRequest) {
+	r.now = now
 	fail := func(rule error, text string) {
 		r.emit(RvFail{ID: req.ID, Reason: DataConnReason("%s", text), Err: rvErr(rule, req.Target, text)})
 	}
@@ -167,7 +192,7 @@ func (r *Rendezvous) Connect(now time.Time, req RvConnectRequest) {
 	case req.ID == "":
 		fail(ErrRvBadRequest, req.Target+": empty data connection id")
 		return
-	case r.out[req.ID] != nil || r.exps[req.ID] != nil:
+	case r.out[req.ID] != nil || r.exps[req.ID] != nil || r.waitIDs[req.ID] != nil:
 		fail(ErrRvBadRequest, req.Target+": data connection id already in use")
 		return
 	case req.Target == "" || req.Target == r.cfg.Self:
@@ -184,6 +209,13 @@ func (r *Rendezvous) Connect(now time.Time, req RvConnectRequest) {
 		fail(ErrRvTimeout, rvTimeoutText(req.Target, req.Timeout))
 		return
 	}
+	tq := r.targetQ(req.Target, req.Window)
+	if !tq.hasRoom() && tq.live >= r.cfg.MaxQueuedPerTarget {
+		fail(ErrRvQueueFull, req.Target+": too many data connections queued for this node ("+
+			strconv.Itoa(r.cfg.MaxQueuedPerTarget)+"; raise DataConnConfig.MaxQueuedPerTarget)")
+		r.dropTargetQ(req.Target)
+		return
+	}
 	o := &rvOut{req: req, seq: r.nextSeq()}
 	if r.cfg.PerlCompat {
 		o.req.TargetIsGo = false
@@ -197,7 +229,30 @@ func (r *Rendezvous) Connect(now time.Time, req RvConnectRequest) {
 		r.emit(RvFail{ID: o.req.ID, Reason: DataConnReason("%s", text), Err: rvErr(ErrRvTimeout, o.req.Target, text)})
 	})
 	r.out[req.ID] = o
-	r.schedule(o.deadline, now.Add(min(req.Timeout, RvMaxTimeout)))
+	start := now
+	if !req.Start.IsZero() && req.Start.Before(now) {
+		start = req.Start
+	}
+	r.schedule(o.deadline, start.Add(min(req.Timeout, RvMaxTimeout)))
+	if !tq.hasRoom() {
+		// The target holds no more pending set-ups from us: wait for a
+		// slot. Nothing is sent, so nothing runs remotely if the wait
+		// uses up the timeout.
+		o.phase = rvPhaseQueued
+		tq.push(o)
+		return
+	}
+	r.startOut(now, o)
+}
+
+// startOut sends the expectation of o and starts its flow; o takes a slot
+// of its target's window.
+func (r *Rendezvous) startOut(now time.Time, o *rvOut) {
+	req := o.req
+	tq := r.targetQ(req.Target, 0)
+	tq.inflight++
+	o.inflight = true
+	tAddrs := o.req.TargetAddrs
 	r.emit(RvSend{To: req.Target, Msg: ExpectMsg(req.ID, req.Port, req.Timeout.Seconds(), req.InitFunc, o.req.InitData...)})
 	if o.req.TargetIsGo && len(tAddrs) > 0 && r.fastPerTarget[req.Target] < r.cfg.MaxEarlyPerPeer {
 		o.fast = true
@@ -217,6 +272,7 @@ func rvTimeoutText(target string, d time.Duration) string {
 // target has recorded the expectation, so dialing (or asking it to dial
 // back) may start. Unknown or finished ids are ignored.
 func (r *Rendezvous) RoundTripDone(now time.Time, id string) {
+	r.now = now
 	o := r.out[id]
 	if o == nil || o.phase != rvPhaseRoundTrip {
 		return
@@ -261,11 +317,13 @@ func (r *Rendezvous) finishOut(o *rvOut, rule error) {
 	delete(r.out, o.req.ID)
 	r.unfast(o)
 	r.refuseHeld(o.req.ID, o.req.Target, rule, "the data connection was settled")
+	r.releaseOut(o)
 }
 
 // DialFailed reports that the dial of addr for id failed (connect, or the
 // aemp-dataconn handshake). Unknown ids and addresses are ignored.
 func (r *Rendezvous) DialFailed(now time.Time, id, addr string, err error) {
+	r.now = now
 	if err == nil {
 		err = rvErr(ErrRvDialFailed, "", "dial of "+addr+" failed")
 	}
@@ -323,6 +381,7 @@ func (r *Rendezvous) checkOutExhausted(o *rvOut) {
 // the node the id belongs to. With RendezvousConfig.PerlCompat (our
 // greetings omit KeyGo, so no acceptor confirms) nothing is required.
 func (r *Rendezvous) DialDone(now time.Time, id, addr string, ref RvConnRef, peer Greeting) {
+	r.now = now
 	if o := r.out[id]; o != nil && o.plan != nil {
 		p := o.plan
 		p.remove(addr)
@@ -373,6 +432,7 @@ func (r *Rendezvous) checkDialPeer(want string, peer Greeting, targetIsGo bool) 
 // with reason (a generic one when nil; an empty message is filled in).
 // Unknown or finished ids are ignored.
 func (r *Rendezvous) Cancel(now time.Time, id string, reason *KillReason) {
+	r.now = now
 	o := r.out[id]
 	if o == nil {
 		return
@@ -403,6 +463,7 @@ func (r *Rendezvous) Cancel(now time.Time, id string, reason *KillReason) {
 // already known, or when from has MaxExpectPerPeer pending expectations.
 // An early stream from from that carries the id is admitted at once.
 func (r *Rendezvous) Expect(now time.Time, from string, m NodeMsgExpect) {
+	r.now = now
 	portName := rvPortName(m.Port)
 	refuse := func(text string) {
 		r.sendKill(from, portName, text)
@@ -411,12 +472,13 @@ func (r *Rendezvous) Expect(now time.Time, from string, m NodeMsgExpect) {
 	case m.ID == "":
 		refuse(r.cfg.Self + ": empty data connection id from " + from)
 		return
-	case r.exps[m.ID] != nil || r.out[m.ID] != nil:
+	case r.exps[m.ID] != nil || r.out[m.ID] != nil || r.waitIDs[m.ID] != nil:
 		refuse(r.cfg.Self + ": data connection id from " + from + " already in use")
 		return
-	case r.expPerPeer[from] >= r.cfg.MaxExpectPerPeer:
+	case r.expPerPeer[from] >= r.cfg.MaxExpectPerPeer && !r.canWait(from):
 		refuse(r.cfg.Self + ": too many pending data connections from " + from)
 		r.refuseHeld(m.ID, from, ErrRvExpectLimit, "its expectation was refused")
+		r.stats.count(ErrRvExpectLimit)
 		return
 	}
 	e := &rvExp{
@@ -428,6 +490,10 @@ func (r *Rendezvous) Expect(now time.Time, from string, m NodeMsgExpect) {
 		initData: slices.Clone(m.InitData),
 	}
 	e.deadline = newRvTimer(func(now time.Time) {
+		if e.waiting {
+			r.expireWaiting(e)
+			return
+		}
 		if e.claimed && !e.expired {
 			e.expired = true
 			r.schedule(e.deadline, now.Add(r.cfg.ClaimGrace))
@@ -435,10 +501,21 @@ func (r *Rendezvous) Expect(now time.Time, from string, m NodeMsgExpect) {
 		}
 		r.expireExp(e)
 	})
-	r.exps[m.ID] = e
-	r.expPerPeer[from]++
 	r.schedule(e.deadline, now.Add(rvClampSeconds(m.Timeout)))
-	r.tryHeld(m.ID)
+	if r.expPerPeer[from] >= r.cfg.MaxExpectPerPeer || r.waits[from] != nil {
+		// Flow control: the expectation waits (within its timeout) for
+		// one of from's pending ones to settle, in arrival order.
+		r.waitExp(e)
+		return
+	}
+	r.recordExp(e)
+}
+
+// recordExp makes e a pending, matchable expectation.
+func (r *Rendezvous) recordExp(e *rvExp) {
+	r.exps[e.id] = e
+	r.expPerPeer[e.from]++
+	r.tryHeld(e.id)
 }
 
 // expireExp forgets e at its deadline and tells the initiator, always
@@ -474,6 +551,7 @@ func (r *Rendezvous) finishExp(e *rvExp, rule error) {
 		delete(r.expPerPeer, e.from)
 	}
 	r.refuseHeld(e.id, e.from, rule, "the expectation was settled")
+	r.pumpWaits(e.from)
 }
 
 // ConnectBack acts on a _connect from node from: dial m.Node (which must
@@ -482,6 +560,7 @@ func (r *Rendezvous) finishExp(e *rvExp, rule error) {
 // or for an invalid request, nothing happens and the expectation waits for
 // its timer.
 func (r *Rendezvous) ConnectBack(now time.Time, from string, m NodeMsgConnect, nodeAddrs []string) {
+	r.now = now
 	e := r.exps[m.ID]
 	if e == nil || e.from != from || m.Node != from || e.plan != nil || e.claimed {
 		return
@@ -501,6 +580,7 @@ func (r *Rendezvous) ConnectBack(now time.Time, from string, m NodeMsgConnect, n
 // is RvAdmit or RvRefuse for ref, at once or, for a held early stream,
 // later.
 func (r *Rendezvous) IncomingGreeting(now time.Time, ref RvConnRef, g Greeting) {
+	r.now = now
 	if _, dup := r.admitted[ref]; dup || r.held[ref] != nil {
 		return // reported twice: the first report stands
 	}
@@ -562,6 +642,14 @@ func (r *Rendezvous) matchOut(o *rvOut, ref RvConnRef, hasGo bool) {
 // becomes claimable (at most EarlyHold, at most MaxEarlyPerPeer per peer);
 // Perl peers cannot wait for a late match and are refused with rule.
 func (r *Rendezvous) holdOrRefuse(now time.Time, ref RvConnRef, id, peer string, hasGo bool, rule error) {
+	if e := r.waitIDs[id]; e != nil && e.from == peer {
+		// Its expectation waits in the peer's queue: hold the stream
+		// until the expectation is recorded or expires (its timer).
+		h := &rvHeld{ref: ref, id: id, peer: peer, hasGo: hasGo, seq: r.nextSeq(), rule: rule, waiting: true}
+		r.held[ref] = h
+		r.heldByID[id] = append(r.heldByID[id], h)
+		return
+	}
 	if !hasGo {
 		r.emit(RvRefuse{Ref: ref, Err: rvErr(rule, peer, "")})
 		return
@@ -592,6 +680,9 @@ func (r *Rendezvous) unhold(h *rvHeld) {
 		delete(r.heldByID, h.id)
 	} else {
 		r.heldByID[h.id] = list
+	}
+	if h.waiting {
+		return // not counted in heldPerPeer
 	}
 	if n := r.heldPerPeer[h.peer] - 1; n > 0 {
 		r.heldPerPeer[h.peer] = n
@@ -649,6 +740,7 @@ func (r *Rendezvous) refuseHeld(id, peer string, rule error, detail string) {
 // RvDeliver for a matched dial-back, RvClose when the match is gone (its
 // timer fired meanwhile) or the stream was never admitted.
 func (r *Rendezvous) IncomingDone(now time.Time, ref RvConnRef) {
+	r.now = now
 	if a, ok := r.admitted[ref]; ok {
 		delete(r.admitted, ref)
 		if o := r.out[a.id]; a.out && o != nil {
@@ -674,6 +766,7 @@ func (r *Rendezvous) IncomingDone(now time.Time, ref RvConnRef) {
 // adapter closed it: its claim is released (the expectation stays until
 // its timer, and a held duplicate may take over) or its hold is dropped.
 func (r *Rendezvous) IncomingFailed(now time.Time, ref RvConnRef, err error) {
+	r.now = now
 	if a, ok := r.admitted[ref]; ok {
 		delete(r.admitted, ref)
 		if o := r.out[a.id]; a.out && o != nil {
@@ -697,6 +790,7 @@ func (r *Rendezvous) IncomingFailed(now time.Time, ref RvConnRef, err error) {
 // requests to node still waiting for their round trip fail, and streams
 // held for node are refused. Expectations stay until their timers.
 func (r *Rendezvous) PeerDown(now time.Time, node string, err error) {
+	r.now = now
 	cause := "connection lost"
 	if err != nil {
 		cause = err.Error()

@@ -388,9 +388,12 @@ func TestRvExpectMatched(t *testing.T) {
 }
 
 func TestRvExpectRefusals(t *testing.T) {
-	r := NewRendezvous(RendezvousConfig{Self: "A", MaxExpectPerPeer: 2})
+	r := NewRendezvous(RendezvousConfig{Self: "A", MaxExpectPerPeer: 2, MaxExpectQueuePerPeer: 1})
 	r.Expect(rvT0, "B", NodeMsgExpect{ID: "x1", Port: "B#p1", Timeout: 5})
 	r.Expect(rvT0, "B", NodeMsgExpect{ID: "x2", Port: "B#p2", Timeout: 5})
+	rvExpectTo(t, r)
+	// Past MaxExpectPerPeer an expectation waits, up to MaxExpectQueuePerPeer.
+	r.Expect(rvT0, "B", NodeMsgExpect{ID: "x2w", Port: "B#pw", Timeout: 5})
 	rvExpectTo(t, r)
 	r.Expect(rvT0, "B", NodeMsgExpect{ID: "x3", Port: "B#p3", Timeout: 5})
 	rvExpectTo(t, r, rvKill("B", "p3", "A: too many pending data connections from B"))
@@ -404,8 +407,8 @@ func TestRvExpectRefusals(t *testing.T) {
 	r.Expect(rvT0, "B", NodeMsgExpect{ID: "x9", Port: "B", Timeout: 5})
 	r.Expect(rvT0, "B", NodeMsgExpect{ID: "x9", Port: "B#", Timeout: 5})
 	rvExpectTo(t, r)
-	if _, e, _ := r.Counts(); e != 3 {
-		t.Fatalf("expectations = %d, want 3", e)
+	if _, e, _ := r.Counts(); e != 4 {
+		t.Fatalf("expectations = %d, want 4", e)
 	}
 	// Our own pending outgoing ids cannot be expected by a peer.
 	r.Connect(rvT0, RvConnectRequest{ID: "c1", Target: "B", Port: "A#p", Timeout: 9 * time.Second, TargetAddrs: []string{"b:1"}})
@@ -491,9 +494,10 @@ func TestRvEarlyHold(t *testing.T) {
 }
 
 func TestRvExpectLimitRefusesHeld(t *testing.T) {
-	r := NewRendezvous(RendezvousConfig{Self: "A", MaxExpectPerPeer: 1})
+	r := NewRendezvous(RendezvousConfig{Self: "A", MaxExpectPerPeer: 1, MaxExpectQueuePerPeer: 1})
 	r.Expect(rvT0, "B", NodeMsgExpect{ID: "x1", Port: "B#p", Timeout: 5})
 	r.IncomingGreeting(rvT0, 1, rvGreet("B", "x2", true))
+	r.Expect(rvT0, "B", NodeMsgExpect{ID: "x1w", Port: "B#w", Timeout: 5})
 	rvExpectTo(t, r)
 	r.Expect(rvT0, "B", NodeMsgExpect{ID: "x2", Port: "B#q", Timeout: 5})
 	rvExpectTo(t, r,

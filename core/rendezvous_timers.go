@@ -75,6 +75,7 @@ func (r *Rendezvous) unschedule(t *rvTimer) {
 
 // Tick fires every timer due at or before now, in deadline order.
 func (r *Rendezvous) Tick(now time.Time) {
+	r.now = now
 	// Every timer fired either disappears or is re-armed strictly after
 	// now (DialStagger > 0), so this loop ends; the bound is a second guard.
 	for budget := 4*len(r.timers) + 16; budget > 0 && len(r.timers) > 0; budget-- {

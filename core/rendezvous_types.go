@@ -61,7 +61,24 @@ type RendezvousConfig struct {
 	// confirmed to the initiator); the stream's handshake timeout normally
 	// ends it first. 0 = RvDefaultClaimGrace.
 	ClaimGrace time.Duration
+	// MaxQueuedPerTarget bounds the set-ups of ours that wait for a slot
+	// in one target's window; past it Connect fails at once with
+	// ErrRvQueueFull. 0 = RvDefaultMaxQueuedPerTarget.
+	MaxQueuedPerTarget int
+	// MaxExpectQueuePerPeer bounds the expectations (and held round-trip
+	// answers) of one peer that wait for one of its MaxExpectPerPeer
+	// pending ones to settle; past it expectations are refused as before
+	// (ErrRvExpectLimit). 0 = RvDefaultMaxExpectQueuePerPeer.
+	MaxExpectQueuePerPeer int
 }
+
+// Defaults of the flow-control bounds.
+const (
+	// RvDefaultMaxQueuedPerTarget is the default RendezvousConfig.MaxQueuedPerTarget.
+	RvDefaultMaxQueuedPerTarget = 100_000
+	// RvDefaultMaxExpectQueuePerPeer is the default RendezvousConfig.MaxExpectQueuePerPeer.
+	RvDefaultMaxExpectQueuePerPeer = 16_384
+)
 
 // RvDefaultClaimGrace is the default RendezvousConfig.ClaimGrace.
 const RvDefaultClaimGrace = 30 * time.Second
@@ -81,6 +98,12 @@ func (c RendezvousConfig) normalized() RendezvousConfig {
 	}
 	if c.ClaimGrace <= 0 {
 		c.ClaimGrace = RvDefaultClaimGrace
+	}
+	if c.MaxQueuedPerTarget <= 0 {
+		c.MaxQueuedPerTarget = RvDefaultMaxQueuedPerTarget
+	}
+	if c.MaxExpectQueuePerPeer <= 0 {
+		c.MaxExpectQueuePerPeer = RvDefaultMaxExpectQueuePerPeer
 	}
 	return c
 }
@@ -108,6 +131,14 @@ type RvConnectRequest struct {
 	// messaging greeting had KeyGo): the fast flow is used and success
 	// needs the target's RvConfirmKey.
 	TargetIsGo bool
+	// Start is when the caller began the set-up (before Connect, e.g.
+	// while its messaging connection came up); the deadline is Start +
+	// Timeout. Zero (or later than Connect's now) means now.
+	Start time.Time
+	// Window is how many pending set-ups from us the target holds (the
+	// MaxExpectPerPeer it announced, KeyDataConnWindow); 0 =
+	// RvDefaultMaxExpectPerPeer. More wait in our queue.
+	Window int
 }
 
 // RvAction is one thing the adapter must do; Rendezvous.Poll returns them
@@ -216,6 +247,9 @@ var (
 	ErrRvPeerDown = errors.New("dataconn rendezvous: node down")
 	// ErrRvCancelled: the local caller gave up.
 	ErrRvCancelled = errors.New("dataconn rendezvous: cancelled")
+	// ErrRvQueueFull: MaxQueuedPerTarget set-ups already wait for one
+	// target.
+	ErrRvQueueFull = errors.New("dataconn rendezvous: too many data connections queued for one node")
 	// ErrRvBadRequest: a Connect request is invalid (empty or duplicate id,
 	// no or own target).
 	ErrRvBadRequest = errors.New("dataconn rendezvous: invalid connect request")
@@ -295,6 +329,12 @@ func rvHasKey(g Greeting, key string) bool {
 
 // rvDedupe returns addrs without empty entries and duplicates, in order.
 func rvDedupe(addrs []string) []string {
+	if len(addrs) <= 1 {
+		if len(addrs) == 1 && addrs[0] == "" {
+			return nil
+		}
+		return addrs
+	}
 	out := make([]string, 0, len(addrs))
 	seen := make(map[string]struct{}, len(addrs))
 	for _, a := range addrs {

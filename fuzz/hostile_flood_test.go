@@ -32,18 +32,11 @@ func floodSize(t *testing.T) int {
 }
 
 // TestHostileIdleFlood: thousands of connections that never send. The
-// listener keeps at most MaxHandshakes of them (dropping the oldest), an
-// established data connection keeps its throughput, and an honest peer
-// still gets in during the flood.
-//
-// Known failure (transport/node.go acceptLoop, reported to the lead): the
-// cap evicts the oldest pending handshake whatever its progress, so when
-// the honest peer's handshake on B takes longer than the flood needs to
-// open MaxHandshakes newer idle connections (a few ms at full rate on 2
-// busy cores), B resets it; ConnectAddr fails with ErrPeerClosed, or
-// succeeds on C's side while B drops the connection before reading C's
-// auth line. Evicting idle handshakes (nothing received yet) before ones
-// that have made progress would protect it.
+// listener keeps at most MaxHandshakes unproven handshakes (dropping the
+// oldest silent one, or waiting while none has been silent long enough),
+// an established data connection keeps its throughput, and an honest peer
+// still gets in during the flood: a peer that greeted (or whose bytes wait
+// in the kernel) is never dropped to make room.
 func TestHostileIdleFlood(t *testing.T) {
 	e := newEnv(t)
 	e.heapSlack = 16 << 20

@@ -159,7 +159,11 @@ func (d *rvDriver) actions() map[string]func(*rapid.T) {
 				TargetAddrs: d.addrs(t, "taddrs", []string{"t1", "t2", "t3", ""}),
 				SelfAddrs:   d.addrs(t, "saddrs", []string{"s1", "s2"}),
 				TargetIsGo:  rapid.Bool().Draw(t, "targetGo"),
+				Window:      rapid.IntRange(0, 3).Draw(t, "window"),
 			})
+			if s := d.r.Stats(); s.InFlight > 3*len(d.peers)+core.RvDefaultMaxExpectPerPeer {
+				t.Fatalf("%d set-ups in flight", s.InFlight)
+			}
 		},
 		"roundTripDone": func(t *rapid.T) {
 			if id, ok := pick(t, &d.rtPend, "rt"); ok {
@@ -263,6 +267,9 @@ func rendezvousProperty(t *rapid.T) {
 		MaxEarlyPerPeer:  rapid.IntRange(0, 3).Draw(t, "maxEarly"),
 		MaxExpectPerPeer: rapid.IntRange(0, 3).Draw(t, "maxExpect"),
 		DialStagger:      time.Duration(rapid.IntRange(0, 500).Draw(t, "stagger")) * time.Millisecond,
+		// Flow control: tiny queues, so that both fill.
+		MaxQueuedPerTarget:    rapid.IntRange(0, 3).Draw(t, "maxQueued"),
+		MaxExpectQueuePerPeer: rapid.IntRange(0, 3).Draw(t, "maxExpectQueue"),
 	})
 	t.Repeat(d.actions())
 	// Settle: every dial fails, every admitted stream fails, time runs out.

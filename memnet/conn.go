@@ -68,6 +68,16 @@ func (c *Conn) isClosed() bool {
 	}
 }
 
+// PeerSpoke reports whether delivered bytes wait to be read, like a
+// kernel's FIONREAD (transport.Spoker): a listener then knows the peer is
+// not silent even before it reads.
+func (c *Conn) PeerSpoke() bool {
+	p := c.in
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.readable > 0
+}
+
 // Read reads delivered bytes, waiting for some. It returns io.EOF after the
 // peer's Close or CloseWrite once every byte before it was read.
 func (c *Conn) Read(b []byte) (int, error) {

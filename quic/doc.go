@@ -50,13 +50,16 @@
 //
 //   - It can open QUIC connections to a listening node and streams on
 //     them. Each connection costs the node a QUIC handshake (key exchange
-//     and a signature); this package does not cap the number of
-//     connections. Each stream starts an AEMP handshake on the node (or,
-//     for a direct data stream, waits for one on its connection): at most
+//     and a signature); at most Config.MaxIncomingConns of them are open
+//     or handshaking at once (further attempts are refused without a
+//     handshake, and past half the cap they must first prove their source
+//     address with a Retry). Each stream starts an AEMP handshake on the node
+//     (or, for a direct data stream, waits for one on its connection): at most
 //     Config.MaxIncomingStreams open streams per connection, at most the
-//     Node's MaxHandshakes handshakes in progress per listener (when full,
-//     the oldest is dropped, so a flood can crowd out honest peers: a denial
-//     of service, not a memory leak), each bounded by the Node's
+//     Node's MaxHandshakes unproven handshakes in progress per listener (a
+//     data connection that presents an id announced over an authenticated
+//     messaging connection is proven and never dropped; when full, a
+//     silent handshake is dropped or the listener waits), each bounded by the Node's
 //     HandshakeTimeout and the 4096-byte line limit.
 //   - It can read what a node says before authentication: its greeting
 //     (node ID, auth methods, framings, provider, the address it sees).

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	quicgo "github.com/quic-go/quic-go"
@@ -51,6 +52,10 @@ type Config struct {
 	// on one accepted connection; Dial waits for credit beyond it. 0 means
 	// DefaultMaxIncomingStreams.
 	MaxIncomingStreams int
+	// MaxIncomingConns caps the QUIC connections peers have open (or are
+	// handshaking) to this Network; further attempts are refused without
+	// a handshake (see admit.go). 0 means DefaultMaxIncomingConns.
+	MaxIncomingConns int
 	// Logger receives connection events (debug) and, at most once per
 	// Network, a warning when the UDP socket buffers cannot be made as
 	// large as QUIC wants. nil discards.
@@ -72,6 +77,9 @@ type Network struct {
 	dialCfg   *quicgo.Config
 
 	bufWarn sync.Once
+
+	incoming     atomic.Int64 // incoming connections counted against MaxIncomingConns
+	refusedConns atomic.Int64
 
 	mu        sync.Mutex
 	closed    bool
@@ -126,6 +134,9 @@ func New(cfg Config) *Network {
 	}
 	if cfg.MaxIncomingStreams <= 0 {
 		cfg.MaxIncomingStreams = DefaultMaxIncomingStreams
+	}
+	if cfg.MaxIncomingConns <= 0 {
+		cfg.MaxIncomingConns = DefaultMaxIncomingConns
 	}
 	n := &Network{
 		cfg:       cfg,
@@ -217,7 +228,7 @@ func (n *Network) newEndpoint(udp *net.UDPConn) *endpoint {
 	ap := udp.LocalAddr().(*net.UDPAddr).AddrPort()
 	return &endpoint{
 		udp:   udp,
-		tr:    &quicgo.Transport{Conn: udp},
+		tr:    &quicgo.Transport{Conn: udp, ConnContext: n.admitConn, VerifySourceAddress: n.verifySource},
 		local: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()),
 	}
 }

@@ -19,13 +19,28 @@ type DataConnConfig struct {
 	// EarlyHold is how long an acceptor holds a data connection from a node
 	// of this project whose expectation has not arrived yet; default 3s.
 	EarlyHold time.Duration
-	// MaxEarlyPerPeer caps such held connections per peer; default 16.
+	// MaxEarlyPerPeer caps such held connections per peer (more are
+	// refused; an initiator of this project dials at most this many before
+	// its expectation is known to be in place, so honest ones never are);
+	// default 16.
 	MaxEarlyPerPeer int
 	// MaxExpectPerPeer caps pending expectations per peer; default 256.
+	// It is announced to peers, which keep at most that many set-ups in
+	// flight to this node; more wait in the peer's queue here (see
+	// MaxExpectQueuePerPeer) rather than being refused.
 	MaxExpectPerPeer int
 	// DialStagger is the delay between dials to successive addresses of a
 	// target (happy eyeballs); default 250ms.
 	DialStagger time.Duration
+	// MaxQueuedPerTarget bounds our set-ups waiting for a slot in one
+	// target's window (the target's MaxExpectPerPeer, learnt from its
+	// greeting); past it ConnectTo fails at once with
+	// ErrDataConnQueueFull. Default 100,000.
+	MaxQueuedPerTarget int
+	// MaxExpectQueuePerPeer bounds a peer's expectations that wait, past
+	// MaxExpectPerPeer, for one of its pending ones to settle; past it they
+	// are refused. Default 16,384.
+	MaxExpectQueuePerPeer int
 }
 
 func (c *DataConnConfig) setDefaults() {
@@ -40,6 +55,12 @@ func (c *DataConnConfig) setDefaults() {
 	}
 	if c.DialStagger <= 0 {
 		c.DialStagger = dialStagger
+	}
+	if c.MaxQueuedPerTarget <= 0 {
+		c.MaxQueuedPerTarget = core.RvDefaultMaxQueuedPerTarget
+	}
+	if c.MaxExpectQueuePerPeer <= 0 {
+		c.MaxExpectQueuePerPeer = core.RvDefaultMaxExpectQueuePerPeer
 	}
 }
 
@@ -80,6 +101,9 @@ var (
 	ErrDataConnCancelled = errors.New("data connection: cancelled")
 	ErrDataConnFailed    = errors.New("data connection: failed")
 	ErrNoInitFunc        = errors.New("data connection: no such init function")
+	// ErrDataConnQueueFull: DataConnConfig.MaxQueuedPerTarget set-ups
+	// already wait for the target.
+	ErrDataConnQueueFull = errors.New("data connection: too many set-ups queued for the target (DataConnConfig.MaxQueuedPerTarget)")
 )
 
 // DataConnError is the error of a failed data connection. Its text is the
@@ -162,6 +186,9 @@ func newDataConns(ep *endpoint, host Host) *DataConns {
 			MaxExpectPerPeer: dc.MaxExpectPerPeer,
 			DialStagger:      dc.DialStagger,
 			PerlCompat:       ep.cfg.PerlCompat,
+
+			MaxQueuedPerTarget:    dc.MaxQueuedPerTarget,
+			MaxExpectQueuePerPeer: dc.MaxExpectQueuePerPeer,
 		}),
 		funcs:   map[string]InitFunc{},
 		inits:   map[net.Conn]struct{}{},
@@ -373,6 +400,7 @@ func (d *DataConns) newRefLocked(c net.Conn) core.RvConnRef {
 }
 
 func (d *DataConns) dial(ctx context.Context, a core.RvDial) {
+	ctx = withRefusedRetry(ctx) // see dataconn_flow.go
 	nw, addr, err := d.host.NetworkFor(a.Addr)
 	var c net.Conn
 	var res *core.Result
@@ -460,7 +488,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	d.waiters[id] = w
 	d.mu.Unlock()
 	req := core.RvConnectRequest{
-		ID: id, Target: target, Port: portID, Timeout: timeout,
+		ID: id, Target: target, Port: portID, Timeout: timeout, Start: start, Window: d.peerWindow(target),
 		InitFunc: initFunc, InitData: initData,
 		TargetAddrs: d.host.ListenerAddrs(target),
 		SelfAddrs:   d.host.ListenerAddrs(d.ep.id),
@@ -479,10 +507,9 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	}
 	d.do(func(now time.Time) { d.rv.Connect(now, req) })
 	// The whole set-up, messaging connection included, ends at the
-	// timeout; the machine's own timer normally fires at about the same
-	// time with the same text.
-	tctx, tcancel := context.WithDeadline(ctx, start.Add(timeout))
-	defer tcancel()
+	// timeout: the machine's timer runs from start (req.Start). ctx only
+	// cancels it (no timer of our own: a queued set-up stays small).
+	tctx := ctx
 	select {
 	case o := <-w:
 		if o.err != nil {
@@ -533,6 +560,8 @@ func ruleOf(r *core.KillReason, machine error) error {
 			base = ErrDataConnNoRoute
 		case errors.Is(machine, core.ErrRvCancelled):
 			base = ErrDataConnCancelled
+		case errors.Is(machine, core.ErrRvQueueFull):
+			base = ErrDataConnQueueFull
 		}
 		return fmt.Errorf("%w: %w", base, machine)
 	}
@@ -643,6 +672,13 @@ func (d *DataConns) PeerDown(node string, err error) {
 // incomingGreeting decides on an accepted stream whose peer asked for
 // aemp-dataconn; it may hold the stream until its expectation arrives.
 func (d *DataConns) incomingGreeting(ctx context.Context, g core.Greeting) (core.RvConnRef, []core.KV, error) {
+	return d.incomingGreetingProven(ctx, g, nil)
+}
+
+// incomingGreetingProven is incomingGreeting that calls proven (when not
+// nil), before any wait, if the stream's id matches an expectation or
+// dial-back of its peer (core.Rendezvous.Proven).
+func (d *DataConns) incomingGreetingProven(ctx context.Context, g core.Greeting, proven func()) (core.RvConnRef, []core.KV, error) {
 	h := make(chan holdDecision, 1)
 	d.mu.Lock()
 	if d.closed {
@@ -652,7 +688,14 @@ func (d *DataConns) incomingGreeting(ctx context.Context, g core.Greeting) (core
 	ref := d.newRefLocked(nil)
 	d.holds[ref] = h
 	d.mu.Unlock()
-	d.do(func(now time.Time) { d.rv.IncomingGreeting(now, ref, g) })
+	isProven := false
+	d.do(func(now time.Time) {
+		d.rv.IncomingGreeting(now, ref, g)
+		isProven = d.rv.Proven(ref)
+	})
+	if isProven && proven != nil {
+		proven()
+	}
 	select {
 	case hd := <-h:
 		return ref, hd.extra, hd.err
@@ -758,7 +801,7 @@ func (d *DataConns) close() {
 		delete(d.holds, ref)
 	}
 	for id, w := range d.waiters {
-		w <- dcOutcome{err: core.DataConnReason("%s: node closed", d.ep.id)}
+		w <- dcOutcome{err: core.DataConnReason("%s: node closed", d.ep.id), rule: fmt.Errorf("%w: %w", core.ErrRvCancelled, ErrClosed)}
 		delete(d.waiters, id)
 	}
 	for c := range d.inits {
@@ -795,19 +838,22 @@ func (h nodeHost) WatchPort(portID string, f func(reason []any)) (stop func()) {
 	}
 	h.n.mu.Lock()
 	p := h.n.ports[name]
-	h.n.mu.Unlock()
-	made := false
 	if p == nil {
-		p = h.n.newNamedPort(name, func([]any) {})
-		made = true
-	}
-	cancel := p.Monitor(f)
-	return func() {
-		cancel()
-		if made {
-			p.Kill()
+		// No port of that name: watch the name itself (lighter than a
+		// port, for the many set-ups a burst may queue).
+		if h.n.killWatch == nil {
+			h.n.killWatch = map[string]func([]any){}
+		}
+		h.n.killWatch[name] = f
+		h.n.mu.Unlock()
+		return func() {
+			h.n.mu.Lock()
+			delete(h.n.killWatch, name)
+			h.n.mu.Unlock()
 		}
 	}
+	h.n.mu.Unlock()
+	return p.Monitor(f)
 }
 
 type nodeHost struct{ n *Node }

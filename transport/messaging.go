@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,7 @@ type peer struct {
 	dialing chan struct{}
 	dialErr error
 	isGo    bool
+	window  int // data-connection window it announced (core.KeyDataConnWindow)
 	mons    map[uint64]func(up bool, err error)
 	pending []core.Message // waiting for a connection, in order
 	// dialingOut is set while we dial the peer ourselves (p.dialing is
@@ -29,6 +31,12 @@ type peer struct {
 	// up is closed (and replaced) whenever a connection is registered.
 	up chan struct{}
 }
+
+// Sizes of a messaging connection's read buffer.
+const (
+	minReadBuf = 512
+	maxReadBuf = 32 << 10
+)
 
 // maxPendingMessages bounds the messages queued for a node that is being
 // connected to.
@@ -83,8 +91,18 @@ type msgConn struct {
 	queued   int
 	err      error // set once shut down
 	retiring bool
-	wake     chan struct{}
-	done     chan struct{}
+	wake     chan struct{} // signalled (buffered, 1) whenever kick runs
+	done     chan struct{} // closed by shutdown
+	// writing is set while a writer goroutine runs (started on demand
+	// by kick, it ends when the queue is empty: an idle connection has
+	// none). keep is the keepalive timer (no goroutine while it waits);
+	// lastWrite is when the writer last wrote.
+	writing   bool
+	keep      Timer
+	lastWrite time.Time
+	// room, made when a sender waits in SendContext, is closed when the
+	// writer takes the queue or the connection ends: the sender retries.
+	room chan struct{}
 }
 
 // addConn registers an authenticated messaging connection.
@@ -105,6 +123,12 @@ func (n *Node) addConn(c net.Conn, res *core.Result, dialer string) *msgConn {
 	}
 	p := n.peerLocked(res.PeerNodeID)
 	_, p.isGo = res.Peer.Get(core.KeyGo)
+	p.window = 0
+	if v, ok := res.Peer.Get(core.KeyDataConnWindow); ok && p.isGo {
+		if w, err := strconv.Atoi(v); err == nil && w > 0 {
+			p.window = w
+		}
+	}
 	var loser *msgConn
 	up := false
 	if old := p.conn; old != nil {
@@ -141,9 +165,10 @@ func (n *Node) addConn(c net.Conn, res *core.Result, dialer string) *msgConn {
 	mons := n.nodeMonitorsLocked(p)
 	n.mu.Unlock()
 
-	n.wg.Add(2)
+	n.wg.Add(1)
 	go mc.readLoop()
-	go mc.writeLoop()
+	mc.startKeepalive()
+	mc.kick()
 	if loser != nil {
 		loser.retire()
 	}
@@ -211,18 +236,16 @@ func (mc *msgConn) enqueueBytes(b []byte) error {
 		mc.mu.Unlock()
 		return err
 	}
-	if mc.queued+len(b) > mc.n.cfg.MaxSendQueue {
+	if mc.queued+len(b) > mc.n.cfg.MaxSendQueue && mc.queued > 0 {
+		// This message does not fit: its sender is told (or waits, with
+		// SendContext); the connection and what is queued stay.
 		mc.mu.Unlock()
-		mc.shutdown(ErrSendQueueFull)
-		return ErrSendQueueFull
+		return &SendQueueError{Node: mc.peerID, Limit: "MaxSendQueue", Max: mc.n.cfg.MaxSendQueue, Unit: "bytes"}
 	}
 	mc.queue = append(mc.queue, b)
 	mc.queued += len(b)
 	mc.mu.Unlock()
-	select {
-	case mc.wake <- struct{}{}:
-	default:
-	}
+	mc.kick()
 	return nil
 }
 
@@ -244,10 +267,7 @@ func (mc *msgConn) enqueueUnchecked(msgs []core.Message) {
 		mc.queued += len(b)
 	}
 	mc.mu.Unlock()
-	select {
-	case mc.wake <- struct{}{}:
-	default:
-	}
+	mc.kick()
 }
 
 // retireTakeQueue marks mc as retiring and returns what it had queued.
@@ -267,10 +287,7 @@ func (mc *msgConn) retire() {
 	mc.mu.Lock()
 	mc.retiring = true
 	mc.mu.Unlock()
-	select {
-	case mc.wake <- struct{}{}:
-	default:
-	}
+	mc.kick()
 }
 
 // shutdown closes the connection with err (first error wins).
@@ -283,61 +300,116 @@ func (mc *msgConn) shutdown(err error) {
 	mc.err = err
 	mc.queue, mc.queued = nil, 0
 	close(mc.done)
+	if mc.keep != nil {
+		mc.keep.Stop()
+	}
 	mc.mu.Unlock()
 	mc.conn.Close()
+	mc.signalRoom()
 	mc.n.connEnded(mc, err)
 }
 
+// kick starts the writer goroutine unless one runs or the connection is
+// shut down; the caller must not hold mc.mu. An idle connection has no
+// writer: it costs no goroutine.
+func (mc *msgConn) kick() {
+	select {
+	case mc.wake <- struct{}{}:
+	default:
+	}
+	mc.mu.Lock()
+	if mc.writing || mc.err != nil {
+		mc.mu.Unlock()
+		return
+	}
+	mc.writing = true
+	// The reader goroutine still counts in n.wg while mc is not shut
+	// down, so this Add cannot race with Close's Wait at zero.
+	mc.n.wg.Add(1)
+	mc.mu.Unlock()
+	go mc.writeLoop()
+}
+
+// startKeepalive arms the keepalive timer: when nothing was written for
+// KeepAlive, a keepalive message is queued.
+func (mc *msgConn) startKeepalive() {
+	keep := mc.n.cfg.KeepAlive
+	var tick func()
+	tick = func() {
+		mc.mu.Lock()
+		if mc.err != nil {
+			mc.mu.Unlock()
+			return
+		}
+		now := mc.n.clock.Now()
+		idle := now.Sub(mc.lastWrite)
+		next := keep - idle
+		send := false
+		if idle >= keep && len(mc.queue) == 0 && !mc.retiring && !mc.writing {
+			mc.queue = append(mc.queue, mc.keepaliveMsg())
+			send = true
+			next = keep
+		}
+		if next <= 0 {
+			next = keep
+		}
+		mc.keep = mc.n.clock.AfterFunc(next, tick)
+		mc.mu.Unlock()
+		if send {
+			mc.kick()
+		}
+	}
+	mc.mu.Lock()
+	mc.lastWrite = mc.n.clock.Now()
+	if mc.err == nil {
+		mc.keep = mc.n.clock.AfterFunc(keep, tick)
+	}
+	mc.mu.Unlock()
+}
+
+// keepaliveMsg returns the encoded ["", "devnull"].
+func (mc *msgConn) keepaliveMsg() []byte {
+	b, _ := mc.codec.AppendMessage(nil, core.Message{"", "devnull"})
+	return b
+}
+
+// writeLoop writes what is queued until the queue is empty, then ends;
+// a retiring connection's write side is closed once it is flushed.
 func (mc *msgConn) writeLoop() {
 	defer mc.n.wg.Done()
-	keep := mc.n.cfg.KeepAlive
-	timer := time.NewTimer(keep)
-	defer timer.Stop()
-	keepalive, _ := mc.codec.AppendMessage(nil, core.Message{"", "devnull"})
 	for {
-		select {
-		case <-mc.done:
+		mc.mu.Lock()
+		q := mc.queue
+		mc.queue, mc.queued = nil, 0
+		retiring := mc.retiring
+		if len(q) == 0 || mc.err != nil {
+			mc.writing = false
+			failed := mc.err != nil
+			mc.mu.Unlock()
+			if retiring && !failed {
+				if cw, ok := mc.conn.(CloseWriter); ok {
+					cw.CloseWrite()
+				} else {
+					mc.shutdown(ErrConnReplaced)
+				}
+			}
 			return
-		case <-mc.wake:
-		case <-timer.C:
-			mc.mu.Lock()
-			if len(mc.queue) == 0 && !mc.retiring {
-				mc.queue = append(mc.queue, keepalive)
-			}
-			mc.mu.Unlock()
 		}
-		for {
-			mc.mu.Lock()
-			q := mc.queue
-			mc.queue, mc.queued = nil, 0
-			retiring := mc.retiring
-			mc.mu.Unlock()
-			if len(q) == 0 {
-				if retiring {
-					if cw, ok := mc.conn.(CloseWriter); ok {
-						cw.CloseWrite()
-					} else {
-						mc.shutdown(ErrConnReplaced)
-					}
-					return
-				}
-				break
-			}
-			mc.conn.SetWriteDeadline(time.Now().Add(mc.n.cfg.PeerTimeout))
-			for _, b := range q {
-				if _, err := mc.conn.Write(b); err != nil {
-					mc.shutdown(fmt.Errorf("aemp: write to %s: %w", mc.peerID, err))
-					return
-				}
+		mc.mu.Unlock()
+		mc.signalRoom()
+		mc.conn.SetWriteDeadline(time.Now().Add(mc.n.cfg.PeerTimeout))
+		for _, b := range q {
+			if _, err := mc.conn.Write(b); err != nil {
+				mc.mu.Lock()
+				mc.writing = false
+				mc.mu.Unlock()
+				mc.shutdown(fmt.Errorf("aemp: write to %s: %w", mc.peerID, err))
+				return
 			}
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(keep)
+		mc.mu.Lock()
+		mc.lastWrite = mc.n.clock.Now()
+		mc.mu.Unlock()
 	}
 }
 
@@ -349,7 +421,10 @@ func (mc *msgConn) readLoop() {
 		return
 	}
 	dec := codec.NewDecoder(mc.n.cfg.MaxFrame)
-	buf := make([]byte, 32<<10)
+	// The read buffer grows while reads fill it and shrinks back once
+	// they do not, so an idle connection holds only the small one.
+	small := make([]byte, minReadBuf)
+	buf := small
 	for {
 		mc.conn.SetReadDeadline(time.Now().Add(mc.n.cfg.PeerTimeout))
 		nr, err := mc.conn.Read(buf)
@@ -370,6 +445,12 @@ func (mc *msgConn) readLoop() {
 			if ferr != nil {
 				mc.shutdown(fmt.Errorf("aemp: from %s: %w", mc.peerID, ferr))
 				return
+			}
+			switch {
+			case nr == len(buf) && len(buf) < maxReadBuf:
+				buf = make([]byte, 2*len(buf))
+			case nr < len(buf)/8 && len(buf) > minReadBuf:
+				buf = small
 			}
 		}
 		if err != nil {
@@ -425,7 +506,7 @@ func (n *Node) sendTo(node string, msg core.Message) error {
 	}
 	if len(p.pending) >= maxPendingMessages {
 		n.mu.Unlock()
-		return fmt.Errorf("aemp: %s: %w (%d messages waiting for the connection)", node, ErrSendQueueFull, maxPendingMessages)
+		return &SendQueueError{Node: node, Limit: "pending messages while connecting", Max: maxPendingMessages, Unit: "messages"}
 	}
 	p.pending = append(p.pending, msg)
 	start := len(p.pending) == 1 && p.dialing == nil
@@ -863,7 +944,16 @@ func (n *Node) dispatch(mc *msgConn, msg core.Message) {
 	case core.NodeMsgKill:
 		n.mu.Lock()
 		p := n.ports[m.Port]
+		watch := n.killWatch[m.Port]
 		n.mu.Unlock()
+		if p == nil && watch != nil {
+			reason := m.Reason
+			if r := core.KillReasonFromValues(reason); r.Family == core.KillReasonDataConn && r.Message == "" {
+				r.Message = from + ": data connection not established (the target gave up on it without a reason)"
+				reason = r.Values()
+			}
+			watch(reason)
+		}
 		if p != nil {
 			reason := m.Reason
 			if r := core.KillReasonFromValues(reason); r.Family == core.KillReasonDataConn && r.Message == "" {

@@ -10,9 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aemp-go/dataconn/core"
@@ -41,9 +41,17 @@ var (
 	ErrBadPortID = errors.New("aemp: malformed port id")
 	// ErrPeerTimeout means nothing arrived from a peer within PeerTimeout.
 	ErrPeerTimeout = errors.New("aemp: peer timed out")
-	// ErrSendQueueFull means a peer does not read fast enough: more than
-	// MaxSendQueue bytes were waiting for it; the connection is dropped.
+	// ErrSendQueueFull means a message did not fit a send bound (more than
+	// MaxSendQueue bytes waiting for a peer that does not read fast
+	// enough, or too many messages waiting for a connection to come up).
+	// The message is not sent; the connection and the messages already
+	// queued are unharmed. The error is a *SendQueueError naming the
+	// bound; SendContext waits for room instead.
 	ErrSendQueueFull = errors.New("aemp: send queue overflow")
+	// ErrDescriptorLimit wraps a dial that failed because the process or
+	// the system is out of file descriptors (EMFILE, ENFILE): raise the
+	// limit (ulimit -n, RLIMIT_NOFILE) or open fewer connections at once.
+	ErrDescriptorLimit = errors.New("aemp: out of file descriptors (raise ulimit -n / RLIMIT_NOFILE)")
 	// ErrConnReplaced ends a messaging connection that lost the tie-break
 	// against a simultaneous one between the same two nodes.
 	ErrConnReplaced = errors.New("aemp: connection replaced by a concurrent one")
@@ -79,10 +87,18 @@ type Config struct {
 	// PeerTimeout drops a messaging connection on which nothing arrived for
 	// this long and reports the node down; default 30s.
 	PeerTimeout time.Duration
-	// MaxHandshakes caps concurrent handshakes per listener; when full, the
-	// oldest one is dropped to make room. Default 256.
+	// MaxHandshakes caps concurrent handshakes per listener that have not
+	// proven themselves (a data connection proves itself by presenting an
+	// id announced over an authenticated messaging connection; proven
+	// ones do not count). When full, the oldest handshake that has not
+	// even greeted within a short grace is dropped to make room, or else
+	// the oldest that stayed unproven for a quarter of HandshakeTimeout;
+	// if there is none, the listener stops accepting until a slot frees
+	// and the kernel's backlog holds new connections. Default 256.
 	MaxHandshakes int
-	// MaxSendQueue caps bytes queued for one peer; default 64 MiB.
+	// MaxSendQueue caps bytes queued for one peer; a message that does not
+	// fit fails with ErrSendQueueFull (Send) or waits (SendContext).
+	// Default 64 MiB.
 	MaxSendQueue int
 	// DataConn tunes data connections.
 	DataConn DataConnConfig
@@ -181,6 +197,9 @@ type Node struct {
 	seq       uint64
 	monSeq    uint64
 	allMons   map[uint64]func(string, bool, error)
+	// killWatch maps names without a port to a function called when a
+	// peer kills that name (the data-connection set-ups' ids).
+	killWatch map[string]func([]any)
 
 	dc *DataConns
 }
@@ -249,7 +268,7 @@ func (n *Node) Listen(ctx context.Context, nw Network, addr string) (string, err
 		return "", ErrClosed
 	}
 	n.networks[nw.Scheme()] = nw
-	ln := &listener{n: n, l: l, nw: nw, addr: a, pending: map[*pendingHS]struct{}{}}
+	ln := newListener(n, l, nw, a)
 	n.listeners = append(n.listeners, ln)
 	n.addrs = append(n.addrs, a)
 	n.mu.Unlock()
@@ -383,6 +402,10 @@ func (n *endpoint) handshakeConfig(protocol string, extra []core.KV, deferGreeti
 	if remote != nil {
 		kv = append(kv, core.KV{Key: core.KeyPeerAddr, Value: remote.String()})
 	}
+	if !n.cfg.PerlCompat && protocol == core.ProtocolMessaging {
+		// Our data-connection window, for peers to pace their set-ups.
+		kv = append(kv, core.KV{Key: core.KeyDataConnWindow, Value: strconv.Itoa(n.cfg.DataConn.MaxExpectPerPeer)})
+	}
 	kv = append(kv, n.cfg.Extra...)
 	kv = append(kv, extra...)
 	return core.HandshakeConfig{
@@ -467,8 +490,11 @@ type endpoint struct {
 func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol string, extra []core.KV) (net.Conn, *core.Result, error) {
 	hctx, cancel := context.WithTimeout(ctx, n.cfg.HandshakeTimeout)
 	defer cancel()
-	c, err := nw.Dial(hctx, addr)
+	c, err := n.dialNet(hctx, nw, addr)
 	if err != nil {
+		if isDescriptorLimit(err) {
+			err = fmt.Errorf("%w: %w", ErrDescriptorLimit, err)
+		}
 		return nil, nil, err
 	}
 	nonce, err := n.nonce()
@@ -484,82 +510,10 @@ func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol
 	return Drive(hctx, c, m, n.driveOptions(nw))
 }
 
-// ---- listeners ----
-
-type listener struct {
-	n    *Node
-	l    net.Listener
-	nw   Network
-	addr string
-
-	mu      sync.Mutex
-	pending map[*pendingHS]struct{}
-	closed  bool
-}
-
-type pendingHS struct {
-	c     net.Conn
-	start time.Time
-	seq   uint64
-	// greeted is set once the peer's greeting arrived: such handshakes
-	// are evicted only when no silent one is left.
-	greeted atomic.Bool
-}
-
-func (l *listener) close() {
-	l.mu.Lock()
-	l.closed = true
-	for p := range l.pending {
-		p.c.Close()
-	}
-	l.mu.Unlock()
-	l.l.Close()
-}
-
-func (l *listener) acceptLoop() {
-	defer l.n.wg.Done()
-	var seq uint64
-	for {
-		c, err := l.l.Accept()
-		if err != nil {
-			if l.n.ctx.Err() == nil {
-				l.n.log.Debug("accept ended", "addr", l.addr, "err", err)
-			}
-			return
-		}
-		seq++
-		p := &pendingHS{c: c, start: l.n.clock.Now(), seq: seq}
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			c.Close()
-			return
-		}
-		if len(l.pending) >= l.n.cfg.MaxHandshakes {
-			// Make room by dropping the oldest handshake whose peer has
-			// not even greeted (an honest peer greets at once and finishes
-			// in a round trip or two); only when every one has greeted,
-			// the oldest of all.
-			var oldest *pendingHS
-			for q := range l.pending {
-				if oldest == nil || (!q.greeted.Load() && oldest.greeted.Load()) ||
-					(q.greeted.Load() == oldest.greeted.Load() && q.seq < oldest.seq) {
-					oldest = q
-				}
-			}
-			delete(l.pending, oldest)
-			oldest.c.Close()
-			l.n.log.Debug("handshake cap reached; dropped oldest", "addr", l.addr, "cap", l.n.cfg.MaxHandshakes)
-		}
-		l.pending[p] = struct{}{}
-		l.mu.Unlock()
-		l.n.wg.Add(1)
-		go l.serve(p)
-	}
-}
-
 func (l *listener) serve(p *pendingHS) {
 	defer l.n.wg.Done()
+	defer l.finished(p) // frees its slot under MaxHandshakes (listener.go)
+	l.started(p)
 	n := l.n
 	c := p.c
 	done := func() {
@@ -588,7 +542,7 @@ func (l *listener) serve(p *pendingHS) {
 	var ref core.RvConnRef
 	var admitted func()
 	opts.OnPeerGreeting = func(ctx context.Context, g core.Greeting, protocol string) ([]core.KV, error) {
-		p.greeted.Store(true)
+		l.greeted(p)
 		if protocol == core.ProtocolMessaging {
 			var err error
 			admitted, err = n.admitIncoming(g.NodeID)
@@ -598,7 +552,7 @@ func (l *listener) serve(p *pendingHS) {
 			return nil, fmt.Errorf("aemp: unsupported protocol %q", protocol)
 		}
 		var extra []core.KV
-		ref, extra, err = n.dc.incomingGreeting(ctx, g)
+		ref, extra, err = n.dc.incomingGreetingProven(ctx, g, func() { l.proven(p) })
 		return n.ticketFor(g, extra), err
 	}
 	conn, res, err := Drive(n.ctx, c, m, opts)

@@ -65,7 +65,7 @@
 //
 // # aemp node
 //
-//	aemp node [--id ID] [--bind ADDR]... [--seed ADDR]... [--recv-dir DIR] [--json]
+//	aemp node [--id ID] [--bind ADDR]... [--seed ADDR]... [--recv-dir DIR] [--stats INTERVAL] [--json]
 //
 // Runs a node until SIGINT or SIGTERM (then it closes every connection and
 // exits 0). It listens on the --bind addresses (default 127.0.0.1:0, a
@@ -96,6 +96,7 @@
 //	dataconn_failed  peer, initfunc, file, bytes, reason
 //	refused          peer, initfunc, file, reason
 //	received         peer, initfunc, file, bytes, sha256, seconds, bytes_per_second
+//	stats            node, stats (with --stats INTERVAL: Node.Stats, every INTERVAL)
 //	stopped          node
 //
 // node_up and node_down are reported as the messaging connection to a

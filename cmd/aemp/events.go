@@ -6,6 +6,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/aemp-go/dataconn/transport"
 )
 
 // event is one line of --json output. Fields that do not apply are left
@@ -37,6 +39,8 @@ type event struct {
 	// Transport and Auth describe a demo row.
 	Transport string `json:"transport,omitempty"`
 	Auth      string `json:"auth,omitempty"`
+	// Stats is the node's load (aemp node --stats).
+	Stats *transport.Stats `json:"stats,omitempty"`
 }
 
 // reporter prints events: as JSON lines, or as their Text. It is safe for

@@ -98,19 +98,20 @@ func cleanEnv() []string {
 
 // jsonEvent is an event line of --json output as the tests read it.
 type jsonEvent struct {
-	Event    string    `json:"event"`
-	Node     string    `json:"node"`
-	Peer     string    `json:"peer"`
-	Addr     string    `json:"addr"`
-	File     string    `json:"file"`
-	Bytes    *int64    `json:"bytes"`
-	SHA256   string    `json:"sha256"`
-	Reason   string    `json:"reason"`
-	Error    string    `json:"error"`
-	Verified *bool     `json:"verified"`
-	RTT      []float64 `json:"rtt_seconds"`
-	Setup    *float64  `json:"setup_seconds"`
-	Init     string    `json:"initfunc"`
+	Event    string         `json:"event"`
+	Node     string         `json:"node"`
+	Peer     string         `json:"peer"`
+	Addr     string         `json:"addr"`
+	File     string         `json:"file"`
+	Bytes    *int64         `json:"bytes"`
+	SHA256   string         `json:"sha256"`
+	Reason   string         `json:"reason"`
+	Error    string         `json:"error"`
+	Verified *bool          `json:"verified"`
+	RTT      []float64      `json:"rtt_seconds"`
+	Setup    *float64       `json:"setup_seconds"`
+	Init     string         `json:"initfunc"`
+	Stats    map[string]any `json:"stats"`
 }
 
 // nodeProc is a running `aemp node --json`.

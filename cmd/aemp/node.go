@@ -43,11 +43,12 @@ are refused: the stream is closed and a "refused" event is printed.
 
 Events (with --json one JSON object per line on stdout): listening,
 node_up, node_down, dataconn_opened, dataconn_failed, refused, received,
-stopped.`)
+stats (every --stats interval), stopped.`)
 	var nf nodeFlags
 	nf.e = e
 	nf.register(fs)
 	recvDir := fs.String("recv-dir", "", "store received streams in `DIR` (created if missing); default: discard them")
+	statsEvery := fs.Duration("stats", 0, "print a stats event (the node's load: set-ups queued and in flight, handshakes, refusals and failures by rule) every `INTERVAL`; 0: never")
 	return fs, func(ctx context.Context, args []string) error {
 		if len(args) > 0 {
 			return usagef("unexpected arguments: %q", args)
@@ -58,6 +59,10 @@ stopped.`)
 		}
 		defer s.close()
 		rep := &reporter{w: e.stdout, json: nf.jsonOut}
+		if *statsEvery > 0 {
+			stop := reportStats(ctx, s.node, rep, *statsEvery)
+			defer stop()
+		}
 		return runNode(ctx, s, rep, *recvDir)
 	}
 }
@@ -331,4 +336,29 @@ func (r *receiver) handle(from string, data []any, conn net.Conn) {
 func (r *receiver) fail(from, name string, total int64, err error) {
 	r.rep.emit(event{Event: "dataconn_failed", Peer: from, Init: recvInitFunc, File: name, Bytes: ptr(total), Reason: err.Error(),
 		Text: fmt.Sprintf("data connection from %s failed after %d bytes: %v", from, total, err)})
+}
+
+// reportStats emits a stats event every interval until ctx ends or stop
+// is called.
+func reportStats(ctx context.Context, n *transport.Node, rep *reporter, every time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				st := n.Stats()
+				rep.emit(event{Event: "stats", Node: n.ID(), Stats: &st, Text: fmt.Sprintf(
+					"stats: %d peers; set-ups %d queued, %d in flight; expectations %d (+%d waiting), %d held; handshakes %d (%d unproven); refused %v; failed %v",
+					st.Peers, st.Queued, st.InFlight, st.Expectations, st.ExpectWaiting, st.HeldEarly,
+					st.HandshakesInProgress, st.HandshakesUnproven, st.Refused, st.Failed)})
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }

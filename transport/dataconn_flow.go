@@ -1,0 +1,111 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"net"
+	"syscall"
+	"time"
+)
+
+// Flow control of data-connection set-ups (see core/rendezvous_flow.go):
+// a node announces in its greeting how many pending set-ups it holds per
+// peer (core.KeyDataConnWindow = DataConnConfig.MaxExpectPerPeer); an
+// initiator keeps at most that many in flight to it and queues the rest,
+// each within its own timeout. A target queues expectations past its limit
+// instead of refusing them, and holds a stream that arrives for a waiting
+// expectation until the expectation can be matched.
+
+// A listener whose backlog overflowed refuses new connections on some
+// stacks (memnet, BSD): during a burst, a refused data-connection dial is
+// retried with a doubling backoff for up to refusedRetryFor, within the
+// set-up's own context, before it counts as failed.
+const (
+	refusedRetryFor      = time.Second
+	refusedRetryFirst    = 5 * time.Millisecond
+	refusedRetryMaxDelay = 100 * time.Millisecond
+)
+
+type refusedRetryKey struct{}
+
+// withRefusedRetry marks ctx so that the network dial of a handshake
+// under it retries a refused connection (see refusedRetryFor).
+func withRefusedRetry(ctx context.Context) context.Context {
+	return context.WithValue(ctx, refusedRetryKey{}, true)
+}
+
+// dialNet dials addr on nw; under withRefusedRetry a refused connection
+// is retried with a doubling backoff for up to refusedRetryFor, within
+// ctx.
+func (n *endpoint) dialNet(ctx context.Context, nw Network, addr string) (net.Conn, error) {
+	retry, _ := ctx.Value(refusedRetryKey{}).(bool)
+	start := n.clock.Now()
+	delay := refusedRetryFirst
+	for {
+		c, err := nw.Dial(ctx, addr)
+		if err == nil || !retry || !errors.Is(err, syscall.ECONNREFUSED) || n.clock.Now().Sub(start)+delay > refusedRetryFor {
+			return c, err
+		}
+		done := make(chan struct{})
+		t := n.clock.AfterFunc(delay, func() { close(done) })
+		select {
+		case <-done:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		}
+		delay = min(2*delay, refusedRetryMaxDelay)
+	}
+}
+
+// peerWindow returns the window target announced (0: the default), or 0
+// in PerlCompat mode, which paces like a Perl node would not.
+func (d *DataConns) peerWindow(target string) int {
+	if wh, ok := d.host.(windowHost); ok && !d.ep.cfg.PerlCompat {
+		return wh.PeerWindow(target)
+	}
+	return 0
+}
+
+// windowHost is implemented by hosts that know a peer's announced window
+// (the Node); without it the default window is used.
+type windowHost interface {
+	// PeerWindow returns the window node announced, 0 when unknown.
+	PeerWindow(node string) int
+}
+
+// PeerWindow returns the window the peer announced on its messaging
+// connection (0 when it did not).
+func (h nodeHost) PeerWindow(node string) int {
+	h.n.mu.Lock()
+	defer h.n.mu.Unlock()
+	if p := h.n.peers[node]; p != nil {
+		return p.window
+	}
+	return 0
+}
+
+// DataConnStats is a snapshot of a node's data-connection load.
+type DataConnStats struct {
+	// Queued set-ups of ours wait for a slot in their target's window;
+	// InFlight ones are being set up.
+	Queued, InFlight int
+	// Expectations of peers are pending; ExpectWaiting wait in their
+	// peer's queue; HeldEarly are accepted streams held for a late match.
+	Expectations, ExpectWaiting, HeldEarly int
+	// Refused counts what this node refused or expired as a target, by
+	// rule; Failed counts our set-ups that failed, by rule.
+	Refused, Failed map[string]uint64
+}
+
+// Stats returns the data-connection load and counters.
+func (d *DataConns) Stats() DataConnStats {
+	d.mu.Lock()
+	s := d.rv.Stats()
+	d.mu.Unlock()
+	return DataConnStats{
+		Queued: s.Queued, InFlight: s.InFlight,
+		Expectations: s.Expectations, ExpectWaiting: s.ExpectWaiting, HeldEarly: s.Held,
+		Refused: s.Refused, Failed: s.Failed,
+	}
+}

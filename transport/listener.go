@@ -1,0 +1,312 @@
+package transport
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Admission of incoming handshakes (Config.MaxHandshakes). A handshake is
+// unproven until its peer presents something an attacker cannot forge: a
+// data connection whose dataconn_id matches an expectation (or dial-back)
+// announced over an authenticated messaging connection. Only unproven
+// handshakes count against the cap, and a proven one is never dropped to
+// make room. When the cap is reached, the oldest handshake whose peer has
+// not even greeted for silentGrace is dropped (an honest peer greets at
+// once), or else the oldest that has been unproven for staleAfter (a
+// quarter of the handshake timeout: a greeting proves nothing, and honest
+// handshakes finish or prove themselves within a few round trips); when
+// there is none, the listener stops accepting until a slot frees, and new
+// connections wait in the kernel's backlog.
+
+// silentGrace is the least time an accepted connection may stay silent,
+// once the listener started serving it, before it can be dropped to make
+// room for a new one. The listener uses four times the recent time honest
+// peers took to greet when that is longer (a busy machine greets late),
+// at most a quarter of the handshake timeout.
+const silentGrace = 250 * time.Millisecond
+
+// Backoff of the accept loop after a temporary error (descriptor
+// exhaustion and the like): doubling from acceptBackoffMin up to
+// acceptBackoffMax, reset by the next successful Accept.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+type listener struct {
+	n    *Node
+	l    net.Listener
+	nw   Network
+	addr string
+
+	mu       sync.Mutex
+	pending  map[*pendingHS]struct{}
+	unproven map[*pendingHS]struct{}
+	closed   bool
+	// freed is signalled when a handshake ends or proves itself.
+	freed chan struct{}
+
+	paused       atomic.Int64 // times the listener stopped accepting at the cap (episodes)
+	evicted      atomic.Int64 // silent handshakes dropped at the cap
+	acceptErrors atomic.Int64 // temporary Accept errors survived
+	greetNanos   atomic.Int64 // moving average of the time peers took to greet
+}
+
+type pendingHS struct {
+	c   net.Conn
+	seq uint64
+	// served is when the listener started serving it (unix nanoseconds of
+	// the node's clock), 0 before: a connection is not silent while it
+	// waits for a goroutine to read it.
+	served atomic.Int64
+	// greeted is set once the peer's greeting arrived; spoke once bytes
+	// from the peer were seen waiting to be read.
+	greeted, spoke atomic.Bool
+}
+
+// started records that the handshake's goroutine runs.
+func (l *listener) started(p *pendingHS) {
+	p.served.Store(l.n.clock.Now().UnixNano())
+}
+
+// greeted records the peer's greeting and how long it took.
+func (l *listener) greeted(p *pendingHS) {
+	p.greeted.Store(true)
+	if s := p.served.Load(); s != 0 {
+		d := l.n.clock.Now().UnixNano() - s
+		old := l.greetNanos.Load()
+		l.greetNanos.Store(old + (d-old)/8) // moving average
+	}
+}
+
+// staleAfter is how long an unproven handshake that is not silent (its
+// peer greeted or sent bytes, then stalled) is kept at the cap: honest
+// ones prove themselves or finish within a few round trips.
+func (l *listener) staleAfter() time.Duration {
+	return max(4*l.grace(), l.n.cfg.HandshakeTimeout/4)
+}
+
+// grace is how long a silent handshake is kept at the cap.
+func (l *listener) grace() time.Duration {
+	g := max(silentGrace, 4*time.Duration(l.greetNanos.Load()))
+	return min(g, max(silentGrace, l.n.cfg.HandshakeTimeout/4))
+}
+
+func newListener(n *Node, l net.Listener, nw Network, addr string) *listener {
+	return &listener{n: n, l: l, nw: nw, addr: addr,
+		pending:  map[*pendingHS]struct{}{},
+		unproven: map[*pendingHS]struct{}{},
+		freed:    make(chan struct{}, 1),
+	}
+}
+
+func (l *listener) signal() {
+	select {
+	case l.freed <- struct{}{}:
+	default:
+	}
+}
+
+func (l *listener) close() {
+	l.mu.Lock()
+	l.closed = true
+	for p := range l.pending {
+		p.c.Close()
+	}
+	l.mu.Unlock()
+	l.l.Close()
+	l.signal()
+}
+
+// finished forgets a handshake that ended.
+func (l *listener) finished(p *pendingHS) {
+	l.mu.Lock()
+	delete(l.pending, p)
+	delete(l.unproven, p)
+	l.mu.Unlock()
+	l.signal()
+}
+
+// proven marks a handshake as proven: it no longer counts against the
+// cap and is never dropped to make room.
+func (l *listener) proven(p *pendingHS) {
+	l.mu.Lock()
+	_, was := l.unproven[p]
+	delete(l.unproven, p)
+	l.mu.Unlock()
+	if was {
+		l.signal()
+	}
+}
+
+// waitRoom returns once an unproven handshake may be accepted, dropping a
+// silent one or pausing as needed; false when the listener is closing.
+func (l *listener) waitRoom() bool {
+	capN := l.n.cfg.MaxHandshakes
+	paused := false
+	for {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return false
+		}
+		if len(l.unproven) < capN {
+			l.mu.Unlock()
+			return true
+		}
+		// The oldest silent handshake, and the oldest of all (a peer
+		// that greeted but stalls proves nothing either).
+		var oldest, stalest *pendingHS
+		for q := range l.unproven {
+			at := q.served.Load()
+			if at == 0 {
+				continue
+			}
+			if stalest == nil || at < stalest.served.Load() {
+				stalest = q
+			}
+			if !q.greeted.Load() && !q.spoke.Load() && (oldest == nil || at < oldest.served.Load()) {
+				oldest = q
+			}
+		}
+		if oldest != nil && spoke(oldest.c) {
+			// Its peer spoke; the machine is just busy.
+			oldest.spoke.Store(true)
+			l.mu.Unlock()
+			continue
+		}
+		now := l.n.clock.Now().UnixNano()
+		wait := silentGrace // handshakes not served yet start soon
+		var drop *pendingHS
+		why := ""
+		if oldest != nil {
+			grace := l.grace()
+			age := time.Duration(now - oldest.served.Load())
+			if age >= grace {
+				drop, why = oldest, "silent"
+			} else {
+				wait = grace - age
+			}
+		}
+		if drop == nil && stalest != nil {
+			stale := l.staleAfter()
+			age := time.Duration(now - stalest.served.Load())
+			if age >= stale {
+				drop, why = stalest, "stalled"
+			} else {
+				wait = min(wait, stale-age)
+			}
+		}
+		if drop != nil {
+			delete(l.pending, drop)
+			delete(l.unproven, drop)
+			l.mu.Unlock()
+			drop.c.Close()
+			l.evicted.Add(1)
+			l.n.log.Debug("handshake cap reached; dropped the oldest "+why+" unproven handshake", "addr", l.addr, "cap", capN)
+			continue
+		}
+		l.mu.Unlock()
+		// Stop accepting for a while: the kernel's backlog holds new
+		// connections until a slot frees or a silent one is old enough.
+		if !paused {
+			paused = true
+			l.paused.Add(1)
+		}
+		t := l.n.clock.AfterFunc(wait, l.signal)
+		select {
+		case <-l.freed:
+			t.Stop()
+		case <-l.n.ctx.Done():
+			t.Stop()
+			return false
+		}
+	}
+}
+
+func (l *listener) acceptLoop() {
+	defer l.n.wg.Done()
+	var seq uint64
+	backoff := time.Duration(0)
+	for {
+		if !l.waitRoom() {
+			return
+		}
+		c, err := l.l.Accept()
+		if err != nil {
+			if l.n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) || !temporaryAccept(err) {
+				if l.n.ctx.Err() == nil {
+					l.n.log.Debug("accept ended", "addr", l.addr, "err", err)
+				}
+				return
+			}
+			// Out of descriptors or another passing condition: back off
+			// and keep serving once it clears.
+			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+			l.acceptErrors.Add(1)
+			l.n.log.Warn("accept failed; retrying", "addr", l.addr, "err", err, "backoff", backoff)
+			done := make(chan struct{})
+			t := l.n.clock.AfterFunc(backoff, func() { close(done) })
+			select {
+			case <-done:
+			case <-l.n.ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		backoff = 0
+		seq++
+		p := &pendingHS{c: c, seq: seq}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			c.Close()
+			return
+		}
+		l.pending[p] = struct{}{}
+		l.unproven[p] = struct{}{}
+		l.mu.Unlock()
+		l.n.wg.Add(1)
+		go l.serve(p)
+	}
+}
+
+// temporaryAccept reports whether an Accept error may pass: descriptor
+// or memory exhaustion, an aborted connection, or an error that says it
+// is temporary.
+func temporaryAccept(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var te interface{ Temporary() bool }
+	return errors.As(err, &te) && te.Temporary()
+}
+
+// isDescriptorLimit reports whether err is EMFILE or ENFILE.
+func isDescriptorLimit(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// Spoker is implemented by streams that know whether their peer sent
+// anything yet (a QUIC stream does). A Node's listener never drops, to
+// make room at MaxHandshakes, a handshake whose peer spoke.
+type Spoker interface {
+	PeerSpoke() bool
+}
+
+// spoke reports whether c's peer sent something the handshake has not
+// read yet, or ever: the stream says so, or the kernel holds unread bytes.
+func spoke(c net.Conn) bool {
+	if s, ok := c.(Spoker); ok {
+		return s.PeerSpoke()
+	}
+	unread, _ := hasUnread(c)
+	return unread
+}
