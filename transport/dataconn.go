@@ -461,11 +461,27 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		SelfAddrs:   d.host.ListenerAddrs(d.ep.id),
 		TargetIsGo:  d.host.IsGoPeer(target),
 	}
+	// The whole set-up, messaging connection included, ends at deadline.
+	// Ties are decided in one way (several events can fall on the same
+	// instant, in virtual time always): a stream delivered at the
+	// deadline is returned; any failure at or after it is the timeout,
+	// with the initiator's own text. In particular the target's kill when
+	// its expectation expires (its timer started when the expectation
+	// arrived, so it never fires before our deadline) is never reported
+	// instead of the timeout.
+	deadline := start.Add(timeout)
+	late := func() bool { return !d.ep.clock.Now().Before(deadline) }
+	timedOut := func() (net.Conn, error) {
+		return nil, &DataConnError{Node: target, Reason: rvTimeoutReason(target, timeout), Rule: fmt.Errorf("%w: %w", ErrDataConnTimeout, core.ErrRvTimeout)}
+	}
 	var killed atomic.Bool
 	if pw, ok := d.host.(portWatcher); ok {
 		// The target kills the port named in the expectation when it
 		// refuses or expires it: fail at once with its reason.
 		stop := pw.WatchPort(portID, func(reason []any) {
+			if late() {
+				return // the timeout decides
+			}
 			killed.Store(true)
 			r := core.KillReasonFromValues(reason)
 			d.do(func(now time.Time) { d.rv.Cancel(now, id, r) })
@@ -473,16 +489,19 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		defer stop()
 	}
 	d.do(func(now time.Time) { d.rv.Connect(now, req) })
-	// The whole set-up, messaging connection included, ends at the
-	// timeout; the machine's own timer normally fires at about the same
-	// time with the same text.
-	tctx, tcancel := context.WithDeadline(ctx, start.Add(timeout))
+	// The machine's own timer normally fires at about the deadline with
+	// the same text.
+	tctx, tcancel := context.WithDeadline(ctx, deadline)
 	defer tcancel()
 	select {
 	case o := <-w:
 		if o.err != nil {
+			if late() {
+				return timedOut()
+			}
 			rule := ruleOf(o.err, o.rule)
-			if killed.Load() {
+			// Only the watcher cancels while we wait here.
+			if killed.Load() && errors.Is(o.rule, core.ErrRvCancelled) {
 				rule = fmt.Errorf("%w: %w", ErrDataConnKilled, ruleOf(o.err, nil))
 			}
 			return nil, &DataConnError{Node: target, Reason: o.err, Rule: rule}
@@ -495,12 +514,17 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		if o.conn != nil { // delivered just before the cancel
 			return o.conn, nil
 		}
-		rule := ruleOf(o.err, o.rule)
-		if errors.Is(tctx.Err(), context.DeadlineExceeded) {
-			rule = fmt.Errorf("%w: %w", ErrDataConnTimeout, rule)
+		if errors.Is(tctx.Err(), context.DeadlineExceeded) || late() {
+			return timedOut()
 		}
-		return nil, &DataConnError{Node: target, Reason: o.err, Rule: rule}
+		return nil, &DataConnError{Node: target, Reason: o.err, Rule: ruleOf(o.err, o.rule)}
 	}
+}
+
+// rvTimeoutReason is the kill reason of a data connection not set up
+// within timeout, in the machine's (and Perl's) words.
+func rvTimeoutReason(target string, timeout time.Duration) *core.KillReason {
+	return core.DataConnReason("%s: unable to establish connection within %s seconds", target, seconds(timeout))
 }
 
 func (d *DataConns) ctxReason(ctx context.Context, target string, timeout time.Duration) *core.KillReason {
