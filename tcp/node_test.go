@@ -207,6 +207,7 @@ func checkIdle(t *testing.T, n *transport.Node) {
 func TestDataConnHMAC(t *testing.T) {
 	for _, addr := range loopbacks {
 		t.Run(addr, func(t *testing.T) {
+			needLoopback(t, addr)
 			checkLeaks(t)
 			a := startNode(t, "a", addr, nil)
 			b := startNode(t, "b", addr, nil)
@@ -257,6 +258,7 @@ func tlsOnly(cfg *transport.TLSConfig, required bool) func(*transport.Config) {
 func TestDataConnTLS(t *testing.T) {
 	for _, addr := range loopbacks {
 		t.Run(addr, func(t *testing.T) {
+			needLoopback(t, addr)
 			checkLeaks(t)
 			certs := testTLS(t, "a", "b")
 			a := startNode(t, "a", addr, tlsOnly(certs[0], true))
