@@ -1660,8 +1660,11 @@ func replayShippedTimeout(t *testing.T, e *perlEnv) {
 	script := goScript("B", func() {
 		pc := b.mustHandshake(b.dial(gAddrs[0]), perlHS{role: perlDialed})
 		pc.send(`["","g_slave",{"'l":{"B":[]}}]`)
-		// The kill arrives a little after the timeout, so that our own
-		// timer decides (the other order is replayKilledBeforeTimeout).
+		// The kill is sent 200ms after the expectation's timeout, so it
+		// arrives after our deadline by the clock: the deadline decides
+		// (ConnectTo ignores a kill at or after it), however late our
+		// own timer goroutine runs on a loaded machine (the other order
+		// is replayKilledBeforeTimeout).
 		shippedTarget(pc, 2, func(d time.Duration) time.Duration { return d + 200*time.Millisecond })
 	})
 	waitUntil(t, "B's messaging connection", hasPeer(g, "B"))
