@@ -379,6 +379,10 @@ func (d *DataConns) dial(ctx context.Context, a core.RvDial) {
 	if err == nil {
 		c, res, err = d.ep.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, []core.KV{{Key: core.KeyDataConnID, Value: a.ID}})
 	}
+	if err == nil && res.Untrusted {
+		c.Close()
+		err = ErrUntrustedPeer
+	}
 	if err != nil {
 		d.do(func(now time.Time) { d.rv.DialFailed(now, a.ID, a.Addr, err) })
 		return
@@ -684,6 +688,11 @@ func (d *DataConns) incomingGreeting(ctx context.Context, g core.Greeting) (core
 }
 
 func (d *DataConns) incomingDone(ref core.RvConnRef, c net.Conn, res *core.Result) {
+	if res.Untrusted {
+		c.Close()
+		d.incomingFailed(ref, ErrUntrustedPeer)
+		return
+	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
