@@ -401,9 +401,11 @@ func (d *DataConns) dial(ctx context.Context, a core.RvDial) {
 // ConnectTo opens a data connection to target (a node ID or a port ID
 // NODE#NAME) and runs the init function initFunc there with initData and
 // the far end of the stream. It returns the near end once the target has
-// accepted it. On failure nothing runs on the target and the error is a
-// *DataConnError whose Reason is ["AnyEvent::MP::DataConn", message].
-// timeout bounds the whole set-up (0 = 10s), as does ctx.
+// accepted it. On failure the error is a *DataConnError whose Reason is
+// ["AnyEvent::MP::DataConn", message], and the init function does not run
+// (or, when a fault cuts the handshake's last line, runs with a stream
+// that ends before any byte). timeout bounds the whole set-up (0 = 10s),
+// as does ctx; a failure at the deadline is always ErrDataConnTimeout.
 func (d *DataConns) ConnectTo(ctx context.Context, target string, timeout time.Duration, initFunc string, initData ...any) (net.Conn, error) {
 	return d.connectTo(ctx, "", target, timeout, initFunc, initData)
 }
