@@ -200,3 +200,83 @@ func TestTLSAnonDataConnRefused(t *testing.T) {
 		closeAll(a)
 	})
 }
+
+// anonTargetHost is the Host of a DataConns whose only peer, "t", is a
+// Perl-flow target on memnet.
+type anonTargetHost struct{ nw transport.Network }
+
+func (h anonTargetHost) SendControl(string, core.Message) error  { return nil }
+func (h anonTargetHost) RoundTrip(context.Context, string) error { return nil }
+func (h anonTargetHost) ListenerAddrs(node string) []string      { return []string{"t:1"} }
+func (h anonTargetHost) IsGoPeer(string) bool                    { return false }
+func (h anonTargetHost) Connected(context.Context, string) error { return nil }
+func (h anonTargetHost) NetworkFor(addr string) (transport.Network, string, error) {
+	return h.nw, addr, nil
+}
+
+// TestTLSAnonTargetRefused: a target that answers our data connection
+// with tls_anon proved nothing about being the node we asked for: the
+// stream is not handed over and ConnectTo fails for ErrUntrustedPeer.
+func TestTLSAnonTargetRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := memnet.New(33)
+		ca, err := transport.NewTestCA("anon test CA")
+		if err != nil {
+			t.Fatal(err)
+		}
+		issue := func(id string) *transport.TLSConfig {
+			tc, err := ca.Issue(id, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tc
+		}
+		l, err := w.Host("t").Listen(context.Background(), "t:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		targetAuth := make(chan string, 1)
+		go func() {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			m, err := core.NewHandshake(core.HandshakeConfig{
+				NodeID: "t", TLS: true,
+				AcceptAuths: []string{core.AuthTLS}, OfferAuths: []string{core.AuthTLSAnon},
+				AcceptFramings: []string{"json"}, SendFramings: []string{"json"},
+				Timeout: 5 * time.Second,
+			}, "target-nonce", time.Now())
+			if err != nil {
+				targetAuth <- err.Error()
+				return
+			}
+			conn, res, err := transport.Drive(context.Background(), c, m, transport.DriveOptions{TLS: issue("t")})
+			if err != nil {
+				targetAuth <- err.Error()
+				return
+			}
+			targetAuth <- res.SentAuth
+			conn.Read(make([]byte, 1)) // until the initiator closes
+		}()
+		d, err := transport.NewDataConns(transport.Config{NodeID: "a", Secret: simSecret, TLS: issue("a"), AllowTLSAnon: true, Logger: quietLogger()},
+			anonTargetHost{nw: w.Host("a")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		c, err := d.ConnectTo(context.Background(), "t", 2*time.Second, "f")
+		if err == nil {
+			c.Close()
+			t.Fatal("ConnectTo handed over a stream a tls_anon target authenticated")
+		}
+		if got := <-targetAuth; got != core.AuthTLSAnon {
+			t.Fatalf("the target's handshake: %s, want it completed with tls_anon", got)
+		}
+		if !errors.Is(err, transport.ErrUntrustedPeer) || !errors.Is(err, transport.ErrDataConnFailed) {
+			t.Errorf("ConnectTo: %v; want ErrDataConnFailed for ErrUntrustedPeer", err)
+		}
+	})
+}
