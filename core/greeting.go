@@ -29,6 +29,10 @@ const (
 	// KeyGo is present in greetings of nodes of this project; its value is a
 	// comma-separated list of extension names (e.g. "1").
 	KeyGo = "aempgo"
+	// KeyTLSTicket (nodes of this project only, next to KeyGo) says that
+	// the sender holds a TLS 1.3 session ticket from the peer: it becomes
+	// the TLS client to resume (see StartTLS).
+	KeyTLSTicket = "aempgo_tlsticket"
 )
 
 // KV is one key=value field of a greeting line.

@@ -74,9 +74,14 @@ type Write struct{ Data []byte }
 // StartTLS asks the caller to flush earlier writes and start TLS in the
 // given role on the raw stream, then report TLSEstablished or TLSFailed.
 // Pending holds bytes already received that belong to the TLS stream.
+// Client is true when our nonce line is the lower one, except between
+// nodes of this project when exactly one greeting carries KeyTLSTicket:
+// then that side is the client. Peer is the peer's greeting (who the TLS
+// session is with).
 type StartTLS struct {
 	Client  bool
 	Pending []byte
+	Peer    Greeting
 }
 
 // PeerGreeting (DeferGreeting only) reports the peer's accepted first
@@ -176,6 +181,8 @@ type Handshake struct {
 	tlsInfo     TLSInfo
 	sendAuth    string
 	sendFraming string
+	// ourGo and ourTicket: our greeting carries KeyGo, KeyTLSTicket.
+	ourGo, ourTicket bool
 }
 
 var (
@@ -290,6 +297,8 @@ func (h *Handshake) sendLines(extra []KV) error {
 	kvs = append(kvs, h.cfg.Extra...)
 	kvs = append(kvs, extra...)
 	g.KV = kvs
+	_, h.ourGo = g.Get(KeyGo)
+	_, h.ourTicket = g.Get(KeyTLSTicket)
 	l1 := g.Encode()
 	if len(l1)+1 > MaxLineLen {
 		return badConfig("greeting line longer than 4096 bytes")
@@ -471,10 +480,24 @@ func (h *Handshake) onNonce(line string) {
 	}
 	if startTLS {
 		h.state = stTLSQueued
-		h.actions = append(h.actions, StartTLS{Client: h.l2 < h.r2})
+		h.actions = append(h.actions, StartTLS{Client: h.tlsClient(), Peer: h.peer})
 		return
 	}
 	h.sendAuthLine()
+}
+
+// tlsClient decides the TLS role: the side with the lower nonce line is
+// the client (AEMP), except between nodes of this project (both greetings
+// carry KeyGo) when exactly one greeting carries KeyTLSTicket: that side
+// holds a session ticket for the other and is the client, so it can
+// resume. Both sides see both greetings, so they agree.
+func (h *Handshake) tlsClient() bool {
+	if _, peerGo := h.peer.Get(KeyGo); peerGo && h.ourGo {
+		if _, peerTicket := h.peer.Get(KeyTLSTicket); peerTicket != h.ourTicket {
+			return h.ourTicket
+		}
+	}
+	return h.l2 < h.r2
 }
 
 // binding is the channel-binding value covered by AuthHMACCB.

@@ -563,3 +563,47 @@ func TestHandshakePreSecuredTransport(t *testing.T) {
 		t.Fatalf("B: %v", s.b.err)
 	}
 }
+
+// TestHandshakeTLSTicketRole: between nodes of this project, the side
+// whose greeting says it holds a TLS session ticket is the TLS client,
+// whatever the nonces say; with both, neither, or a peer without KeyGo,
+// the lower nonce decides (AEMP).
+func TestHandshakeTLSTicketRole(t *testing.T) {
+	goKV := KV{Key: KeyGo, Value: "1"}
+	ticket := KV{Key: KeyTLSTicket, Value: "1"}
+	for _, tc := range []struct {
+		name        string
+		aKV, bKV    []KV
+		wantAClient bool
+	}{
+		{"nonces (B lower)", []KV{goKV}, []KV{goKV}, false},
+		{"A holds a ticket", []KV{goKV, ticket}, []KV{goKV}, true},
+		{"B holds a ticket", []KV{goKV}, []KV{goKV, ticket}, false},
+		{"both hold one", []KV{goKV, ticket}, []KV{goKV, ticket}, false},
+		{"B is not of this project", []KV{goKV, ticket}, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ca, cb := cfgNode("A"), cfgNode("B")
+			ca.TLS, cb.TLS = true, true
+			ca.Secret, cb.Secret = nil, nil
+			ca.Extra, cb.Extra = tc.aKV, tc.bKV
+			s, err := newSim(ca, cb, "zzz", "aaa")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.exporter = []byte("ekm")
+			if err := s.run(all); err != nil {
+				t.Fatal(err)
+			}
+			if s.a.err != nil || s.b.err != nil {
+				t.Fatalf("errors: %v / %v", s.a.err, s.b.err)
+			}
+			if s.a.tlsReq.Client != tc.wantAClient || s.b.tlsReq.Client == tc.wantAClient {
+				t.Fatalf("A client %v, B client %v; want A client %v", s.a.tlsReq.Client, s.b.tlsReq.Client, tc.wantAClient)
+			}
+			if s.a.tlsReq.Peer.NodeID != "B" || s.b.tlsReq.Peer.NodeID != "A" {
+				t.Fatalf("StartTLS peers %q, %q", s.a.tlsReq.Peer.NodeID, s.b.tlsReq.Peer.NodeID)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -25,28 +26,12 @@ var throughputRows = []benchRow{
 	{"dataconn", benchThroughputDataConn},
 }
 
-// setupRows are the rows of BenchmarkSetup.
-var setupRows = []benchRow{
-	{"quic-handshake", benchSetupHandshake},
-	{"stream", benchSetupStream},
-	{"dataconn-stream", benchSetupDataConn},
-}
-
 // BenchmarkThroughput measures one-way bulk transfer over loopback, in
 // 64 KiB writes (see b.SetBytes).
 //
 //	go test -run '^$' -bench . -benchtime 2s ./quic/
 func BenchmarkThroughput(b *testing.B) {
 	for _, r := range throughputRows {
-		b.Run(r.name, r.run)
-	}
-}
-
-// BenchmarkSetup measures what it costs to get a usable stream: a new QUIC
-// connection (handshake included), or a new stream on a warm connection.
-// Each operation includes one 1-byte round trip on the new stream.
-func BenchmarkSetup(b *testing.B) {
-	for _, r := range setupRows {
 		b.Run(r.name, r.run)
 	}
 }
@@ -80,7 +65,7 @@ func benchServer(b *testing.B, serve func(net.Conn)) string {
 func pingPong(c net.Conn) { _, _ = io.Copy(c, c) }
 
 // roundTrip sends one byte and waits for its echo.
-func roundTrip(b *testing.B, c net.Conn) {
+func roundTrip(b testing.TB, c net.Conn) {
 	var buf [1]byte
 	_ = c.SetDeadline(time.Now().Add(testTimeout))
 	if _, err := c.Write([]byte{'p'}); err != nil {
@@ -123,51 +108,22 @@ func benchThroughputRaw(b *testing.B) {
 	}
 }
 
-func benchSetupHandshake(b *testing.B) {
-	addr := benchServer(b, pingPong)
-	b.ResetTimer()
-	for range b.N {
-		cli := New(Config{})
-		c, err := cli.Dial(context.Background(), addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		roundTrip(b, c)
-		b.StopTimer()
-		_ = cli.Close()
-		b.StartTimer()
-	}
-}
-
-func benchSetupStream(b *testing.B) {
-	addr := benchServer(b, pingPong)
-	cli := New(Config{})
-	defer cli.Close()
-	warm, err := cli.Dial(context.Background(), addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer warm.Close()
-	roundTrip(b, warm)
-	b.ResetTimer()
-	for range b.N {
-		c, err := cli.Dial(context.Background(), addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		roundTrip(b, c)
-		_ = c.Close()
-	}
-}
-
 // benchNodes returns node "a", which knows node "b"; b listens on loopback
 // QUIC and serves the init function "bench" with serve. Both are closed
 // when the benchmark ends (Networks first: Node.Close waits for running
 // init functions).
 func benchNodes(b *testing.B, serve transport.InitFunc) *transport.Node {
+	return benchNodesWith(b, nil, serve)
+}
+
+func benchNodesWith(b *testing.B, mod func(*transport.Config), serve transport.InitFunc) *transport.Node {
 	b.Helper()
 	mk := func(id string) (*transport.Node, *Network) {
-		n, err := transport.NewNode(transport.Config{NodeID: id, Secret: []byte("bench"), Logger: slog.New(slog.DiscardHandler)})
+		cfg := transport.Config{NodeID: id, Secret: []byte("bench"), Logger: slog.New(slog.DiscardHandler)}
+		if mod != nil {
+			mod(&cfg)
+		}
+		n, err := transport.NewNode(cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -224,27 +180,273 @@ func benchThroughputDataConn(b *testing.B) {
 	}
 }
 
-// benchSetupDataConn measures a data connection on a warm node pair (the
-// messaging connection, and so the QUIC connection, already up): ConnectTo
-// plus a 1-byte round trip.
-func benchSetupDataConn(b *testing.B) {
-	na := benchNodes(b, func(_ string, _ []any, c net.Conn) {
-		defer c.Close()
-		pingPong(c)
-	})
-	warm, err := na.ConnectTo(context.Background(), "b", 10*time.Second, "bench")
+// setupRow is one row of BenchmarkSetup: prepare sets it up once and
+// returns one set-up, which reports the time it took (tear-down
+// excluded). A row with bases runs one set-up of each base after each of
+// its own and reports NAME/BASE, the ratio of the means.
+type setupRow struct {
+	name    string
+	prepare func(b *testing.B) (once func() time.Duration)
+	base    []string
+}
+
+// Rows of BenchmarkSetup:
+//
+//   - quic-handshake(-tls): a new QUIC connection (throw-away or verified
+//     certificates) and a 1-byte echo on a stream;
+//   - node-connect-hmac, node-connect-tls: a new Node authenticating to a
+//     listening one over a new QUIC connection (Connect, until the target
+//     has the messaging connection up too), shared secret
+//     (hmac_sha3_512_cb) or certificates only;
+//   - stream: a new stream on a warm connection plus the echo;
+//   - stream-confirmed: the same with one request/answer round trip
+//     first, the floor of any confirmed stream;
+//   - dataconn-stream: ConnectTo on a warm node pair (a direct data
+//     stream) plus the echo;
+//   - dataconn-stream-handshake: the same with plain hmac_sha3_512
+//     (DisableChannelBinding), which takes the rendezvous and an AEMP
+//     handshake per stream, as with peers of older versions.
+func setupRows() []setupRow {
+	return []setupRow{
+		{"quic-handshake", prepHandshake(false), nil},
+		{"quic-handshake-tls", prepHandshake(true), nil},
+		{"node-connect-hmac", prepNodeConnect(false), []string{"quic-handshake"}},
+		{"node-connect-tls", prepNodeConnect(true), []string{"quic-handshake-tls"}},
+		{"stream", prepStream(false), nil},
+		{"stream-confirmed", prepStream(true), []string{"stream"}},
+		{"dataconn-stream", prepDataConn(nil), []string{"stream", "stream-confirmed"}},
+		{"dataconn-stream-handshake", prepDataConn(func(c *transport.Config) { c.DisableChannelBinding = true }), []string{"stream", "dataconn-stream"}},
+	}
+}
+
+// BenchmarkSetup measures what it costs to get a usable stream (see
+// setupRows). Every operation includes one 1-byte round trip on the new
+// stream. Rows with bases interleave their set-ups with the bases', so
+// their ratios hold even while the machine's load changes; B/op and
+// allocs/op of such rows include the bases.
+//
+//	go test -run '^$' -bench Setup -benchtime 2s ./quic/
+func BenchmarkSetup(b *testing.B) {
+	byName := map[string]setupRow{}
+	for _, r := range setupRows() {
+		byName[r.name] = r
+	}
+	for _, r := range setupRows() {
+		b.Run(r.name, func(b *testing.B) {
+			once := r.prepare(b)
+			bases := make([]func() time.Duration, len(r.base))
+			for i, name := range r.base {
+				bases[i] = byName[name].prepare(b)
+			}
+			spent := make([]time.Duration, len(bases))
+			var own time.Duration
+			for b.Loop() {
+				own += once()
+				for i, base := range bases {
+					spent[i] += base()
+				}
+			}
+			b.ReportMetric(float64(own)/float64(b.N), "ns/op")
+			for i, name := range r.base {
+				b.ReportMetric(float64(own)/float64(spent[i]), r.name+"/"+name)
+			}
+		})
+	}
+}
+
+// benchCerts returns certificates for "srv" and "cli" of one CA.
+func benchCerts(b *testing.B) (srv, cli *transport.TLSConfig) {
+	b.Helper()
+	ca, err := transport.NewTestCA("bench CA")
 	if err != nil {
 		b.Fatal(err)
 	}
-	roundTrip(b, warm)
-	_ = warm.Close()
-	b.ResetTimer()
-	for range b.N {
-		c, err := na.ConnectTo(context.Background(), "b", 10*time.Second, "bench")
+	valid := [2]time.Time{time.Now().Add(-time.Hour), time.Now().Add(time.Hour)}
+	if srv, err = ca.Issue("srv", valid[0], valid[1]); err != nil {
+		b.Fatal(err)
+	}
+	if cli, err = ca.Issue("cli", valid[0], valid[1]); err != nil {
+		b.Fatal(err)
+	}
+	return srv, cli
+}
+
+// benchServerCfg is benchServer with a Network configuration.
+func benchServerCfg(b *testing.B, cfg Config, serve func(net.Conn)) string {
+	b.Helper()
+	srv := New(cfg)
+	b.Cleanup(func() { _ = srv.Close() })
+	l, err := srv.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				serve(c)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func prepHandshake(withTLS bool) func(b *testing.B) func() time.Duration {
+	return func(b *testing.B) func() time.Duration {
+		var srvCfg, cliCfg Config
+		if withTLS {
+			srvCfg.TLS, cliCfg.TLS = benchCerts(b)
+		}
+		addr := benchServerCfg(b, srvCfg, pingPong)
+		return func() time.Duration {
+			start := time.Now()
+			cli := New(cliCfg)
+			c, err := cli.Dial(context.Background(), addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			roundTrip(b, c)
+			took := time.Since(start)
+			_ = cli.Close()
+			return took
+		}
+	}
+}
+
+func prepStream(confirmed bool) func(b *testing.B) func() time.Duration {
+	return func(b *testing.B) func() time.Duration {
+		serve := pingPong
+		if confirmed {
+			serve = func(c net.Conn) {
+				var req [1]byte
+				if _, err := io.ReadFull(c, req[:]); err != nil {
+					return
+				}
+				if _, err := c.Write(req[:]); err != nil {
+					return
+				}
+				pingPong(c)
+			}
+		}
+		addr := benchServer(b, serve)
+		cli := New(Config{})
+		b.Cleanup(func() { _ = cli.Close() })
+		warm, err := cli.Dial(context.Background(), addr)
 		if err != nil {
 			b.Fatal(err)
 		}
-		roundTrip(b, c)
-		_ = c.Close()
+		b.Cleanup(func() { _ = warm.Close() })
+		roundTrip(b, warm)
+		if confirmed {
+			roundTrip(b, warm)
+		}
+		return func() time.Duration {
+			start := time.Now()
+			c, err := cli.Dial(context.Background(), addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			roundTrip(b, c)
+			if confirmed {
+				roundTrip(b, c)
+			}
+			took := time.Since(start)
+			_ = c.Close()
+			return took
+		}
+	}
+}
+
+// prepDataConn measures a data connection on a warm node pair (the
+// messaging connection, and so the QUIC connection, already up):
+// ConnectTo plus a 1-byte round trip.
+func prepDataConn(mod func(*transport.Config)) func(b *testing.B) func() time.Duration {
+	return func(b *testing.B) func() time.Duration {
+		na := benchNodesWith(b, mod, func(_ string, _ []any, c net.Conn) {
+			defer c.Close()
+			pingPong(c)
+		})
+		once := func() time.Duration {
+			start := time.Now()
+			c, err := na.ConnectTo(context.Background(), "b", 10*time.Second, "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			roundTrip(b, c)
+			took := time.Since(start)
+			_ = c.Close()
+			return took
+		}
+		once()
+		return once
+	}
+}
+
+// prepNodeConnect measures a new node connecting and authenticating to a
+// listening one over a new QUIC connection: Connect, until the target has
+// the messaging connection too.
+func prepNodeConnect(withTLS bool) func(b *testing.B) func() time.Duration {
+	return func(b *testing.B) func() time.Duration {
+		var srvTLS, cliTLS *transport.TLSConfig
+		if withTLS {
+			srvTLS, cliTLS = benchCerts(b)
+		}
+		mkCfg := func(id string, tc *transport.TLSConfig) transport.Config {
+			cfg := transport.Config{NodeID: id, Secret: []byte("bench"), Logger: slog.New(slog.DiscardHandler)}
+			if tc != nil {
+				cfg.Secret, cfg.TLS = nil, tc
+			}
+			return cfg
+		}
+		srv, err := transport.NewNode(mkCfg("srv", srvTLS))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = srv.Close() })
+		srvNet := New(Config{TLS: srvTLS})
+		b.Cleanup(func() { _ = srvNet.Close() })
+		addr, err := srv.Listen(context.Background(), srvNet, "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		up := make(chan string, 1)
+		b.Cleanup(srv.MonitorNodes(func(id string, isUp bool, _ error) {
+			if isUp {
+				select {
+				case up <- id:
+				default:
+				}
+			}
+		}))
+		seq := 0
+		return func() time.Duration {
+			seq++
+			cli, err := transport.NewNode(mkCfg("cli-"+strconv.Itoa(seq), cliTLS))
+			if err != nil {
+				b.Fatal(err)
+			}
+			cliNet := New(Config{TLS: cliTLS})
+			cli.AddNetwork(cliNet)
+			cli.AddPeer("srv", addr)
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			if err := cli.Connect(ctx, "srv"); err != nil {
+				b.Fatal(err)
+			}
+			select {
+			case <-up:
+			case <-ctx.Done():
+				b.Fatal("the target did not see the node come up")
+			}
+			took := time.Since(start)
+			cancel()
+			_ = cliNet.Close()
+			_ = cli.Close()
+			return took
+		}
 	}
 }

@@ -2,8 +2,11 @@
 // transport.SecureNetwork over github.com/quic-go/quic-go.
 //
 // Every AEMP connection, messaging or data, is one bidirectional QUIC
-// stream, and the Node runs the full AEMP handshake on it exactly as over
-// TCP. Streams to the same remote address share one QUIC connection, which
+// stream. A messaging stream runs the full AEMP handshake exactly as over
+// TCP; a data connection between nodes of this project on an
+// authenticated QUIC connection is a direct data stream without a
+// handshake (see Direct data streams); other data connections run the
+// handshake too. Streams to the same remote address share one QUIC connection, which
 // Dial opens on first use and reuses while it is alive — or, when the peer
 // dialed first, the connection it opened to us; a connection that dies is
 // dropped from the pool and the next Dial opens a new one. One UDP
@@ -19,8 +22,9 @@
 // every Read and Write on its streams fails instead of hanging.
 //
 // What QUIC does not add: it is not AEMP authentication, and it does not
-// make streams messages. The AEMP handshake (greetings, nonces, auth) still
-// runs on every stream. Perl AnyEvent::MP nodes do not speak QUIC; this
+// make streams messages. The AEMP handshake (greetings, nonces, auth)
+// runs on every messaging stream, and a data stream relies on one that
+// succeeded on the same connection. Perl AnyEvent::MP nodes do not speak QUIC; this
 // network is for Go nodes of this project only.
 //
 // With Config.TLS set, both ends present their certificate and verify the
@@ -33,7 +37,8 @@
 // Network presents a throw-away self-signed certificate that nobody
 // verifies. The traffic is still encrypted, and TLSState reports ok=false,
 // so the tls_* auth methods cannot be used; authentication rests on the
-// AEMP handshake that runs on every stream. The Network still reports the
+// AEMP handshake that runs on every messaging stream (and on which direct
+// data streams rely, see below). The Network still reports the
 // session's exporter through ChannelBinding (see Security).
 //
 // # Security
@@ -46,7 +51,8 @@
 //   - It can open QUIC connections to a listening node and streams on
 //     them. Each connection costs the node a QUIC handshake (key exchange
 //     and a signature); this package does not cap the number of
-//     connections. Each stream starts an AEMP handshake on the node: at most
+//     connections. Each stream starts an AEMP handshake on the node (or,
+//     for a direct data stream, waits for one on its connection): at most
 //     Config.MaxIncomingStreams open streams per connection, at most the
 //     Node's MaxHandshakes handshakes in progress per listener (when full,
 //     the oldest is dropped, so a flood can crowd out honest peers: a denial
@@ -77,7 +83,8 @@
 //     hmac_sha3_512, the relayed handshake succeeds, and the relay then
 //     reads every byte of every stream (messages and data connections) in
 //     clear and can alter, inject, drop or cut them undetected: after the
-//     handshake AEMP adds no integrity of its own. So with Config.TLS nil,
+//     handshake AEMP adds no integrity of its own. (Direct data streams
+//     are never used after such a handshake.) So with Config.TLS nil,
 //     an authenticated stream cannot be read or altered only if it was
 //     authenticated with hmac_sha3_512_cb.
 //   - On the path, it can always drop packets: the streams then fail
@@ -96,6 +103,69 @@
 // node ID: every certificate the CAs issued authenticates as any node ID
 // with tls_sha3_512 (as with Perl nodes sharing one certificate), so the
 // CA's private key is then the shared secret.
+//
+// # Direct data streams
+//
+// Between nodes of this project (greeting key aempgo listing "qstream",
+// transport.ExtDataStream), a data connection to a peer whose messaging
+// connection runs on a QUIC connection is a new stream of that QUIC
+// connection. The initiator writes a header and waits for one answer; the
+// target runs the init function as soon as the header arrives: 1 round
+// trip for ConnectTo, 0.5 until the init function runs, no greeting, no
+// nonce, no HMAC per stream. A peer that does not list "qstream" (an older
+// version, or a node that cannot accept streams on that connection because
+// it dialed from a socket without a listener) gets the rendezvous and the
+// per-stream handshake as before; so does a request whose header would
+// not fit (init data of about 64 KiB and more).
+//
+// The header (codec in package core, fuzzed by fuzz.FuzzDataStreamHeader):
+//
+//	0xA5                 magic: never the first byte of a greeting ("aemp;")
+//	0x01                 version
+//	L                    uint16 big-endian, 1 to 65535: length of the body
+//	body, L bytes        one msgpack array [from, to, initFunc, initData...]:
+//	                     from, to, initFunc non-empty UTF-8 strings of at
+//	                     most 4096 bytes; initData any values the msgpack
+//	                     framing carries, nested at most 64 deep
+//
+// The answer is one byte 0x00 (accepted: the stream now belongs to the init
+// function, and the initiator may write), or 0x01, a uint16 big-endian
+// length M (at most 1024) and M bytes of UTF-8: the message of the kill
+// reason ["AnyEvent::MP::DataConn", message], for example
+// `b: no init function "x"`; the target then closes the stream. The
+// initiator writes nothing after the header until it has the answer; a
+// target refuses a stream with bytes after the header. There is no QUIC
+// or TLS 0-RTT anywhere in this package (quic-go's Allow0RTT stays off and
+// Dial never uses DialEarly), so nothing can be replayed.
+//
+// The security argument. A header carries no credential: the target
+// accepts it only for the peer node ID that completed a messaging
+// handshake on the same QUIC connection, and only when that handshake
+// binds the connection: the peer authenticated with hmac_sha3_512_cb
+// (whose MAC covers this QUIC session's exporter, so it cannot have been
+// relayed from a connection to someone else), or both ends verified
+// certificates (so nobody is in the middle), and never for tls_anon. A
+// stream that arrives before that handshake has ended is held for at most
+// the Node's HandshakeTimeout, counted among its MaxHandshakes, then
+// refused; a header whose from is not a node bound to the connection, or
+// whose to is not the target, is refused. So an attacker without the
+// secret or a trusted certificate opens no accepted data stream: on its
+// own QUIC connection no messaging handshake succeeds, and it cannot
+// inject a stream into another node's QUIC connection (QUIC authenticates
+// every packet with that connection's keys). With plain hmac_sha3_512 (or
+// DisableChannelBinding) a relay could have passed the messaging
+// handshake between two QUIC sessions, so direct streams are not used and
+// every data connection runs its own handshake, as before. A certificate
+// alone is never bound to a node ID: a data stream belongs to the node
+// whose messaging handshake succeeded on its connection.
+//
+// Failures keep one outcome each: ConnectTo returns the stream, or a
+// *transport.DataConnError with the Perl-style reason (refused: the
+// target's message, wrapping transport.ErrDataConnKilled; no answer within
+// the timeout: "unable to establish connection within N seconds"). Since
+// the init function starts half a round trip before the initiator hears
+// the answer, the promise on failure is: when ConnectTo fails, an init
+// function that did run sees its stream closed before any byte arrives.
 //
 // Streams (type Stream) are net.Conns: deadlines map to the stream's;
 // CloseWrite sends a FIN and leaves reading open; Close stops reading

@@ -89,6 +89,7 @@ func (l *Listener) acceptConns() {
 		}
 		l.n.log.Debug("quic: accepted connection", "remote", c.RemoteAddr().String(), "local", c.LocalAddr().String())
 		l.n.wg.Add(1)
+		l.n.setServing(c, l)
 		go l.acceptStreams(c)
 	}
 }
@@ -99,6 +100,7 @@ func (l *Listener) acceptConns() {
 func (l *Listener) acceptStreams(c *quicgo.Conn) {
 	defer l.n.wg.Done()
 	defer l.n.untrackAccepted(c)
+	defer l.n.setServing(c, nil)
 	for {
 		s, err := c.AcceptStream(context.Background())
 		if err != nil {

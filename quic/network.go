@@ -84,7 +84,15 @@ type Network struct {
 	// Dial uses it when it has no dialed one, so that the streams of both
 	// nodes share one QUIC connection whichever side opened it.
 	inbound map[netip.AddrPort]*quicgo.Conn
+	// serving maps each connection whose peer streams go to a Listener
+	// to that Listener (see AcceptsStreams).
+	serving map[*quicgo.Conn]*Listener
 	wg      sync.WaitGroup // listener goroutines
+
+	// authMu guards auths: what Nodes proved about each connection (see
+	// BindPeer).
+	authMu sync.Mutex
+	auths  map[*quicgo.Conn]*connAuth
 }
 
 var _ transport.SecureNetwork = (*Network)(nil)
@@ -126,6 +134,7 @@ func New(cfg Config) *Network {
 		pool:      make(map[netip.AddrPort]*poolEntry),
 		accepted:  make(map[*quicgo.Conn]struct{}),
 		inbound:   make(map[netip.AddrPort]*quicgo.Conn),
+		serving:   make(map[*quicgo.Conn]*Listener),
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -403,6 +412,7 @@ func (n *Network) connTo(ctx context.Context, addr string, dst netip.AddrPort) (
 		close(e.ready)
 		if ep.l != nil {
 			n.wg.Add(1)
+			n.serving[conn] = ep.l
 			go ep.l.acceptStreams(conn)
 		}
 		n.mu.Unlock()
@@ -426,8 +436,8 @@ func (n *Network) dropConn(dst netip.AddrPort, conn *quicgo.Conn) {
 // TLS configuration (so the peer's certificate was verified) and the
 // handshake is complete; with Config.TLS nil it is always false.
 func (n *Network) TLSState(c net.Conn) (tls.ConnectionState, bool) {
-	s, isStream := c.(*Stream)
-	if !isStream || s.net != n {
+	s, isStream := n.streamOf(c)
+	if !isStream {
 		return tls.ConnectionState{}, false
 	}
 	st := s.conn.ConnectionState().TLS
@@ -444,8 +454,8 @@ func (n *Network) TLSState(c net.Conn) (tls.ConnectionState, bool) {
 // Config.TLS is nil) cannot pass the lines between the two sessions.
 // It implements transport.ChannelBinder.
 func (n *Network) ChannelBinding(c net.Conn) []byte {
-	s, isStream := c.(*Stream)
-	if !isStream || s.net != n {
+	s, isStream := n.streamOf(c)
+	if !isStream {
 		return nil
 	}
 	return transport.ChannelBindingOf(s.conn.ConnectionState().TLS)

@@ -494,6 +494,7 @@ func TestNodeDataConnFailures(t *testing.T) {
 type udpRelay struct {
 	front, back *net.UDPConn
 	cut         atomic.Bool
+	cutBack     atomic.Bool // drops only what the target sends
 	client      atomic.Pointer[net.UDPAddr]
 	wg          sync.WaitGroup
 }
@@ -545,7 +546,7 @@ func newRelay(t *testing.T, target string) *udpRelay {
 			if err != nil {
 				return
 			}
-			if to := r.client.Load(); to != nil && !r.cut.Load() {
+			if to := r.client.Load(); to != nil && !r.cut.Load() && !r.cutBack.Load() {
 				_, _ = front.WriteToUDP(buf[:n], to)
 			}
 		}

@@ -32,6 +32,9 @@ type Stream struct {
 	wmu       sync.Mutex
 	closed    atomic.Bool
 	closeOnce sync.Once
+	// head holds what PeekByte read, served first by Read (only the
+	// reading goroutine touches it).
+	head []byte
 }
 
 var _ net.Conn = (*Stream)(nil)
@@ -45,6 +48,11 @@ func newStream(n *Network, c *quicgo.Conn, s *quicgo.Stream) *Stream {
 func (s *Stream) Read(p []byte) (int, error) {
 	if s.closed.Load() {
 		return 0, &Error{Op: "read", Err: ErrClosed}
+	}
+	if len(s.head) > 0 {
+		n := copy(p, s.head)
+		s.head = s.head[n:]
+		return n, nil
 	}
 	n, err := s.s.Read(p)
 	if err != nil {

@@ -69,15 +69,17 @@ func tlsConfigs(tc *transport.TLSConfig) (server, client *tls.Config, err error)
 		NextProtos:       []string{ALPN},
 		MinVersion:       tls.VersionTLS13,
 		Time:             tc.Time,
+		CurvePreferences: tc.CurvePreferences,
 		ClientAuth:       tls.RequireAnyClientCert,
 		ClientCAs:        tc.RootCAs,
 		VerifyConnection: verify(false),
 	}
 	client = &tls.Config{
-		Certificates: []tls.Certificate{tc.Certificate},
-		NextProtos:   []string{ALPN},
-		MinVersion:   tls.VersionTLS13,
-		Time:         tc.Time,
+		Certificates:     []tls.Certificate{tc.Certificate},
+		NextProtos:       []string{ALPN},
+		MinVersion:       tls.VersionTLS13,
+		Time:             tc.Time,
+		CurvePreferences: tc.CurvePreferences,
 		// Chain-only verification happens in VerifyConnection; crypto/tls's
 		// own check would demand a host name.
 		InsecureSkipVerify: true, //nolint:gosec // verified in VerifyConnection

@@ -147,7 +147,7 @@ func NewDataConns(cfg Config, host Host) (*DataConns, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return newDataConns(&endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, clock: cfg.Clock}, host), nil
+	return newDataConns(&endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, clock: cfg.Clock, resume: newTLSResumer(cfg.Rand)}, host), nil
 }
 
 func newDataConns(ep *endpoint, host Host) *DataConns {
@@ -377,7 +377,7 @@ func (d *DataConns) dial(ctx context.Context, a core.RvDial) {
 	var c net.Conn
 	var res *core.Result
 	if err == nil {
-		c, res, err = d.ep.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, []core.KV{{Key: core.KeyDataConnID, Value: a.ID}})
+		c, res, err = d.ep.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, d.ep.withTicket(a.Node, []core.KV{{Key: core.KeyDataConnID, Value: a.ID}}))
 	}
 	if err == nil && res.Untrusted {
 		c.Close()
@@ -403,9 +403,11 @@ func (d *DataConns) dial(ctx context.Context, a core.RvDial) {
 // the far end of the stream. It returns the near end once the target has
 // accepted it. On failure the error is a *DataConnError whose Reason is
 // ["AnyEvent::MP::DataConn", message], and the init function does not run
-// (or, when a fault cuts the handshake's last line, runs with a stream
-// that ends before any byte). timeout bounds the whole set-up (0 = 10s),
-// as does ctx; a failure at the deadline is always ErrDataConnTimeout.
+// or runs with a stream that ends before any byte (when a fault cuts the
+// handshake's last line, and always possible on a QUIC direct data stream,
+// whose init function starts before the initiator hears it was accepted).
+// timeout bounds the whole set-up (0 = 10s), as does ctx; a failure at the
+// deadline is always ErrDataConnTimeout.
 func (d *DataConns) ConnectTo(ctx context.Context, target string, timeout time.Duration, initFunc string, initData ...any) (net.Conn, error) {
 	return d.connectTo(ctx, "", target, timeout, initFunc, initData)
 }
@@ -427,6 +429,9 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	// that the machine's own timer bounds the set-up, and ctx only
 	// cancels it.
 	start := d.ep.clock.Now()
+	if c, err, ok := d.connectDirect(ctx, target, time.Now().Add(timeout), timeout, initFunc, initData); ok {
+		return c, err // a stream of the messaging connection (datastream.go)
+	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	err := d.host.Connected(cctx, target)
 	cerr := cctx.Err()

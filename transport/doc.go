@@ -37,7 +37,9 @@
 //	n.HandleDataConn("files::recv", func(from string, data []any, c net.Conn) { ... })
 //	c, err := other.ConnectTo(ctx, "worker-1", 5*time.Second, "files::recv", "name.bin")
 //
-// On failure nothing runs on the target and the error is a
+// On failure nothing runs on the target (except on a QUIC direct data
+// stream, below: there an init function that did run sees its stream
+// closed before any byte arrives) and the error is a
 // *DataConnError whose text is the Perl kill message ("NODE: unable to
 // establish connection within 5 seconds") and whose Reason is the full
 // reason ["AnyEvent::MP::DataConn", message]. ConnectToPort is the
@@ -52,6 +54,17 @@
 // confirms the match inside its authenticated greeting, so the initiator
 // never reports success for a stream nobody will read. With a Perl peer
 // the Perl flow is used (_expect, a snd round trip, then the dial).
+//
+// Over QUIC, between nodes of this project whose messaging connection is
+// authenticated for its QUIC connection (hmac_sha3_512_cb or verified
+// certificates on both ends), a data connection is a direct data stream: a
+// new stream of that QUIC connection with a short header, no rendezvous
+// and no handshake; the target runs the init function when the header
+// arrives and answers accepted or refused (MuxNetwork, datastream.go, and
+// the quic package doc for the header and the security argument). Over
+// TCP+TLS, between nodes of this project, data connections resume the TLS
+// session with a ticket instead of a full certificate handshake
+// (tlsresume.go).
 //
 // A framework that already has nodes and messaging embeds DataConns
 // without a Node: it implements Host (send a control message, a round

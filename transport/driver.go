@@ -37,6 +37,10 @@ type DriveOptions struct {
 	// connection until its expectation arrives); ctx is the drive's
 	// context.
 	OnPeerGreeting func(ctx context.Context, g core.Greeting, protocol string) ([]core.KV, error)
+
+	// resume is the node's TLS resumption state (tlsresume.go); nil
+	// means full handshakes only.
+	resume *tlsResumer
 }
 
 // Drive runs the handshake machine m over conn until it is done or has
@@ -126,7 +130,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 				continue
 			}
 			tctx, cancel := context.WithDeadline(ctx, m.Deadline())
-			tc, err := opt.TLS.Upgrade(tctx, WithPending(raw, a.Pending), a.Client)
+			tc, err := upgradeTLS(tctx, opt, WithPending(raw, a.Pending), a)
 			cancel()
 			if err != nil {
 				m.TLSFailed(clock.Now(), err)

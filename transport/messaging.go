@@ -74,6 +74,9 @@ type msgConn struct {
 	conn   net.Conn
 	res    *core.Result
 	codec  core.Codec
+	// direct is the network for direct data streams to the peer on this
+	// connection, nil when not allowed (see datastream.go).
+	direct MuxNetwork
 
 	mu       sync.Mutex
 	queue    [][]byte
@@ -93,6 +96,7 @@ func (n *Node) addConn(c net.Conn, res *core.Result, dialer string) *msgConn {
 	}
 	mc := &msgConn{n: n, peerID: res.PeerNodeID, dialer: dialer, conn: c, res: res, codec: codec,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
+	mc.direct = n.directMux(c, res)
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -571,7 +575,7 @@ func (n *Node) dialMessaging(ctx context.Context, node string, addrs []string) (
 		return nil, fmt.Errorf("%s: %w", node, ErrNoRoute)
 	}
 	c, res, _, err := n.dialFirst(ctx, addrs, func(ctx context.Context, a string) (net.Conn, *core.Result, error) {
-		c, res, err := n.dialHandshake(ctx, a, core.ProtocolMessaging, nil)
+		c, res, err := n.dialHandshake(ctx, a, core.ProtocolMessaging, n.withTicket(node, nil))
 		if err == nil && res.PeerNodeID != node {
 			c.Close()
 			return nil, nil, fmt.Errorf("%w: %s answered as %q, expected %q", ErrWrongPeer, a, res.PeerNodeID, node)

@@ -192,7 +192,7 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
-		endpoint: &endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, clock: cfg.Clock},
+		endpoint: &endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, clock: cfg.Clock, resume: newTLSResumer(cfg.Rand)},
 		ctx:      ctx,
 		cancel:   cancel,
 		networks: map[string]Network{},
@@ -378,7 +378,7 @@ func (n *endpoint) handshakeConfig(protocol string, extra []core.KV, deferGreeti
 	}
 	kv := []core.KV{{Key: core.KeyProvider, Value: Provider}}
 	if !n.cfg.PerlCompat {
-		kv = append(kv, core.KV{Key: core.KeyGo, Value: "1"})
+		kv = append(kv, core.KV{Key: core.KeyGo, Value: n.goExtensions(protocol, nw, c)})
 	}
 	if remote != nil {
 		kv = append(kv, core.KV{Key: core.KeyPeerAddr, Value: remote.String()})
@@ -422,7 +422,7 @@ func (n *endpoint) randomID() (string, error) {
 
 // driveOptions returns the options for Drive on a stream of nw.
 func (n *endpoint) driveOptions(nw Network) DriveOptions {
-	o := DriveOptions{Clock: n.clock, TLS: n.cfg.TLS}
+	o := DriveOptions{Clock: n.clock, TLS: n.cfg.TLS, resume: n.resume}
 	if s, ok := nw.(SecureNetwork); ok {
 		o.Secure = s
 	}
@@ -458,6 +458,8 @@ type endpoint struct {
 	id    string
 	log   *slog.Logger
 	clock Clock
+	// resume is the TLS session resumption state (tlsresume.go).
+	resume *tlsResumer
 }
 
 // dialHandshake dials addr on nw and runs the handshake as the connecting
@@ -565,6 +567,11 @@ func (l *listener) serve(p *pendingHS) {
 		delete(l.pending, p)
 		l.mu.Unlock()
 	}
+	if mux, ok := l.nw.(MuxNetwork); ok && !n.cfg.PerlCompat {
+		if n.peekDataStream(mux, c, done) {
+			return
+		}
+	}
 	nonce, err := n.nonce()
 	if err != nil {
 		done()
@@ -585,14 +592,14 @@ func (l *listener) serve(p *pendingHS) {
 		if protocol == core.ProtocolMessaging {
 			var err error
 			admitted, err = n.admitIncoming(g.NodeID)
-			return nil, err
+			return n.ticketFor(g, nil), err
 		}
 		if protocol != core.ProtocolDataConn {
 			return nil, fmt.Errorf("aemp: unsupported protocol %q", protocol)
 		}
 		var extra []core.KV
 		ref, extra, err = n.dc.incomingGreeting(ctx, g)
-		return extra, err
+		return n.ticketFor(g, extra), err
 	}
 	conn, res, err := Drive(n.ctx, c, m, opts)
 	done()

@@ -94,6 +94,13 @@ type TLSConfig struct {
 	Time func() time.Time
 	// MinVersion is the lowest TLS version accepted; 0 means TLS 1.2.
 	MinVersion uint16
+	// CurvePreferences, if set, are the key exchanges offered and
+	// accepted, in order (crypto/tls.Config.CurvePreferences). Nil keeps
+	// Go's default, which puts the post-quantum hybrid X25519MLKEM768
+	// first; []tls.CurveID{tls.X25519} saves its cost (see the README's
+	// benchmarks) at the price of no protection against a future quantum
+	// computer recording today's traffic. Over QUIC it applies too.
+	CurvePreferences []tls.CurveID
 }
 
 // LoadPerlPEM reads what Perl nodes use: one PEM file with the certificate
@@ -222,6 +229,12 @@ func LoadTLS(certFile, keyFile, caFile string) (*TLSConfig, error) {
 // rejects therefore learns it from its first Read (a "remote error" alert),
 // not from Upgrade.
 func (c *TLSConfig) Upgrade(ctx context.Context, conn net.Conn, client bool) (*tls.Conn, error) {
+	return c.upgrade(ctx, conn, client, nil)
+}
+
+// upgrade is Upgrade; mod, if not nil, adjusts the crypto/tls
+// configuration (session resumption, see tlsresume.go).
+func (c *TLSConfig) upgrade(ctx context.Context, conn net.Conn, client bool, mod func(*tls.Config)) (*tls.Conn, error) {
 	op := "handshake as server"
 	if client {
 		op = "handshake as client"
@@ -242,6 +255,9 @@ func (c *TLSConfig) Upgrade(ctx context.Context, conn net.Conn, client bool) (*t
 		_ = conn.SetDeadline(dl)
 	}
 	cfg := c.tlsStdConfig(conn, client)
+	if mod != nil {
+		mod(cfg)
+	}
 	var tc *tls.Conn
 	if client {
 		tc = tls.Client(conn, cfg)
@@ -317,12 +333,14 @@ func (c *TLSConfig) tlsStdConfig(conn net.Conn, client bool) *tls.Config {
 		minVersion = tls.VersionTLS12
 	}
 	cfg := &tls.Config{
-		Certificates: []tls.Certificate{c.Certificate},
-		MinVersion:   minVersion,
-		Time:         c.Time,
-		// No resumption: every AEMP connection authenticates afresh, and a
-		// server ticket written after the handshake would block a
-		// synchronous conn (net.Pipe, memnet) whose peer is not reading.
+		Certificates:     []tls.Certificate{c.Certificate},
+		MinVersion:       minVersion,
+		Time:             c.Time,
+		CurvePreferences: c.CurvePreferences,
+		// No resumption by default: a server ticket written after the
+		// handshake would block a synchronous conn (net.Pipe, memnet)
+		// whose peer is not reading. Between nodes of this project over
+		// TCP, tlsresume.go turns it on.
 		SessionTicketsDisabled: true,
 		// Chain-only verification happens in VerifyConnection for both
 		// roles; crypto/tls's own client check would demand a host name.

@@ -113,8 +113,11 @@
 // compares it with its own; with another init function it waits (up to
 // --timeout) for the far side to close. It prints the bytes, the SHA-256,
 // the data connection set-up time, the transfer time and the throughput
-// ("sent" event with --json; "send_failed" on failure). --timeout
-// (default 10s) bounds the set-up and the wait for the SHA-256.
+// ("sent" event with --json, whose "verified" is true only when the
+// receiver's SHA-256 matched, and false with any other init function;
+// "send_failed" on failure). A Perl target reports no error for an init
+// function it does not have: the transfer then succeeds, unchecked.
+// --timeout (default 10s) bounds the set-up and the wait for the SHA-256.
 //
 // # aemp ping
 //

@@ -105,6 +105,10 @@ Perl node would give) on stderr, with exit status 1.`)
 		ev := event{Event: "sent", Node: s.node.ID(), Peer: target, Init: *initFunc, Bytes: ptr(res.bytes),
 			SHA256: hex.EncodeToString(res.sum), Seconds: ptr(res.elapsed.Seconds()),
 			SetupSeconds: ptr(res.setup.Seconds()), BytesPerSecond: ptr(rate(res.bytes, res.elapsed))}
+		// Only aemp::recv writes a checksum back; any other function (and a
+		// Perl target, which reports no error for an unknown function) leaves
+		// the transfer unchecked, and --json says so rather than omitting it.
+		ev.Verified = ptr(false)
 		check := "not checked (init function is not " + recvInitFunc + ")"
 		if res.checked {
 			ev.Verified = ptr(true)

@@ -1,0 +1,199 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/aemp-go/dataconn/core"
+)
+
+// TLS 1.3 session resumption between nodes of this project over TCP.
+//
+// A full TLS handshake signs and verifies certificates; a data connection
+// to a peer that was already authenticated by certificates does not need
+// that again. So between nodes of this project (both greetings carry
+// core.KeyGo), on TCP:
+//
+//   - every TLS server issues a session ticket after its handshake (the
+//     messaging connection's included), sealed with the node's own ticket
+//     keys, which rotate every tlsTicketRotate (a ticket is accepted for at
+//     most twice that);
+//   - the client keeps it, by peer node ID (at most tlsMaxTickets peers);
+//   - a node that holds a ticket for the peer says so in its greeting
+//     (core.KeyTLSTicket), and then it is the TLS client, whatever the
+//     nonces say (core.StartTLS). This is how the "reversed role" gets
+//     solved: AEMP picks TLS roles from the nonces, but between our nodes
+//     the side with the ticket takes the client role, so one ticket, the
+//     one the messaging connection's TLS client received, serves data
+//     connections in both directions. When both or neither hold one, the
+//     nonces decide; a server role then issues a ticket to the other side,
+//     so after the first connection both hold one;
+//   - a resumed handshake (psk_dhe_ke: a fresh X25519MLKEM768 exchange, so
+//     forward secrecy stays) sends and checks no certificate signature and
+//     runs no chain verification: the session's certificates were verified
+//     when it was established; only their validity period is checked
+//     again. The AEMP auth line still runs inside, over the new session's
+//     exporter, as on every connection.
+//
+// There is no TLS 0-RTT early data (crypto/tls does not offer it over TCP).
+// Perl peers, memnet and other non-TCP streams keep the full handshake
+// without tickets.
+
+// Limits of the resumption state.
+const (
+	tlsTicketRotate = time.Hour
+	tlsMaxTickets   = 4096
+)
+
+// tlsResumer is one node's resumption state. It is safe for concurrent
+// use.
+type tlsResumer struct {
+	rand io.Reader
+
+	mu      sync.Mutex
+	keys    [][32]byte // current first
+	rotated time.Time
+	tickets map[string]*tls.ClientSessionState
+}
+
+func newTLSResumer(rand io.Reader) *tlsResumer {
+	return &tlsResumer{rand: rand, tickets: map[string]*tls.ClientSessionState{}}
+}
+
+// ticketKeys returns the server's ticket keys, rotating them when due.
+func (r *tlsResumer) ticketKeys() ([][32]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	if len(r.keys) == 0 || now.Sub(r.rotated) >= tlsTicketRotate {
+		var k [32]byte
+		if _, err := io.ReadFull(r.rand, k[:]); err != nil {
+			return nil, err
+		}
+		keys := [][32]byte{k}
+		if len(r.keys) > 0 && now.Sub(r.rotated) < 2*tlsTicketRotate {
+			keys = append(keys, r.keys[0])
+		}
+		r.keys, r.rotated = keys, now
+	}
+	return r.keys, nil
+}
+
+// has reports whether a ticket for peer is held.
+func (r *tlsResumer) has(peer string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tickets[peer] != nil
+}
+
+// peerCache is the tls.ClientSessionCache of one handshake with peer: it
+// keys the session by node ID instead of the address (a node's data
+// connections come from and go to many addresses).
+type peerCache struct {
+	r    *tlsResumer
+	peer string
+}
+
+func (c peerCache) Get(string) (*tls.ClientSessionState, bool) {
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	cs := c.r.tickets[c.peer]
+	return cs, cs != nil
+}
+
+func (c peerCache) Put(_ string, cs *tls.ClientSessionState) {
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	if cs == nil {
+		delete(c.r.tickets, c.peer)
+		return
+	}
+	if _, known := c.r.tickets[c.peer]; !known && len(c.r.tickets) >= tlsMaxTickets {
+		for k := range c.r.tickets { // drop an arbitrary one
+			delete(c.r.tickets, k)
+			break
+		}
+	}
+	c.r.tickets[c.peer] = cs
+}
+
+// withTicket returns extra plus core.KeyTLSTicket when this node holds a
+// ticket for node (and uses TLS and greets as a node of this project).
+func (n *endpoint) withTicket(node string, extra []core.KV) []core.KV {
+	if n.resume == nil || n.cfg.TLS == nil || n.cfg.PerlCompat || !n.resume.has(node) {
+		return extra
+	}
+	return append(extra, core.KV{Key: core.KeyTLSTicket, Value: "1"})
+}
+
+// isTCP reports whether c (through WithPending wrappers) is a TCP stream.
+func isTCP(c net.Conn) bool {
+	for range 8 {
+		switch x := c.(type) {
+		case *net.TCPConn:
+			return true
+		case interface{ Unwrap() net.Conn }:
+			c = x.Unwrap()
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// upgradeTLS performs the TLS upgrade the machine asked for: resumable
+// (see the top of this file) with a peer of this project over TCP, else
+// TLSConfig.Upgrade.
+func upgradeTLS(ctx context.Context, opt DriveOptions, conn net.Conn, a core.StartTLS) (*tls.Conn, error) {
+	_, peerGo := a.Peer.Get(core.KeyGo)
+	if opt.resume == nil || !peerGo || a.Peer.NodeID == "" || !isTCP(conn) {
+		return opt.TLS.Upgrade(ctx, conn, a.Client)
+	}
+	keys, err := opt.resume.ticketKeys()
+	if err != nil {
+		return opt.TLS.Upgrade(ctx, conn, a.Client)
+	}
+	tc := opt.TLS
+	return tc.upgrade(ctx, conn, a.Client, func(cfg *tls.Config) {
+		cfg.SessionTicketsDisabled = false
+		cfg.SetSessionTicketKeys(keys)
+		if a.Client {
+			cfg.ClientSessionCache = peerCache{r: opt.resume, peer: a.Peer.NodeID}
+		}
+		full := cfg.VerifyConnection
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if !cs.DidResume {
+				return full(cs)
+			}
+			// Verified when the session was established; the period
+			// may have ended since.
+			if len(cs.PeerCertificates) == 0 {
+				return &tlsVerifyError{errors.New("resumed session without peer certificate")}
+			}
+			now := time.Now()
+			if tc.Time != nil {
+				now = tc.Time()
+			}
+			for _, c := range cs.PeerCertificates {
+				if now.Before(c.NotBefore) || now.After(c.NotAfter) {
+					return &tlsVerifyError{errors.New("certificate of the resumed session is outside its validity period")}
+				}
+			}
+			return nil
+		}
+	})
+}
+
+// ticketFor is withTicket for the acceptor, which learns the peer from its
+// greeting: only peers of this project resume.
+func (n *endpoint) ticketFor(g core.Greeting, extra []core.KV) []core.KV {
+	if _, ok := g.Get(core.KeyGo); !ok {
+		return extra
+	}
+	return n.withTicket(g.NodeID, extra)
+}
