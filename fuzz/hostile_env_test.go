@@ -89,16 +89,20 @@ func (c *logCapture) count(rule error) int {
 // wait polls until an error matching rule was logged, at most d.
 func (c *logCapture) wait(t *testing.T, rule error, d time.Duration) error {
 	t.Helper()
+	c.waitN(t, rule, 1, d)
+	return c.find(rule)
+}
+
+// waitN polls until n errors matching rule were logged, at most d.
+func (c *logCapture) waitN(t *testing.T, rule error, n int, d time.Duration) {
+	t.Helper()
 	end := time.Now().Add(d)
-	for {
-		if e := c.find(rule); e != nil {
-			return e
-		}
+	for c.count(rule) < n {
 		if time.Now().After(end) {
 			c.mu.Lock()
 			got := append([]error(nil), c.errs...)
 			c.mu.Unlock()
-			t.Fatalf("no logged error matches %v within %v; logged: %v", rule, d, got)
+			t.Fatalf("%d logged errors match %v within %v, want %d; logged: %v", c.count(rule), rule, d, n, got)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

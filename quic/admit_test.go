@@ -74,3 +74,11 @@ func errAfterConn(t *testing.T, cl *Network, addr string) (net.Conn, error) {
 	}
 	return c, nil
 }
+
+// TestIncomingConnCapDefault pins the README's limits row: a zero Config
+// caps incoming QUIC connections at 4096.
+func TestIncomingConnCapDefault(t *testing.T) {
+	if got := New(Config{}).cfg.MaxIncomingConns; got != 4096 {
+		t.Fatalf("default MaxIncomingConns %d, README says 4096", got)
+	}
+}

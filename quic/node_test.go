@@ -459,11 +459,9 @@ func TestNodeDataConnFailures(t *testing.T) {
 				t.Fatalf("failure took %v, timeout %v", took, timeout)
 			}
 			t.Logf("failed after %v: %v", took.Round(time.Millisecond), err)
-			// Give a late connection a chance to show up at b.
-			time.Sleep(100 * time.Millisecond)
-			if n := called.Load(); n != 0 {
-				t.Fatalf("init function ran %d times", n)
-			}
+			// No fixed "nothing arrived" window: a late stream shows up in
+			// b's pending counts, and the init function is checked once b
+			// holds nothing any more (below).
 			if o, e, h := a.DataConns().Pending(); o+e+h != 0 {
 				t.Fatalf("a still holds %d outgoing, %d expectations, %d early streams", o, e, h)
 			}

@@ -82,10 +82,10 @@ func ipCmd(ctx context.Context, args ...string) error {
 
 func TestNetns(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("skipped: creating network namespaces needs root (CI runs this test as root)")
+		skipOrFail(t, "creating network namespaces needs root (CI runs this test as root)")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("skipped: the ip command (iproute2) is not installed; .ci/run installs it")
+		skipOrFail(t, "the ip command (iproute2) is not installed; .ci/run installs it")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), netnsTimeout)
 	defer cancel()
@@ -103,7 +103,7 @@ func TestNetns(t *testing.T) {
 	for i, role := range []string{"a", "b"} {
 		if err := ipCmd(ctx, "netns", "add", ns[role]); err != nil {
 			if i == 0 && (strings.Contains(err.Error(), "Operation not permitted") || strings.Contains(err.Error(), "Permission denied")) {
-				t.Skipf("skipped: this environment does not allow network namespaces even as root: %v", err)
+				skipOrFail(t, "this environment does not allow network namespaces even as root: %v", err)
 			}
 			t.Fatal(err)
 		}

@@ -207,6 +207,7 @@ func checkIdle(t *testing.T, n *transport.Node) {
 func TestDataConnHMAC(t *testing.T) {
 	for _, addr := range loopbacks {
 		t.Run(addr, func(t *testing.T) {
+			needLoopback(t, addr)
 			checkLeaks(t)
 			a := startNode(t, "a", addr, nil)
 			b := startNode(t, "b", addr, nil)
@@ -257,6 +258,7 @@ func tlsOnly(cfg *transport.TLSConfig, required bool) func(*transport.Config) {
 func TestDataConnTLS(t *testing.T) {
 	for _, addr := range loopbacks {
 		t.Run(addr, func(t *testing.T) {
+			needLoopback(t, addr)
 			checkLeaks(t)
 			certs := testTLS(t, "a", "b")
 			a := startNode(t, "a", addr, tlsOnly(certs[0], true))
@@ -495,20 +497,69 @@ func TestDataConnTLSRequiredByTarget(t *testing.T) {
 	checkLeaks(t)
 	certs := testTLS(t, "b")
 	a := startNode(t, "a", "127.0.0.1:0", nil)
-	b := startNode(t, "b", "127.0.0.1:0", func(c *transport.Config) { c.TLS, c.TLSRequired = certs[0], true })
+	logs := &errLog{}
+	b := startNode(t, "b", "127.0.0.1:0", func(c *transport.Config) {
+		c.TLS, c.TLSRequired = certs[0], true
+		c.Logger = slog.New(logs)
+	})
 	linkNodes(a, b)
 	h := newHashEcho(1)
 	b.HandleDataConn("test::hash", h.init)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*dcTimeout)
 	defer cancel()
+	start := time.Now()
 	c, err := a.ConnectTo(ctx, "b", dcTimeout, "test::hash")
-	wantDataConnError(t, c, err, "b", transport.ErrDataConnFailed)
-	t.Logf("error: %v", err)
+	// b refuses by closing (the protocol has no refusal line): a sees the
+	// peer close mid-handshake, at once rather than at the timeout, and b
+	// logs the rule it applied.
+	if d := time.Since(start); d >= dcTimeout {
+		t.Errorf("failure took %v: reported by the timeout, not by the refusal", d)
+	}
+	wantDataConnError(t, c, err, "b", transport.ErrDataConnFailed, core.ErrPeerClosed)
 	a.Close()
 	b.Close()
+	if !logs.has(core.ErrTLSRequired) {
+		t.Errorf("b logged %v, want a refusal for core.ErrTLSRequired", logs.all())
+	}
 	if n := h.calls.Load(); n != 0 {
 		t.Fatalf("init function ran %d times", n)
 	}
+}
+
+// errLog is a slog.Handler that keeps the "err" attributes logged.
+type errLog struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (l *errLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *errLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *errLog) WithGroup(string) slog.Handler            { return l }
+func (l *errLog) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if err, ok := a.Value.Any().(error); ok && a.Key == "err" {
+			l.mu.Lock()
+			l.errs = append(l.errs, err)
+			l.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+
+func (l *errLog) all() []error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]error(nil), l.errs...)
+}
+
+func (l *errLog) has(rule error) bool {
+	for _, e := range l.all() {
+		if errors.Is(e, rule) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestDataConnGoneMidHandshake covers a data connection (not the messaging

@@ -66,6 +66,7 @@ func TestScheme(t *testing.T) {
 func TestListenDialExchange(t *testing.T) {
 	for _, addr := range []string{"127.0.0.1:0", "[::1]:0", ":0"} {
 		t.Run(addr, func(t *testing.T) {
+			needLoopback(t, addr)
 			n := tcp.New()
 			d, a, l := pair(t, n, addr)
 			_, port, err := net.SplitHostPort(l.Addr().String())
@@ -103,6 +104,7 @@ func TestListenDialExchange(t *testing.T) {
 }
 
 func TestListenIPv6ReportsIPv6(t *testing.T) {
+	needLoopback(t, "[::1]:0")
 	ctx := context.Background()
 	l, err := tcp.New().Listen(ctx, "[::1]:0")
 	if err != nil {

@@ -407,6 +407,10 @@ func (d *DataConns) dial(ctx context.Context, a core.RvDial) {
 	if err == nil {
 		c, res, err = d.ep.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, d.ep.withTicket(a.Node, []core.KV{{Key: core.KeyDataConnID, Value: a.ID}}))
 	}
+	if err == nil && res.Untrusted {
+		c.Close()
+		err = ErrUntrustedPeer
+	}
 	if err != nil {
 		d.do(func(now time.Time) { d.rv.DialFailed(now, a.ID, a.Addr, err) })
 		return
@@ -425,11 +429,13 @@ func (d *DataConns) dial(ctx context.Context, a core.RvDial) {
 // ConnectTo opens a data connection to target (a node ID or a port ID
 // NODE#NAME) and runs the init function initFunc there with initData and
 // the far end of the stream. It returns the near end once the target has
-// accepted it. On failure nothing runs on the target (on a QUIC direct
-// data stream, an init function that did run sees its stream closed
-// before any byte arrives) and the error is a
-// *DataConnError whose Reason is ["AnyEvent::MP::DataConn", message].
-// timeout bounds the whole set-up (0 = 10s), as does ctx.
+// accepted it. On failure the error is a *DataConnError whose Reason is
+// ["AnyEvent::MP::DataConn", message], and the init function does not run
+// or runs with a stream that ends before any byte (when a fault cuts the
+// handshake's last line, and always possible on a QUIC direct data stream,
+// whose init function starts before the initiator hears it was accepted).
+// timeout bounds the whole set-up (0 = 10s), as does ctx; a failure at the
+// deadline is always ErrDataConnTimeout.
 func (d *DataConns) ConnectTo(ctx context.Context, target string, timeout time.Duration, initFunc string, initData ...any) (net.Conn, error) {
 	return d.connectTo(ctx, "", target, timeout, initFunc, initData)
 }
@@ -494,11 +500,27 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		SelfAddrs:   d.host.ListenerAddrs(d.ep.id),
 		TargetIsGo:  d.host.IsGoPeer(target),
 	}
+	// The whole set-up, messaging connection included, ends at deadline.
+	// Ties are decided in one way (several events can fall on the same
+	// instant, in virtual time always): a stream delivered at the
+	// deadline is returned; any failure at or after it is the timeout,
+	// with the initiator's own text. In particular the target's kill when
+	// its expectation expires (its timer started when the expectation
+	// arrived, so it never fires before our deadline) is never reported
+	// instead of the timeout.
+	deadline := start.Add(timeout)
+	late := func() bool { return !d.ep.clock.Now().Before(deadline) }
+	timedOut := func() (net.Conn, error) {
+		return nil, &DataConnError{Node: target, Reason: rvTimeoutReason(target, timeout), Rule: fmt.Errorf("%w: %w", ErrDataConnTimeout, core.ErrRvTimeout)}
+	}
 	var killed atomic.Bool
 	if pw, ok := d.host.(portWatcher); ok {
 		// The target kills the port named in the expectation when it
 		// refuses or expires it: fail at once with its reason.
 		stop := pw.WatchPort(portID, func(reason []any) {
+			if late() {
+				return // the timeout decides
+			}
 			killed.Store(true)
 			r := core.KillReasonFromValues(reason)
 			d.do(func(now time.Time) { d.rv.Cancel(now, id, r) })
@@ -513,8 +535,12 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	select {
 	case o := <-w:
 		if o.err != nil {
+			if late() {
+				return timedOut()
+			}
 			rule := ruleOf(o.err, o.rule)
-			if killed.Load() {
+			// Only the watcher cancels while we wait here.
+			if killed.Load() && errors.Is(o.rule, core.ErrRvCancelled) {
 				rule = fmt.Errorf("%w: %w", ErrDataConnKilled, ruleOf(o.err, nil))
 			}
 			return nil, &DataConnError{Node: target, Reason: o.err, Rule: rule}
@@ -527,12 +553,17 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		if o.conn != nil { // delivered just before the cancel
 			return o.conn, nil
 		}
-		rule := ruleOf(o.err, o.rule)
-		if errors.Is(tctx.Err(), context.DeadlineExceeded) {
-			rule = fmt.Errorf("%w: %w", ErrDataConnTimeout, rule)
+		if errors.Is(tctx.Err(), context.DeadlineExceeded) || late() {
+			return timedOut()
 		}
-		return nil, &DataConnError{Node: target, Reason: o.err, Rule: rule}
+		return nil, &DataConnError{Node: target, Reason: o.err, Rule: ruleOf(o.err, o.rule)}
 	}
+}
+
+// rvTimeoutReason is the kill reason of a data connection not set up
+// within timeout, in the machine's (and Perl's) words.
+func rvTimeoutReason(target string, timeout time.Duration) *core.KillReason {
+	return core.DataConnReason("%s: unable to establish connection within %s seconds", target, seconds(timeout))
 }
 
 func (d *DataConns) ctxReason(ctx context.Context, target string, timeout time.Duration) *core.KillReason {
@@ -708,6 +739,11 @@ func (d *DataConns) incomingGreetingProven(ctx context.Context, g core.Greeting,
 }
 
 func (d *DataConns) incomingDone(ref core.RvConnRef, c net.Conn, res *core.Result) {
+	if res.Untrusted {
+		c.Close()
+		d.incomingFailed(ref, ErrUntrustedPeer)
+		return
+	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()

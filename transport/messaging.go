@@ -936,6 +936,9 @@ func (n *Node) dispatch(mc *msgConn, msg core.Message) {
 		return
 	}
 	from := mc.peerID
+	if mc.res.Untrusted && n.refuseUntrusted(from, nm) {
+		return
+	}
 	switch m := nm.(type) {
 	case core.NodeMsgSnd:
 		if err := n.Send(m.Port, m.Data...); err != nil {

@@ -185,15 +185,33 @@ func (e *nodeEvents) next(t *testing.T, what string, d time.Duration) nodeEvent 
 	}
 }
 
+// TestMessagingPartitionNodeDownAndReconnect: keepalives hold an idle
+// connection up; a partition takes the peer down within (PeerTimeout -
+// KeepAlive, PeerTimeout] for ErrPeerTimeout; after healing it comes back.
+// Once with short timers, once at the defaults (KeepAlive 10 s,
+// PeerTimeout 30 s: the README's limits table).
 func TestMessagingPartitionNodeDownAndReconnect(t *testing.T) {
+	for _, tc := range []struct {
+		name                   string
+		keepAlive, peerTimeout time.Duration
+		set                    bool
+	}{
+		{"short", time.Second, 3 * time.Second, true},
+		{"defaults", 10 * time.Second, 30 * time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testPartitionNodeDown(t, tc.keepAlive, tc.peerTimeout, tc.set) })
+	}
+}
+
+func testPartitionNodeDown(t *testing.T, keepAlive, peerTimeout time.Duration, set bool) {
 	synctest.Test(t, func(t *testing.T) {
-		const (
-			lat         = 5 * time.Millisecond
-			keepAlive   = time.Second
-			peerTimeout = 3 * time.Second
-		)
+		const lat = 5 * time.Millisecond
 		w := memnet.New(23, memnet.WithDefaultLink(memnet.LinkConfig{Latency: lat}))
-		cfg := func(c *transport.Config) { c.KeepAlive, c.PeerTimeout = keepAlive, peerTimeout }
+		cfg := func(c *transport.Config) {
+			if set {
+				c.KeepAlive, c.PeerTimeout = keepAlive, peerTimeout
+			}
+		}
 		a := listening(t, w, "a", cfg)
 		b := listening(t, w, "b", cfg)
 		meshPeers(a, b)
@@ -432,45 +450,68 @@ func expectDropped(t *testing.T, c io.Reader, ev *nodeEvents, rule error) {
 	}
 }
 
+// TestMessagingOversizedFrameDropsConnection: a message just under
+// MaxFrame is delivered, one over it drops the connection for
+// ErrFrameTooLarge; with MaxFrame 1024 and at the default 16 MiB (the
+// README's limits table).
 func TestMessagingOversizedFrameDropsConnection(t *testing.T) {
-	for _, framing := range []string{"msgpack", "json"} {
-		t.Run(framing, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				w := memnet.New(25, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}))
-				var calls sync.Map
-				b := listening(t, w, "b", func(c *transport.Config) { c.MaxFrame = 1024 })
-				p := b.NewPort(func(d []any) { calls.Store(fmt.Sprint(len(d)), true) })
-				c, ev := hostileConn(t, w, b, framing)
-				codec, _ := core.CodecByName(framing)
-				small, _ := codec.AppendMessage(nil, core.Message{p.Name(), "small"})
-				big, _ := codec.AppendMessage(nil, core.Message{p.Name(), strings.Repeat("y", 4096)})
-				c.Write(small)
-				c.Write(big)
-				expectDropped(t, c, ev, core.ErrFrameTooLarge)
-				c.Close()
-				n := 0
-				calls.Range(func(k, _ any) bool { n++; return true })
-				if n != 1 {
-					t.Errorf("port called for %d message shapes, want only the small one", n)
-				}
-				// A well-behaved node still talks to b afterwards.
-				a := listening(t, w, "a", nil)
-				meshPeers(a, b)
-				got := make(chan []any, 1)
-				q := b.NewPort(func(d []any) { got <- d })
-				a.Send(q.ID(), "fine")
-				select {
-				case d := <-got:
-					if d[0] != "fine" {
-						t.Errorf("got %v", d)
-					}
-				case <-time.After(time.Second):
-					t.Error("b no longer receives")
-				}
-				closeAll(a, b)
-			})
-		})
+	for _, limit := range []int{1024, 0} {
+		for _, framing := range []string{"msgpack", "json"} {
+			t.Run(fmt.Sprintf("%s/MaxFrame=%d", framing, limit), func(t *testing.T) { testOversizedFrame(t, framing, limit) })
+		}
 	}
+}
+
+func testOversizedFrame(t *testing.T, framing string, limit int) {
+	synctest.Test(t, func(t *testing.T) {
+		w := memnet.New(25, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}))
+		var mu sync.Mutex
+		var calls [][]any
+		b := listening(t, w, "b", func(c *transport.Config) { c.MaxFrame = limit })
+		max := limit
+		if max == 0 {
+			max = 16 << 20
+		}
+		p := b.NewPort(func(d []any) { mu.Lock(); calls = append(calls, d); mu.Unlock() })
+		c, ev := hostileConn(t, w, b, framing)
+		codec, _ := core.CodecByName(framing)
+		small, _ := codec.AppendMessage(nil, core.Message{p.Name(), "small"})
+		// Framing overhead is under 64 bytes for these messages.
+		nearText := strings.Repeat("n", max-64)
+		near, _ := codec.AppendMessage(nil, core.Message{p.Name(), nearText})
+		big, _ := codec.AppendMessage(nil, core.Message{p.Name(), strings.Repeat("y", max+1)})
+		if len(near) > max || len(big) <= max {
+			t.Fatalf("test messages of %d and %d bytes do not straddle the limit %d", len(near), len(big), max)
+		}
+		go func() {
+			c.Write(small)
+			c.Write(near)
+			c.Write(big)
+		}()
+		expectDropped(t, c, ev, core.ErrFrameTooLarge)
+		c.Close()
+		synctest.Wait()
+		mu.Lock()
+		if len(calls) != 2 || len(calls[0]) != 1 || calls[0][0] != "small" || len(calls[1]) != 1 || calls[1][0] != nearText {
+			t.Errorf("port got %d messages, want only the small one and the one just under the limit", len(calls))
+		}
+		mu.Unlock()
+		// A well-behaved node still talks to b afterwards.
+		a := listening(t, w, "a", nil)
+		meshPeers(a, b)
+		got := make(chan []any, 1)
+		q := b.NewPort(func(d []any) { got <- d })
+		a.Send(q.ID(), "fine")
+		select {
+		case d := <-got:
+			if d[0] != "fine" {
+				t.Errorf("got %v", d)
+			}
+		case <-time.After(time.Second):
+			t.Error("b no longer receives")
+		}
+		closeAll(a, b)
+	})
 }
 
 func TestMessagingGarbageDropsConnection(t *testing.T) {

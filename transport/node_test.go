@@ -203,7 +203,10 @@ func TestDataConnNoListeners(t *testing.T) {
 	})
 }
 
-func TestDataConnWrongSecretTimesOut(t *testing.T) {
+// TestDataConnWrongSecretFailsAtOnce: a target with another secret fails
+// the set-up with the authentication rule as soon as its auth line
+// arrives, not at the timeout.
+func TestDataConnWrongSecretFailsAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := memnet.New(6, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}))
 		a := listening(t, w, "a", nil)
@@ -211,10 +214,18 @@ func TestDataConnWrongSecretTimesOut(t *testing.T) {
 		meshPeers(a, b)
 		var called atomic.Int32
 		b.HandleDataConn("f", func(string, []any, net.Conn) { called.Add(1) })
+		start := time.Now()
 		_, err := a.ConnectTo(context.Background(), "b", 2*time.Second, "f")
-		if err == nil {
-			t.Fatal("connected with a wrong secret")
+		// The messaging connection's handshake fails on b's auth line,
+		// four one-way hops (connect, SYN-ACK, greeting, auth) after the
+		// call: long before the timeout, and for the auth rule.
+		if d := time.Since(start); d != 4*time.Millisecond {
+			t.Errorf("failed after %v, want 4ms (four 1ms hops)", d)
 		}
+		if !errors.Is(err, core.ErrAuthFailed) || errors.Is(err, transport.ErrDataConnTimeout) {
+			t.Errorf("err = %v, want the auth failure (core.ErrAuthFailed), not a timeout", err)
+		}
+		dcErr(t, err, "b", transport.ErrDataConnFailed)
 		if called.Load() != 0 {
 			t.Fatal("init function ran")
 		}

@@ -314,7 +314,7 @@ func (p *perlNode) handshake(c net.Conn, o perlHS) (*perlConn, error) {
 	br := bufio.NewReaderSize(c, core.MaxLineLen)
 	r1, err := readLine(br)
 	if err != nil {
-		return fail("greeting: %v", err)
+		return fail("greeting: %w: %w", errPerlNoGreeting, err)
 	}
 	g := core.ParseGreeting(r1)
 	proto := core.ProtocolMessaging
@@ -439,6 +439,10 @@ func (p *perlNode) mustHandshake(c net.Conn, o perlHS) *perlConn {
 
 // readLine reads one handshake line (LF, CR LF tolerated) of at most
 // core.MaxLineLen bytes.
+// errPerlNoGreeting: the scripted Perl node's peer closed (or reset) the
+// stream before sending its greeting line.
+var errPerlNoGreeting = errors.New("no greeting from the peer")
+
 func readLine(br *bufio.Reader) (string, error) {
 	line, err := br.ReadSlice('\n')
 	if err != nil {
@@ -1480,19 +1484,19 @@ func replayUnknownIDRefused(t *testing.T, e *perlEnv) {
 	gAddr := g.Addrs()[0]
 	script := goScript("A+C", func() {
 		// An unknown id from a node without a messaging connection.
-		if _, err := c.handshake(c.dial(gAddr), perlHS{role: perlDataDialed, dataconnID: "1@C"}); err == nil {
-			scriptFail("a data connection with an unknown id completed its handshake")
+		if _, err := c.handshake(c.dial(gAddr), perlHS{role: perlDataDialed, dataconnID: "1@C"}); !errors.Is(err, errPerlNoGreeting) {
+			scriptFail("a data connection with an unknown id was not refused before our greeting: %v", err)
 		}
 		pc := a.mustHandshake(a.dial(gAddr), perlHS{role: perlDialed})
 		// An unknown id from a connected node.
-		if _, err := a.handshake(a.dial(gAddr), perlHS{role: perlDataDialed, dataconnID: "1@A"}); err == nil {
-			scriptFail("a data connection with an unknown id completed its handshake")
+		if _, err := a.handshake(a.dial(gAddr), perlHS{role: perlDataDialed, dataconnID: "1@A"}); !errors.Is(err, errPerlNoGreeting) {
+			scriptFail("a data connection with an unknown id was not refused before our greeting: %v", err)
 		}
 		pc.send(`["","AnyEvent::MP::DataConn::_expect","d@A","A#p",5,"main::receiver","x"]`)
 		pc.roundTrip("r1")
 		// C presents A's id: refused (PROTOCOL.md 5, unbound ids).
-		if _, err := c.handshake(c.dial(gAddr), perlHS{role: perlDataDialed, dataconnID: "d@A"}); err == nil {
-			scriptFail("C claimed the id A announced")
+		if _, err := c.handshake(c.dial(gAddr), perlHS{role: perlDataDialed, dataconnID: "d@A"}); !errors.Is(err, errPerlNoGreeting) {
+			scriptFail("C's claim of the id A announced was not refused before our greeting: %v", err)
 		}
 		dc := a.mustHandshake(a.dial(gAddr), perlHS{role: perlDataDialed, dataconnID: "d@A"})
 		dc.w.Write([]byte("ok"))
@@ -1656,8 +1660,11 @@ func replayShippedTimeout(t *testing.T, e *perlEnv) {
 	script := goScript("B", func() {
 		pc := b.mustHandshake(b.dial(gAddrs[0]), perlHS{role: perlDialed})
 		pc.send(`["","g_slave",{"'l":{"B":[]}}]`)
-		// The kill arrives a little after the timeout, so that our own
-		// timer decides (the other order is replayKilledBeforeTimeout).
+		// The kill is sent 200ms after the expectation's timeout, so it
+		// arrives after our deadline by the clock: the deadline decides
+		// (ConnectTo ignores a kill at or after it), however late our
+		// own timer goroutine runs on a loaded machine (the other order
+		// is replayKilledBeforeTimeout).
 		shippedTarget(pc, 2, func(d time.Duration) time.Duration { return d + 200*time.Millisecond })
 	})
 	waitUntil(t, "B's messaging connection", hasPeer(g, "B"))

@@ -391,13 +391,16 @@ func TestUpgradeContext(t *testing.T) {
 
 	t.Run("deadline-cleared-after-success", func(t *testing.T) {
 		cc, sc := tlsTCPPair(t)
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		// 2 s: a TLS handshake on loopback takes milliseconds (tens
+		// under -race), so a machine ten times slower still finishes.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		cr, sr := tlsRunPair(t, ctx, cc, sc, cfg, peer)
 		if cr.err != nil || sr.err != nil {
 			t.Fatalf("Upgrade: %v, %v", cr.err, sr.err)
 		}
-		time.Sleep(400 * time.Millisecond) // past the ctx deadline
+		dl, _ := ctx.Deadline()
+		time.Sleep(time.Until(dl) + 100*time.Millisecond) // past the ctx deadline
 		tlsExchange(t, cr.conn, sr.conn)
 	})
 }
