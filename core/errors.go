@@ -51,6 +51,12 @@ type HandshakeError struct {
 	// Cause is the underlying error reported by the caller (read error,
 	// TLS error), if any.
 	Cause error
+	// Unanswered is set when the peer closed (ErrPeerClosed) before its
+	// greeting arrived: it never answered our greeting (an acceptor of
+	// this project greets only once it has read the initiator's; a busy
+	// listener may drop a connection it has not read yet), so it cannot
+	// have acted on the connection, and dialing again is safe.
+	Unanswered bool
 }
 
 // Error returns the Perl-compatible text.

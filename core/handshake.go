@@ -633,7 +633,7 @@ func (h *Handshake) PeerClosed(now time.Time, err error) {
 	if err != nil {
 		text += " (" + err.Error() + ")"
 	}
-	h.fail(&HandshakeError{Rule: ErrPeerClosed, Text: text, Cause: err})
+	h.fail(&HandshakeError{Rule: ErrPeerClosed, Text: text, Cause: err, Unanswered: h.r1 == ""})
 }
 
 // TLSEstablished reports that the TLS layer requested by StartTLS is up;

@@ -405,7 +405,7 @@ func (d *DataConns) dial(ctx context.Context, a core.RvDial) {
 	var c net.Conn
 	var res *core.Result
 	if err == nil {
-		c, res, err = d.ep.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, d.ep.withTicket(a.Node, []core.KV{{Key: core.KeyDataConnID, Value: a.ID}}))
+		c, res, err = d.ep.dialDataConn(ctx, nw, addr, d.ep.withTicket(a.Node, []core.KV{{Key: core.KeyDataConnID, Value: a.ID}}))
 	}
 	if err == nil && res.Untrusted {
 		c.Close()

@@ -6,6 +6,8 @@ import (
 	"net"
 	"syscall"
 	"time"
+
+	"github.com/aemp-go/dataconn/core"
 )
 
 // Flow control of data-connection set-ups (see core/rendezvous_flow.go):
@@ -46,13 +48,57 @@ func (n *endpoint) dialNet(ctx context.Context, nw Network, addr string) (net.Co
 		if err == nil || !retry || !errors.Is(err, syscall.ECONNREFUSED) || n.clock.Now().Sub(start)+delay > refusedRetryFor {
 			return c, err
 		}
-		done := make(chan struct{})
-		t := n.clock.AfterFunc(delay, func() { close(done) })
-		select {
-		case <-done:
-		case <-ctx.Done():
-			t.Stop()
+		if !n.pause(ctx, delay) {
 			return nil, err
+		}
+		delay = min(2*delay, refusedRetryMaxDelay)
+	}
+}
+
+// pause waits for d on the node's clock; false when ctx ended first.
+func (n *endpoint) pause(ctx context.Context, d time.Duration) bool {
+	done := make(chan struct{})
+	t := n.clock.AfterFunc(d, func() { close(done) })
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		t.Stop()
+		return false
+	}
+}
+
+// droppedRetryFor bounds how long dialDataConn dials again after
+// unanswered closes: far beyond what a busy listener makes an honest
+// initiator wait (a handshake cap frees slots within a quarter of the
+// handshake timeout), and short enough that a target
+// that never answers fails with its cause rather than the timeout (the
+// fast flow falls back to the round trip once, so twice this, well within
+// the default 10 s).
+const droppedRetryFor = 3 * time.Second
+
+// dialDataConn dials addr and runs the aemp-dataconn handshake as the
+// initiator. A listener at its handshake cap may drop a connection it has
+// not read yet (listener.go), and during an honest burst the initiator's
+// own greeting can be late enough for that. The initiator then sees the
+// stream close before the acceptor's greeting (core.HandshakeError's
+// Unanswered), which proves the acceptor did nothing with it: the dial is
+// made again with the refused-dial backoff, for up to droppedRetryFor and
+// within ctx (the set-up's own, which ends with its timeout), instead of
+// failing the set-up. A refusal the acceptor answers (a wrong secret, TLS
+// required) still fails at once; an acceptor that closes every connection
+// unanswered fails the set-up after droppedRetryFor.
+func (n *endpoint) dialDataConn(ctx context.Context, nw Network, addr string, extra []core.KV) (net.Conn, *core.Result, error) {
+	start := n.clock.Now()
+	delay := refusedRetryFirst
+	for {
+		c, res, err := n.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, extra)
+		var he *core.HandshakeError
+		if err == nil || !errors.As(err, &he) || !he.Unanswered || n.clock.Now().Sub(start)+delay > droppedRetryFor {
+			return c, res, err
+		}
+		if !n.pause(ctx, delay) {
+			return nil, nil, err
 		}
 		delay = min(2*delay, refusedRetryMaxDelay)
 	}
