@@ -39,15 +39,15 @@ func withRefusedRetry(ctx context.Context) context.Context {
 // ctx.
 func (n *endpoint) dialNet(ctx context.Context, nw Network, addr string) (net.Conn, error) {
 	retry, _ := ctx.Value(refusedRetryKey{}).(bool)
-	start := n.clock.Now()
+	start := time.Now()
 	delay := refusedRetryFirst
 	for {
 		c, err := nw.Dial(ctx, addr)
-		if err == nil || !retry || !errors.Is(err, syscall.ECONNREFUSED) || n.clock.Now().Sub(start)+delay > refusedRetryFor {
+		if err == nil || !retry || !errors.Is(err, syscall.ECONNREFUSED) || time.Now().Sub(start)+delay > refusedRetryFor {
 			return c, err
 		}
 		done := make(chan struct{})
-		t := n.clock.AfterFunc(delay, func() { close(done) })
+		t := time.AfterFunc(delay, func() { close(done) })
 		select {
 		case <-done:
 		case <-ctx.Done():
