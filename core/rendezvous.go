@@ -262,6 +262,13 @@ func (r *Rendezvous) connectExpired(o *rvOut) {
 	r.emit(RvFail{ID: o.req.ID, Reason: DataConnReason("%s", text), Err: rvErr(ErrRvTimeout, o.req.Target, text)})
 }
 
+// RvTimeoutReason is the kill reason of a set-up to target that did not
+// succeed within d, as Perl words it: "TARGET: unable to establish
+// connection within N seconds".
+func RvTimeoutReason(target string, d time.Duration) *KillReason {
+	return DataConnReason("%s", rvTimeoutText(target, d))
+}
+
 func rvTimeoutText(target string, d time.Duration) string {
 	return target + ": unable to establish connection within " + RvSeconds(d.Seconds()) + " seconds"
 }

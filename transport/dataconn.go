@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -549,7 +548,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 
 func (d *DataConns) ctxReason(ctx context.Context, target string, timeout time.Duration) *core.KillReason {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return core.DataConnReason("%s: unable to establish connection within %s seconds", target, seconds(timeout))
+		return core.RvTimeoutReason(target, timeout)
 	}
 	return core.DataConnReason("%s: %v", target, ctx.Err())
 }
@@ -576,11 +575,6 @@ func ruleOf(r *core.KillReason, machine error) error {
 		return rule
 	}
 	return ErrDataConnFailed
-}
-
-// seconds formats a duration the way Perl prints a number of seconds.
-func seconds(t time.Duration) string {
-	return strconv.FormatFloat(t.Seconds(), 'g', -1, 64)
 }
 
 // localPair connects the node to itself: an in-process connected pair, no
