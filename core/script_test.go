@@ -2,6 +2,7 @@ package core
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -121,6 +122,7 @@ type hsDriver struct {
 //	    [timeout=D] [extra=K=V;K=V] [binding=TEXT]
 //	recv "BYTES"        bytes from the peer (Go string escapes: \n ends a line)
 //	peer-auth METHOD FRAMING   the auth line an honest peer sends (AuthData)
+//	junk N              N bytes 'x' from the peer, no line end
 //	closed [TEXT]       the peer closed the stream (TEXT: the read error)
 //	secured             TLSEstablished before the nonce (an already secure transport)
 //	tls-up [exporter=TEXT]   tls-fail TEXT
@@ -168,6 +170,12 @@ func (d *hsDriver) run(c *script.Cmd) (string, error) {
 			return "", err
 		}
 		d.h.Receive(d.now, []byte(pos[0]+";"+data+";"+pos[1]+"\n"))
+	case "junk":
+		n, err := strconv.Atoi(arg0(pos))
+		if err != nil {
+			return "", err
+		}
+		d.h.Receive(d.now, bytes.Repeat([]byte{'x'}, n))
 	case "closed":
 		s, err := text("")
 		if err != nil {
@@ -332,6 +340,13 @@ func parseKVs(s string) []KV {
 		out = append(out, KV{Key: k, Value: v})
 	}
 	return out
+}
+
+func arg0(pos []string) string {
+	if len(pos) == 0 {
+		return ""
+	}
+	return pos[0]
 }
 
 func unquote(s string) (string, error) {
