@@ -118,13 +118,11 @@ type rvHeld struct {
 	waiting bool
 }
 
-// rvDialPlan dials a list of addresses, staggered, each once.
+// rvDialPlan dials a list of addresses for a data connection id,
+// authenticating as node (DialPlan; its stagger is RvTimerDialStagger).
 type rvDialPlan struct {
 	id, node string
-	addrs    []string
-	next     int
-	inflight []string
-	lastErr  error
+	*DialPlan
 }
 
 // NewRendezvous returns an empty machine.
@@ -344,10 +342,10 @@ func (r *Rendezvous) DialFailed(now time.Time, id, addr string, err error) {
 }
 
 func (r *Rendezvous) checkOutExhausted(o *rvOut) {
-	if !o.plan.exhausted() {
+	if !o.plan.Exhausted() {
 		return
 	}
-	if o.fast && !o.retried && !errors.Is(o.plan.lastErr, ErrRvNotConfirmed) && !errors.Is(o.plan.lastErr, ErrRvWrongPeer) {
+	if o.fast && !o.retried && !errors.Is(o.plan.LastErr, ErrRvNotConfirmed) && !errors.Is(o.plan.LastErr, ErrRvWrongPeer) {
 		// The fast flow's dials failed, typically because the target
 		// refused our early stream before our expectation reached it (it
 		// was busy, or held too many): fall back to the Perl flow once —
@@ -363,12 +361,12 @@ func (r *Rendezvous) checkOutExhausted(o *rvOut) {
 	}
 	r.finishOut(o, ErrRvDialFailed)
 	cause := "no address answered"
-	if o.plan.lastErr != nil {
-		cause = o.plan.lastErr.Error()
+	if o.plan.LastErr != nil {
+		cause = o.plan.LastErr.Error()
 	}
 	text := o.req.Target + ": unable to connect: " + cause
 	rerr := rvErr(ErrRvDialFailed, o.req.Target, text)
-	rerr.Cause = o.plan.lastErr
+	rerr.Cause = o.plan.LastErr
 	r.emit(RvFail{ID: o.req.ID, Reason: DataConnReason("%s", text), Err: rerr})
 }
 
@@ -387,10 +385,10 @@ func (r *Rendezvous) DialDone(now time.Time, id, addr string, ref RvConnRef, pee
 	r.now = now
 	if o := r.out[id]; o != nil && o.plan != nil {
 		p := o.plan
-		p.remove(addr)
+		p.Ended(addr)
 		if err := r.checkDialPeer(o.req.Target, peer, o.req.TargetIsGo); err != nil {
 			r.emit(RvClose{Ref: ref, Err: err})
-			p.lastErr = err
+			p.LastErr = err
 			r.planAdvance(now, p)
 			r.checkOutExhausted(o)
 			return
@@ -401,14 +399,14 @@ func (r *Rendezvous) DialDone(now time.Time, id, addr string, ref RvConnRef, pee
 	}
 	if e := r.exps[id]; e != nil && e.plan != nil {
 		p := e.plan
-		p.remove(addr)
+		p.Ended(addr)
 		err := r.checkDialPeer(e.from, peer, false)
 		if err == nil && e.claimed {
 			err = rvErr(ErrRvIDBusy, e.from, "an incoming stream already claimed the id")
 		}
 		if err != nil {
 			r.emit(RvClose{Ref: ref, Err: err})
-			p.lastErr = err
+			p.LastErr = err
 			r.planAdvance(now, p)
 			return
 		}
@@ -819,22 +817,18 @@ func (r *Rendezvous) PeerDown(now time.Time, node string, err error) {
 // ---- dial plans ----
 
 func (r *Rendezvous) newPlan(id, node string, addrs []string) *rvDialPlan {
-	return &rvDialPlan{id: id, node: node, addrs: addrs}
+	return &rvDialPlan{id: id, node: node, DialPlan: NewDialPlan(addrs, r.cfg.DialStagger)}
 }
 
 // planStart starts the next dial, and arms the stagger timer for the one
 // after it.
 func (r *Rendezvous) planStart(now time.Time, p *rvDialPlan) {
-	if p.next >= len(p.addrs) {
-		r.timers.stop(idTimer(RvTimerDialStagger, p.id))
-		return
+	addr, ok := p.Start(now)
+	if ok {
+		r.emit(RvDial{ID: p.id, Addr: addr, Node: p.node})
 	}
-	addr := p.addrs[p.next]
-	p.next++
-	p.inflight = append(p.inflight, addr)
-	r.emit(RvDial{ID: p.id, Addr: addr, Node: p.node})
-	if p.next < len(p.addrs) {
-		r.timers.set(idTimer(RvTimerDialStagger, p.id), now.Add(r.cfg.DialStagger))
+	if due := p.Due(); !due.IsZero() {
+		r.timers.set(idTimer(RvTimerDialStagger, p.id), due)
 	} else {
 		r.timers.stop(idTimer(RvTimerDialStagger, p.id))
 	}
@@ -843,30 +837,16 @@ func (r *Rendezvous) planStart(now time.Time, p *rvDialPlan) {
 // planFailed records the failure of an in-flight dial and starts the next
 // one at once. It reports whether addr was in flight.
 func (r *Rendezvous) planFailed(now time.Time, p *rvDialPlan, addr string, err error) bool {
-	if !p.remove(addr) {
+	if !p.Failed(addr, err) {
 		return false
 	}
-	p.lastErr = err
 	r.planAdvance(now, p)
 	return true
 }
 
 // planAdvance starts the next dial at once after a failure.
 func (r *Rendezvous) planAdvance(now time.Time, p *rvDialPlan) {
-	if p.next < len(p.addrs) {
+	if p.Remaining() {
 		r.planStart(now, p)
 	}
-}
-
-func (p *rvDialPlan) remove(addr string) bool {
-	i := slices.Index(p.inflight, addr)
-	if i < 0 {
-		return false
-	}
-	p.inflight = slices.Delete(p.inflight, i, i+1)
-	return true
-}
-
-func (p *rvDialPlan) exhausted() bool {
-	return p.next >= len(p.addrs) && len(p.inflight) == 0
 }
