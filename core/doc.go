@@ -40,7 +40,9 @@
 //     g_slave, ...), parsed and built;
 //   - reason.go: kill reasons, and ClassifyKillReason, the one place a
 //     reason's text is read;
-//   - datastream.go: the header of a direct data stream (QUIC).
+//   - datastream.go: the header of a direct data stream (QUIC);
+//   - dialplan.go: DialPlan, the happy-eyeballs schedule of dials to a
+//     list of addresses.
 //
 // # Timers
 //
