@@ -137,13 +137,12 @@ type Result struct {
 type hsState uint8
 
 const (
-	stGreeting  hsState = iota // waiting for the peer's first line
-	stDeferred                 // peer's first line accepted, waiting for SendGreeting
-	stNonce                    // waiting for the peer's nonce line
-	stTLSQueued                // StartTLS queued but not polled yet
-	stTLSWait                  // StartTLS polled, waiting for TLSEstablished
-	stAuth                     // waiting for the peer's auth line
-	stEnded                    // Done or Failed queued
+	stGreeting hsState = iota // waiting for the peer's first line
+	stDeferred                // peer's first line accepted, waiting for SendGreeting
+	stNonce                   // waiting for the peer's nonce line
+	stTLSWait                 // StartTLS queued, waiting for TLSEstablished
+	stAuth                    // waiting for the peer's auth line
+	stEnded                   // Done or Failed queued
 )
 
 // Handshake is the pure state machine of one side of an AEMP v1
@@ -162,12 +161,11 @@ type Handshake struct {
 	nonce     string
 	lineProto string // protocol named in our first line
 	l1, l2    string
-	sent      bool // our lines are queued
-	deadline  time.Time
+	sent      bool                    // our lines are queued
+	timers    [hsTimerKinds]time.Time // by HandshakeTimerKind; zero = not armed
 
 	state   hsState
 	buf     []byte // unfinished line, < MaxLineLen bytes
-	tail    []byte // raw bytes after the nonce line when TLS was chosen
 	actions []Action
 
 	r1, r2      string
@@ -224,7 +222,7 @@ func NewHandshake(cfg HandshakeConfig, nonce string, now time.Time) (*Handshake,
 	if timeout == 0 {
 		timeout = DefaultHandshakeTimeout
 	}
-	h.deadline = now.Add(timeout)
+	h.timers[HandshakeTimerTimeout] = now.Add(timeout)
 	if !cfg.DeferGreeting {
 		if err := h.sendLines(nil); err != nil {
 			return nil, err
@@ -320,7 +318,8 @@ func (h *Handshake) fail(err error) {
 		return
 	}
 	h.state = stEnded
-	h.buf, h.tail = nil, nil
+	h.buf = nil
+	h.timers = [hsTimerKinds]time.Time{}
 	// Requests the caller has not seen yet are moot now; queued writes
 	// stay (they are harmless and keep the byte order simple).
 	h.actions = slices.DeleteFunc(h.actions, func(a Action) bool {
@@ -333,16 +332,36 @@ func (h *Handshake) fail(err error) {
 	h.actions = append(h.actions, Failed{Err: err})
 }
 
-// expired fails the machine when now is at or past the deadline.
+// expired fires the timers due at now and reports whether the machine
+// has ended (then the input that called it is ignored).
 func (h *Handshake) expired(now time.Time) bool {
-	if h.state == stEnded {
-		return true
+	for k := range h.timers {
+		if h.state == stEnded {
+			break
+		}
+		if at := h.timers[k]; !at.IsZero() && !now.Before(at) {
+			h.timers[k] = time.Time{}
+			h.fire(HandshakeTimerKind(k))
+		}
 	}
-	if !now.Before(h.deadline) {
+	return h.state == stEnded
+}
+
+// fire runs the rule of the timer k that fell due.
+func (h *Handshake) fire(k HandshakeTimerKind) {
+	switch k {
+	case HandshakeTimerTimeout:
 		h.fail(hsErr(ErrHandshakeTimeout, "handshake timed out (Connection timed out)"))
-		return true
 	}
-	return false
+}
+
+// queuedStartTLS returns the index of the StartTLS action not polled yet,
+// or -1.
+func (h *Handshake) queuedStartTLS() int {
+	return slices.IndexFunc(h.actions, func(a Action) bool {
+		_, ok := a.(StartTLS)
+		return ok
+	})
 }
 
 // Receive feeds bytes from the peer, in any chunking. p is copied where
@@ -353,10 +372,16 @@ func (h *Handshake) Receive(now time.Time, p []byte) {
 	}
 	for len(p) > 0 && h.state != stEnded {
 		switch h.state {
-		case stTLSQueued:
-			h.tail = append(h.tail, p...)
-			return
 		case stTLSWait:
+			// Raw bytes that follow the nonce line before the caller
+			// took StartTLS belong to the TLS stream: they travel in
+			// its Pending. Later ones break the protocol.
+			if i := h.queuedStartTLS(); i >= 0 {
+				st := h.actions[i].(StartTLS)
+				st.Pending = append(st.Pending, p...)
+				h.actions[i] = st
+				return
+			}
 			h.fail(hsErr(ErrBadConfig, "bytes received on the raw stream while the TLS handshake is in progress"))
 			return
 		case stDeferred:
@@ -479,7 +504,7 @@ func (h *Handshake) onNonce(line string) {
 		return
 	}
 	if startTLS {
-		h.state = stTLSQueued
+		h.state = stTLSWait
 		h.actions = append(h.actions, StartTLS{Client: h.tlsClient(), Peer: h.peer})
 		return
 	}
@@ -620,6 +645,7 @@ func (h *Handshake) onAuth(line string, rest []byte) {
 	}
 	h.state = stEnded
 	h.buf = nil
+	h.timers = [hsTimerKinds]time.Time{}
 	h.actions = append(h.actions, Done{Result: res})
 }
 
@@ -655,12 +681,15 @@ func (h *Handshake) TLSEstablished(now time.Time, info TLSInfo) {
 		h.tlsInfo = TLSInfo{Exporter: bytes.Clone(info.Exporter)}
 		return
 	case stTLSWait:
+		if h.queuedStartTLS() < 0 {
+			break
+		}
+		fallthrough
 	default:
 		h.fail(hsErr(ErrBadConfig, "TLSEstablished without a StartTLS action"))
 		return
 	}
 	h.tlsInfo = TLSInfo{Exporter: bytes.Clone(info.Exporter)}
-	h.tail = nil
 	h.sendAuthLine()
 }
 
@@ -717,7 +746,8 @@ func (h *Handshake) Abort(now time.Time, err error) {
 func (h *Handshake) Tick(now time.Time) { h.expired(now) }
 
 // Poll returns the next action, or nil when the machine must wait for
-// input. Call it until nil after every input.
+// input. Call it until nil after every input. It only hands out what the
+// inputs decided; it changes no state.
 func (h *Handshake) Poll() Action {
 	if len(h.actions) == 0 {
 		return nil
@@ -728,22 +758,57 @@ func (h *Handshake) Poll() Action {
 	if len(h.actions) == 0 {
 		h.actions = nil
 	}
-	if st, ok := a.(StartTLS); ok && h.state == stTLSQueued {
-		st.Pending = h.tail
-		h.tail = nil
-		h.state = stTLSWait
-		return st
-	}
 	return a
 }
 
-// Deadline returns when Tick must be called next; zero once the machine
-// has ended (Done or Failed queued).
-func (h *Handshake) Deadline() time.Time {
-	if h.state == stEnded {
-		return time.Time{}
+// HandshakeTimerKind names one kind of deadline of the handshake machine.
+type HandshakeTimerKind uint8
+
+// Kinds of handshake timers.
+const (
+	// HandshakeTimerTimeout: the whole handshake's Timeout, armed by
+	// NewHandshake; it fails the machine with ErrHandshakeTimeout.
+	HandshakeTimerTimeout HandshakeTimerKind = iota
+	hsTimerKinds
+)
+
+// String returns the kind's name.
+func (k HandshakeTimerKind) String() string {
+	if k == HandshakeTimerTimeout {
+		return "handshake-timeout"
 	}
-	return h.deadline
+	return "timer?"
+}
+
+// HandshakeTimer is one pending deadline of the handshake machine.
+type HandshakeTimer struct {
+	Kind HandshakeTimerKind
+	At   time.Time
+}
+
+// Timers lists the pending deadlines, earliest first; none once the
+// machine has ended.
+func (h *Handshake) Timers() []HandshakeTimer {
+	var out []HandshakeTimer
+	for k, at := range h.timers {
+		if !at.IsZero() {
+			out = append(out, HandshakeTimer{Kind: HandshakeTimerKind(k), At: at})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b HandshakeTimer) int { return a.At.Compare(b.At) })
+	return out
+}
+
+// Deadline returns when Tick must be called next: the minimum over the
+// timer table; zero once the machine has ended (Done or Failed queued).
+func (h *Handshake) Deadline() time.Time {
+	var d time.Time
+	for _, at := range h.timers {
+		if !at.IsZero() && (d.IsZero() || at.Before(d)) {
+			d = at
+		}
+	}
+	return d
 }
 
 // LocalLines returns our greeting and nonce lines as sent (l1 is empty

@@ -253,8 +253,8 @@ func TestPropTimeout(t *testing.T) {
 			if !was && !errors.Is(x.err, ErrHandshakeTimeout) {
 				t.Fatalf("%s: %v, want timeout", x.name, x.err)
 			}
-			if !x.h.Deadline().IsZero() {
-				t.Fatalf("%s: deadline after end", x.name)
+			if !x.h.Deadline().IsZero() || len(x.h.Timers()) != 0 {
+				t.Fatalf("%s: deadline %v, timers %v after end", x.name, x.h.Deadline(), x.h.Timers())
 			}
 		}
 	})

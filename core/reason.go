@@ -1,6 +1,9 @@
 package core
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // KillReasonDataConn is the kill-reason family of data-connection failures.
 const KillReasonDataConn = "AnyEvent::MP::DataConn"
@@ -71,4 +74,37 @@ func reasonText(v any) string {
 // formatted message.
 func DataConnReason(format string, args ...any) *KillReason {
 	return &KillReason{Family: KillReasonDataConn, Message: fmt.Sprintf(format, args...)}
+}
+
+// killReasonTexts is the one place kill-reason text is read: the texts a
+// data-connection kill carries, the rule each names, and who words it.
+// The first entry whose text the message contains wins.
+var killReasonTexts = []struct {
+	text string
+	rule error
+}{
+	// Perl's DataConn (and ours, rvTimeoutText): the initiator's own
+	// timeout, "NODE: unable to establish connection within N seconds".
+	{"unable to establish connection within", ErrRvTimeout},
+	// Perl's DataConn (and ours, Connect): neither node has listeners.
+	{"no listeners found", ErrRvNoListeners},
+	// A target of this project: "NODE: no init function \"F\"".
+	{"no init function", ErrRvNoInitFunc},
+	// A set-up of ours given up by its context: "NODE: context canceled".
+	{"context canceled", ErrRvCancelled},
+}
+
+// ClassifyKillReason names the rule a data-connection kill reason (from
+// the target, or one of ours) reports, by the table of known texts:
+// ErrRvTimeout, ErrRvNoListeners, ErrRvNoInitFunc or ErrRvCancelled. Any
+// other text, an empty one included, is a plain remote kill: ErrRvKilled.
+func ClassifyKillReason(r *KillReason) error {
+	if r != nil {
+		for _, k := range killReasonTexts {
+			if strings.Contains(r.Message, k.text) {
+				return k.rule
+			}
+		}
+	}
+	return ErrRvKilled
 }

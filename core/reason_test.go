@@ -96,3 +96,25 @@ func TestKillReasonFromValues(t *testing.T) {
 		t.Fatal("Extra aliases the input")
 	}
 }
+
+func TestClassifyKillReason(t *testing.T) {
+	for _, c := range []struct {
+		msg  string
+		want error
+	}{
+		{"B: unable to establish connection within 5 seconds", ErrRvTimeout},
+		{"B: no listeners found", ErrRvNoListeners},
+		{`B: no init function "main::x"`, ErrRvNoInitFunc},
+		{"B: context canceled", ErrRvCancelled},
+		{"B: data connection from A not established within 3 seconds", ErrRvKilled},
+		{"", ErrRvKilled},
+		{"die: something else", ErrRvKilled},
+	} {
+		if got := ClassifyKillReason(DataConnReason("%s", c.msg)); got != c.want {
+			t.Errorf("ClassifyKillReason(%q) = %v, want %v", c.msg, got, c.want)
+		}
+	}
+	if got := ClassifyKillReason(nil); got != ErrRvKilled {
+		t.Errorf("ClassifyKillReason(nil) = %v, want ErrRvKilled", got)
+	}
+}

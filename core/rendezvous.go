@@ -26,7 +26,7 @@ import (
 type Rendezvous struct {
 	cfg     RendezvousConfig
 	seq     uint64
-	timers  rvTimerHeap
+	timers  rvTimerTable
 	actions []RvAction
 	head    int
 
@@ -69,7 +69,6 @@ type rvOut struct {
 	req         RvConnectRequest
 	seq         uint64
 	phase       rvPhase
-	deadline    *rvTimer
 	plan        *rvDialPlan
 	backMatched bool
 	backRef     RvConnRef
@@ -85,7 +84,6 @@ type rvExp struct {
 	timeout  float64
 	initFunc string
 	initData []any
-	deadline *rvTimer
 	claimed  bool
 	claimRef RvConnRef
 	plan     *rvDialPlan // dial-back after _connect
@@ -115,20 +113,16 @@ type rvHeld struct {
 	hasGo bool
 	seq   uint64
 	rule  error // refusal rule when the hold expires
-	timer *rvTimer
 	// waiting: held for an expectation waiting in its peer's queue; no
 	// timer and not counted in heldPerPeer (the queue bounds these).
 	waiting bool
 }
 
-// rvDialPlan dials a list of addresses, staggered, each once.
+// rvDialPlan dials a list of addresses for a data connection id,
+// authenticating as node (DialPlan; its stagger is RvTimerDialStagger).
 type rvDialPlan struct {
 	id, node string
-	addrs    []string
-	next     int
-	inflight []string
-	lastErr  error
-	timer    *rvTimer
+	*DialPlan
 }
 
 // NewRendezvous returns an empty machine.
@@ -223,17 +217,12 @@ func (r *Rendezvous) Connect(now time.Time, req RvConnectRequest) {
 	o.req.TargetAddrs = tAddrs
 	o.req.SelfAddrs = sAddrs
 	o.req.InitData = slices.Clone(req.InitData)
-	o.deadline = newRvTimer(func(now time.Time) {
-		r.finishOut(o, ErrRvTimeout)
-		text := rvTimeoutText(o.req.Target, o.req.Timeout)
-		r.emit(RvFail{ID: o.req.ID, Reason: DataConnReason("%s", text), Err: rvErr(ErrRvTimeout, o.req.Target, text)})
-	})
 	r.out[req.ID] = o
 	start := now
 	if !req.Start.IsZero() && req.Start.Before(now) {
 		start = req.Start
 	}
-	r.schedule(o.deadline, start.Add(min(req.Timeout, RvMaxTimeout)))
+	r.timers.set(idTimer(RvTimerConnect, req.ID), start.Add(min(req.Timeout, RvMaxTimeout)))
 	if !tq.hasRoom() {
 		// The target holds no more pending set-ups from us: wait for a
 		// slot. Nothing is sent, so nothing runs remotely if the wait
@@ -262,6 +251,20 @@ func (r *Rendezvous) startOut(now time.Time, o *rvOut) {
 	}
 	o.phase = rvPhaseRoundTrip
 	r.emit(RvRoundTrip{ID: req.ID, To: req.Target})
+}
+
+// connectExpired fails o at its deadline (RvTimerConnect).
+func (r *Rendezvous) connectExpired(o *rvOut) {
+	r.finishOut(o, ErrRvTimeout)
+	text := rvTimeoutText(o.req.Target, o.req.Timeout)
+	r.emit(RvFail{ID: o.req.ID, Reason: DataConnReason("%s", text), Err: rvErr(ErrRvTimeout, o.req.Target, text)})
+}
+
+// RvTimeoutReason is the kill reason of a set-up to target that did not
+// succeed within d, as Perl words it: "TARGET: unable to establish
+// connection within N seconds".
+func RvTimeoutReason(target string, d time.Duration) *KillReason {
+	return DataConnReason("%s", rvTimeoutText(target, d))
 }
 
 func rvTimeoutText(target string, d time.Duration) string {
@@ -307,10 +310,8 @@ func (r *Rendezvous) unfast(o *rvOut) {
 
 // finishOut forgets o; held duplicates of its dial-back are refused.
 func (r *Rendezvous) finishOut(o *rvOut, rule error) {
-	r.unschedule(o.deadline)
-	if o.plan != nil {
-		r.unschedule(o.plan.timer)
-	}
+	r.timers.stop(idTimer(RvTimerConnect, o.req.ID))
+	r.timers.stop(idTimer(RvTimerDialStagger, o.req.ID))
 	if o.backMatched {
 		delete(r.admitted, o.backRef)
 	}
@@ -341,10 +342,10 @@ func (r *Rendezvous) DialFailed(now time.Time, id, addr string, err error) {
 }
 
 func (r *Rendezvous) checkOutExhausted(o *rvOut) {
-	if !o.plan.exhausted() {
+	if !o.plan.Exhausted() {
 		return
 	}
-	if o.fast && !o.retried && !errors.Is(o.plan.lastErr, ErrRvNotConfirmed) && !errors.Is(o.plan.lastErr, ErrRvWrongPeer) {
+	if o.fast && !o.retried && !errors.Is(o.plan.LastErr, ErrRvNotConfirmed) && !errors.Is(o.plan.LastErr, ErrRvWrongPeer) {
 		// The fast flow's dials failed, typically because the target
 		// refused our early stream before our expectation reached it (it
 		// was busy, or held too many): fall back to the Perl flow once —
@@ -352,7 +353,7 @@ func (r *Rendezvous) checkOutExhausted(o *rvOut) {
 		// dial again, still within the timeout.
 		o.retried = true
 		r.unfast(o)
-		r.unschedule(o.plan.timer)
+		r.timers.stop(idTimer(RvTimerDialStagger, o.req.ID))
 		o.plan = nil
 		o.phase = rvPhaseRoundTrip
 		r.emit(RvRoundTrip{ID: o.req.ID, To: o.req.Target})
@@ -360,12 +361,12 @@ func (r *Rendezvous) checkOutExhausted(o *rvOut) {
 	}
 	r.finishOut(o, ErrRvDialFailed)
 	cause := "no address answered"
-	if o.plan.lastErr != nil {
-		cause = o.plan.lastErr.Error()
+	if o.plan.LastErr != nil {
+		cause = o.plan.LastErr.Error()
 	}
 	text := o.req.Target + ": unable to connect: " + cause
 	rerr := rvErr(ErrRvDialFailed, o.req.Target, text)
-	rerr.Cause = o.plan.lastErr
+	rerr.Cause = o.plan.LastErr
 	r.emit(RvFail{ID: o.req.ID, Reason: DataConnReason("%s", text), Err: rerr})
 }
 
@@ -384,10 +385,10 @@ func (r *Rendezvous) DialDone(now time.Time, id, addr string, ref RvConnRef, pee
 	r.now = now
 	if o := r.out[id]; o != nil && o.plan != nil {
 		p := o.plan
-		p.remove(addr)
+		p.Ended(addr)
 		if err := r.checkDialPeer(o.req.Target, peer, o.req.TargetIsGo); err != nil {
 			r.emit(RvClose{Ref: ref, Err: err})
-			p.lastErr = err
+			p.LastErr = err
 			r.planAdvance(now, p)
 			r.checkOutExhausted(o)
 			return
@@ -398,14 +399,14 @@ func (r *Rendezvous) DialDone(now time.Time, id, addr string, ref RvConnRef, pee
 	}
 	if e := r.exps[id]; e != nil && e.plan != nil {
 		p := e.plan
-		p.remove(addr)
+		p.Ended(addr)
 		err := r.checkDialPeer(e.from, peer, false)
 		if err == nil && e.claimed {
 			err = rvErr(ErrRvIDBusy, e.from, "an incoming stream already claimed the id")
 		}
 		if err != nil {
 			r.emit(RvClose{Ref: ref, Err: err})
-			p.lastErr = err
+			p.LastErr = err
 			r.planAdvance(now, p)
 			return
 		}
@@ -489,19 +490,7 @@ func (r *Rendezvous) Expect(now time.Time, from string, m NodeMsgExpect) {
 		initFunc: m.InitFunc,
 		initData: slices.Clone(m.InitData),
 	}
-	e.deadline = newRvTimer(func(now time.Time) {
-		if e.waiting {
-			r.expireWaiting(e)
-			return
-		}
-		if e.claimed && !e.expired {
-			e.expired = true
-			r.schedule(e.deadline, now.Add(r.cfg.ClaimGrace))
-			return
-		}
-		r.expireExp(e)
-	})
-	r.schedule(e.deadline, now.Add(rvClampSeconds(m.Timeout)))
+	r.timers.set(idTimer(RvTimerExpect, e.id), now.Add(rvClampSeconds(m.Timeout)))
 	if r.expPerPeer[from] >= r.cfg.MaxExpectPerPeer || r.waits[from] != nil {
 		// Flow control: the expectation waits (within its timeout) for
 		// one of from's pending ones to settle, in arrival order.
@@ -509,6 +498,17 @@ func (r *Rendezvous) Expect(now time.Time, from string, m NodeMsgExpect) {
 		return
 	}
 	r.recordExp(e)
+}
+
+// expectExpired runs when the timer of the recorded expectation e falls
+// due (RvTimerExpect): a claimed one lives on for ClaimGrace, once.
+func (r *Rendezvous) expectExpired(now time.Time, e *rvExp) {
+	if e.claimed && !e.expired {
+		e.expired = true
+		r.timers.set(idTimer(RvTimerExpect, e.id), now.Add(r.cfg.ClaimGrace))
+		return
+	}
+	r.expireExp(e)
 }
 
 // recordExp makes e a pending, matchable expectation.
@@ -537,10 +537,8 @@ func (r *Rendezvous) sendKill(to, portName, text string) {
 
 // finishExp forgets e; held duplicates for it are refused with rule.
 func (r *Rendezvous) finishExp(e *rvExp, rule error) {
-	r.unschedule(e.deadline)
-	if e.plan != nil {
-		r.unschedule(e.plan.timer)
-	}
+	r.timers.stop(idTimer(RvTimerExpect, e.id))
+	r.timers.stop(idTimer(RvTimerDialStagger, e.id))
 	if e.claimed {
 		delete(r.admitted, e.claimRef)
 	}
@@ -659,18 +657,14 @@ func (r *Rendezvous) holdOrRefuse(now time.Time, ref RvConnRef, id, peer string,
 		return
 	}
 	h := &rvHeld{ref: ref, id: id, peer: peer, hasGo: hasGo, seq: r.nextSeq(), rule: rule}
-	h.timer = newRvTimer(func(time.Time) {
-		r.unhold(h)
-		r.emit(RvRefuse{Ref: h.ref, Err: rvErr(h.rule, h.peer, "not matched within the early hold")})
-	})
 	r.held[ref] = h
 	r.heldByID[id] = append(r.heldByID[id], h)
 	r.heldPerPeer[peer]++
-	r.schedule(h.timer, now.Add(r.cfg.EarlyHold))
+	r.timers.set(holdTimer(ref), now.Add(r.cfg.EarlyHold))
 }
 
 func (r *Rendezvous) unhold(h *rvHeld) {
-	r.unschedule(h.timer)
+	r.timers.stop(holdTimer(h.ref))
 	delete(r.held, h.ref)
 	list := r.heldByID[h.id]
 	if i := slices.Index(list, h); i >= 0 {
@@ -823,56 +817,36 @@ func (r *Rendezvous) PeerDown(now time.Time, node string, err error) {
 // ---- dial plans ----
 
 func (r *Rendezvous) newPlan(id, node string, addrs []string) *rvDialPlan {
-	p := &rvDialPlan{id: id, node: node, addrs: addrs}
-	p.timer = newRvTimer(func(now time.Time) { r.planStart(now, p) })
-	return p
+	return &rvDialPlan{id: id, node: node, DialPlan: NewDialPlan(addrs, r.cfg.DialStagger)}
 }
 
 // planStart starts the next dial, and arms the stagger timer for the one
 // after it.
 func (r *Rendezvous) planStart(now time.Time, p *rvDialPlan) {
-	if p.next >= len(p.addrs) {
-		r.unschedule(p.timer)
-		return
+	addr, ok := p.Start(now)
+	if ok {
+		r.emit(RvDial{ID: p.id, Addr: addr, Node: p.node})
 	}
-	addr := p.addrs[p.next]
-	p.next++
-	p.inflight = append(p.inflight, addr)
-	r.emit(RvDial{ID: p.id, Addr: addr, Node: p.node})
-	if p.next < len(p.addrs) {
-		r.schedule(p.timer, now.Add(r.cfg.DialStagger))
+	if due := p.Due(); !due.IsZero() {
+		r.timers.set(idTimer(RvTimerDialStagger, p.id), due)
 	} else {
-		r.unschedule(p.timer)
+		r.timers.stop(idTimer(RvTimerDialStagger, p.id))
 	}
 }
 
 // planFailed records the failure of an in-flight dial and starts the next
 // one at once. It reports whether addr was in flight.
 func (r *Rendezvous) planFailed(now time.Time, p *rvDialPlan, addr string, err error) bool {
-	if !p.remove(addr) {
+	if !p.Failed(addr, err) {
 		return false
 	}
-	p.lastErr = err
 	r.planAdvance(now, p)
 	return true
 }
 
 // planAdvance starts the next dial at once after a failure.
 func (r *Rendezvous) planAdvance(now time.Time, p *rvDialPlan) {
-	if p.next < len(p.addrs) {
+	if p.Remaining() {
 		r.planStart(now, p)
 	}
-}
-
-func (p *rvDialPlan) remove(addr string) bool {
-	i := slices.Index(p.inflight, addr)
-	if i < 0 {
-		return false
-	}
-	p.inflight = slices.Delete(p.inflight, i, i+1)
-	return true
-}
-
-func (p *rvDialPlan) exhausted() bool {
-	return p.next >= len(p.addrs) && len(p.inflight) == 0
 }

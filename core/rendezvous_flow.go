@@ -113,10 +113,10 @@ func (r *Rendezvous) releaseOut(o *rvOut) {
 		if n == nil {
 			break
 		}
-		if !n.deadline.at.After(r.now) {
+		if at, _ := r.timers.at(idTimer(RvTimerConnect, n.req.ID)); !at.After(r.now) {
 			// Its deadline is now (timers due at the same instant fire
 			// one by one): it fails without starting.
-			r.unschedule(n.deadline)
+			r.timers.stop(idTimer(RvTimerConnect, n.req.ID))
 			delete(r.out, n.req.ID)
 			n.phase = rvPhaseDone
 			text := rvTimeoutText(n.req.Target, n.req.Timeout)

@@ -426,6 +426,29 @@ func (m *rvModel) actions() map[string]func(*rapid.T) {
 			if e != len(m.live) {
 				m.fatalf("machine holds %d expectations, model %d", e, len(m.live))
 			}
+			// The timer table: Deadline is its minimum, Timers lists it in
+			// firing order, and every held stream has its early-hold timer
+			// or waits for a queued expectation.
+			ts := m.r.Timers()
+			if len(ts) == 0 != m.r.Deadline().IsZero() || len(ts) > 0 && !ts[0].At.Equal(m.r.Deadline()) {
+				m.fatalf("Timers %v but Deadline %v", ts, m.r.Deadline())
+			}
+			for i := 1; i < len(ts); i++ {
+				if ts[i].At.Before(ts[i-1].At) {
+					m.fatalf("Timers out of order: %v", ts)
+				}
+			}
+			if o > 0 {
+				connects := 0
+				for _, tm := range ts {
+					if tm.Kind == RvTimerConnect {
+						connects++
+					}
+				}
+				if connects != o {
+					m.fatalf("%d outgoing requests but %d connect timers: %v", o, connects, ts)
+				}
+			}
 		},
 	}
 }

@@ -1,98 +1,225 @@
 package core
 
 import (
+	"cmp"
 	"container/heap"
+	"slices"
 	"time"
 )
 
-// rvTimer is one pending deadline of the rendezvous machine. Timers live in
-// an indexed min-heap ordered by (at, seq), so Tick fires them in a
-// deterministic order and a cancelled timer is removed at once (no stale
-// entries accumulate).
-type rvTimer struct {
-	at   time.Time
-	seq  uint64
-	idx  int // position in the heap; -1 when not scheduled
-	fire func(now time.Time)
+// RvTimerKind names one kind of deadline the rendezvous machine keeps.
+// Every pending deadline is one entry of a small table keyed by (kind,
+// data connection id or stream); Deadline is the minimum over the table
+// and Timers lists it.
+type RvTimerKind uint8
+
+// Kinds of rendezvous timers.
+const (
+	// RvTimerConnect (per Connect, keyed by its id): the set-up's whole
+	// timeout; RvFail with ErrRvTimeout when it fires.
+	RvTimerConnect RvTimerKind = iota + 1
+	// RvTimerExpect (per expectation, keyed by its id): the timeout the
+	// initiator announced in _expect; the initiator's port is killed
+	// when it fires. While an admitted stream holds the claim it is
+	// re-armed once for ClaimGrace instead.
+	RvTimerExpect
+	// RvTimerEarlyHold (per held stream, keyed by its ref): an early
+	// stream of a node of this project is refused when its id has not
+	// become claimable within EarlyHold.
+	RvTimerEarlyHold
+	// RvTimerDialStagger (per dial plan, keyed by its id): the
+	// happy-eyeballs delay before the next address of the plan is dialed.
+	RvTimerDialStagger
+)
+
+var rvTimerNames = [...]string{
+	RvTimerConnect:     "connect",
+	RvTimerExpect:      "expect",
+	RvTimerEarlyHold:   "early-hold",
+	RvTimerDialStagger: "dial-stagger",
 }
 
-type rvTimerHeap []*rvTimer
-
-func (h rvTimerHeap) Len() int { return len(h) }
-
-func (h rvTimerHeap) Less(i, j int) bool {
-	if !h[i].at.Equal(h[j].at) {
-		return h[i].at.Before(h[j].at)
+// String returns the kind's name, e.g. "early-hold".
+func (k RvTimerKind) String() string {
+	if int(k) < len(rvTimerNames) && rvTimerNames[k] != "" {
+		return rvTimerNames[k]
 	}
-	return h[i].seq < h[j].seq
+	return "timer?"
 }
 
-func (h rvTimerHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].idx = i
-	h[j].idx = j
+// RvTimer is one pending deadline of the rendezvous machine: its kind,
+// what it belongs to (ID for connect, expect and dial-stagger timers, Ref
+// for early-hold timers) and when it falls due.
+type RvTimer struct {
+	Kind RvTimerKind
+	ID   string
+	Ref  RvConnRef
+	At   time.Time
 }
 
-func (h *rvTimerHeap) Push(x any) {
-	t := x.(*rvTimer)
-	t.idx = len(*h)
-	*h = append(*h, t)
+type rvTimerKey struct {
+	kind RvTimerKind
+	id   string
+	ref  RvConnRef
 }
 
-func (h *rvTimerHeap) Pop() any {
-	old := *h
-	n := len(old) - 1
-	t := old[n]
-	old[n] = nil
-	t.idx = -1
-	*h = old[:n]
-	return t
+// rvTimerTable holds the pending deadlines, one entry per key, in an
+// indexed min-heap ordered by (at, seq): timers due at the same instant
+// fire in the order they were (re)armed, so Tick is deterministic, and a
+// stopped timer is removed at once.
+type rvTimerTable struct {
+	byKey map[rvTimerKey]*rvTimerEntry
+	heap  []*rvTimerEntry
+	seq   uint64
 }
 
-func newRvTimer(fire func(now time.Time)) *rvTimer {
-	return &rvTimer{idx: -1, fire: fire}
+type rvTimerEntry struct {
+	key rvTimerKey
+	at  time.Time
+	seq uint64
+	idx int
 }
 
-// schedule (re)arms t to fire at at.
-func (r *Rendezvous) schedule(t *rvTimer, at time.Time) {
-	t.at = at
-	r.seq++
-	t.seq = r.seq
-	if t.idx >= 0 {
-		heap.Fix(&r.timers, t.idx)
+func (h *rvTimerTable) Len() int { return len(h.heap) }
+
+func (h *rvTimerTable) Less(i, j int) bool {
+	a, b := h.heap[i], h.heap[j]
+	if !a.at.Equal(b.at) {
+		return a.at.Before(b.at)
+	}
+	return a.seq < b.seq
+}
+
+func (h *rvTimerTable) Swap(i, j int) {
+	h.heap[i], h.heap[j] = h.heap[j], h.heap[i]
+	h.heap[i].idx, h.heap[j].idx = i, j
+}
+
+func (h *rvTimerTable) Push(x any) {
+	e := x.(*rvTimerEntry)
+	e.idx = len(h.heap)
+	h.heap = append(h.heap, e)
+}
+
+func (h *rvTimerTable) Pop() any {
+	n := len(h.heap) - 1
+	e := h.heap[n]
+	h.heap[n] = nil
+	h.heap = h.heap[:n]
+	e.idx = -1
+	return e
+}
+
+// set (re)arms the timer k to fall due at at.
+func (h *rvTimerTable) set(k rvTimerKey, at time.Time) {
+	h.seq++
+	if e := h.byKey[k]; e != nil {
+		e.at, e.seq = at, h.seq
+		heap.Fix(h, e.idx)
 		return
 	}
-	heap.Push(&r.timers, t)
+	if h.byKey == nil {
+		h.byKey = make(map[rvTimerKey]*rvTimerEntry)
+	}
+	e := &rvTimerEntry{key: k, at: at, seq: h.seq}
+	h.byKey[k] = e
+	heap.Push(h, e)
 }
 
-// unschedule disarms t; a nil or idle timer is fine.
-func (r *Rendezvous) unschedule(t *rvTimer) {
-	if t == nil || t.idx < 0 {
-		return
+// stop disarms k; an idle timer is fine.
+func (h *rvTimerTable) stop(k rvTimerKey) {
+	if e := h.byKey[k]; e != nil {
+		delete(h.byKey, k)
+		heap.Remove(h, e.idx)
 	}
-	heap.Remove(&r.timers, t.idx)
+}
+
+// at returns when k falls due; ok is false when it is not armed.
+func (h *rvTimerTable) at(k rvTimerKey) (time.Time, bool) {
+	if e := h.byKey[k]; e != nil {
+		return e.at, true
+	}
+	return time.Time{}, false
+}
+
+func idTimer(kind RvTimerKind, id string) rvTimerKey { return rvTimerKey{kind: kind, id: id} }
+
+func holdTimer(ref RvConnRef) rvTimerKey { return rvTimerKey{kind: RvTimerEarlyHold, ref: ref} }
+
+// Timers lists the pending deadlines in the order Tick would fire them.
+func (r *Rendezvous) Timers() []RvTimer {
+	es := slices.Clone(r.timers.heap)
+	slices.SortFunc(es, func(a, b *rvTimerEntry) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	out := make([]RvTimer, len(es))
+	for i, e := range es {
+		out[i] = RvTimer{Kind: e.key.kind, ID: e.key.id, Ref: e.key.ref, At: e.at}
+	}
+	return out
 }
 
 // Tick fires every timer due at or before now, in deadline order.
 func (r *Rendezvous) Tick(now time.Time) {
 	r.now = now
 	// Every timer fired either disappears or is re-armed strictly after
-	// now (DialStagger > 0), so this loop ends; the bound is a second guard.
-	for budget := 4*len(r.timers) + 16; budget > 0 && len(r.timers) > 0; budget-- {
-		t := r.timers[0]
-		if t.at.After(now) {
+	// now (DialStagger, ClaimGrace > 0), so this loop ends; the bound is
+	// a second guard.
+	for budget := 4*len(r.timers.heap) + 16; budget > 0 && len(r.timers.heap) > 0; budget-- {
+		e := r.timers.heap[0]
+		if e.at.After(now) {
 			return
 		}
-		heap.Pop(&r.timers)
-		t.fire(now)
+		r.timers.stop(e.key)
+		r.fire(now, e.key)
 	}
 }
 
-// Deadline returns the next time Tick is needed; the zero time when no
-// timer is pending.
+// fire runs the rule of the timer k that fell due.
+func (r *Rendezvous) fire(now time.Time, k rvTimerKey) {
+	switch k.kind {
+	case RvTimerConnect:
+		if o := r.out[k.id]; o != nil {
+			r.connectExpired(o)
+		}
+	case RvTimerExpect:
+		if e := r.exps[k.id]; e != nil {
+			r.expectExpired(now, e)
+		} else if e := r.waitIDs[k.id]; e != nil {
+			r.expireWaiting(e)
+		}
+	case RvTimerEarlyHold:
+		if h := r.held[k.ref]; h != nil {
+			r.unhold(h)
+			r.emit(RvRefuse{Ref: h.ref, Err: rvErr(h.rule, h.peer, "not matched within the early hold")})
+		}
+	case RvTimerDialStagger:
+		if p := r.planOf(k.id); p != nil {
+			r.planStart(now, p)
+		}
+	}
+}
+
+// planOf returns the dial plan of id (an outgoing request's or a
+// dial-back's), or nil.
+func (r *Rendezvous) planOf(id string) *rvDialPlan {
+	if o := r.out[id]; o != nil {
+		return o.plan
+	}
+	if e := r.exps[id]; e != nil {
+		return e.plan
+	}
+	return nil
+}
+
+// Deadline returns the next time Tick is needed: the minimum over the
+// timer table, the zero time when no timer is pending.
 func (r *Rendezvous) Deadline() time.Time {
-	if len(r.timers) == 0 {
+	if len(r.timers.heap) == 0 {
 		return time.Time{}
 	}
-	return r.timers[0].at
+	return r.timers.heap[0].at
 }

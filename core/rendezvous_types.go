@@ -253,6 +253,13 @@ var (
 	// ErrRvBadRequest: a Connect request is invalid (empty or duplicate id,
 	// no or own target).
 	ErrRvBadRequest = errors.New("dataconn rendezvous: invalid connect request")
+	// ErrRvKilled: the target killed the request's port with a reason
+	// that names no rule of its own (ClassifyKillReason).
+	ErrRvKilled = errors.New("dataconn rendezvous: killed by the target")
+	// ErrRvNoInitFunc: the target has no init function of the requested
+	// name (a target of this project refuses the request; its kill text
+	// says so).
+	ErrRvNoInitFunc = errors.New("dataconn rendezvous: no such init function")
 )
 
 // RvError is an error of the rendezvous machine: Rule is one of the ErrRv*

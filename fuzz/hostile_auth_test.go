@@ -15,6 +15,7 @@ import (
 	"github.com/aemp-go/dataconn/core"
 	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
+	"github.com/aemp-go/dataconn/transport/testca"
 )
 
 // readLines reads n handshake lines from r (without terminators).
@@ -208,7 +209,7 @@ func TestHostileIDHijack(t *testing.T) {
 // TestHostileDowngrade: a node that requires TLS refuses a peer greeting
 // without tls; a node refuses cleartext auth it did not offer.
 func TestHostileDowngrade(t *testing.T) {
-	ca, err := transport.NewTestCA("hostile CA")
+	ca, err := testca.New("hostile CA")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,11 +253,11 @@ func TestHostileDowngrade(t *testing.T) {
 // CA, or has expired, is refused on both sides with ErrTLSFailed caused by
 // a certificate error; a valid certificate gets in (control).
 func TestHostileTLSCertificates(t *testing.T) {
-	ca, err := transport.NewTestCA("CA one")
+	ca, err := testca.New("CA one")
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := transport.NewTestCA("CA two")
+	other, err := testca.New("CA two")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aemp-go/dataconn/transport"
+	"github.com/aemp-go/dataconn/transport/testca"
 )
 
 // benchRow is one row of a benchmark table: BenchmarkX/name. Rows for other
@@ -257,7 +258,7 @@ func BenchmarkSetup(b *testing.B) {
 // benchCerts returns certificates for "srv" and "cli" of one CA.
 func benchCerts(b *testing.B) (srv, cli *transport.TLSConfig) {
 	b.Helper()
-	ca, err := transport.NewTestCA("bench CA")
+	ca, err := testca.New("bench CA")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aemp-go/dataconn/transport"
+	"github.com/aemp-go/dataconn/transport/testca"
 )
 
 // testTimeout bounds every wait in these tests.
@@ -606,7 +607,7 @@ func TestKeepAlive(t *testing.T) {
 	}
 }
 
-func issue(t *testing.T, ca *transport.TestCA, id string) *transport.TLSConfig {
+func issue(t *testing.T, ca *testca.CA, id string) *transport.TLSConfig {
 	t.Helper()
 	tc, err := ca.Issue(id, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	if err != nil {
@@ -616,7 +617,7 @@ func issue(t *testing.T, ca *transport.TestCA, id string) *transport.TLSConfig {
 }
 
 func TestMutualTLS(t *testing.T) {
-	ca, err := transport.NewTestCA("test CA")
+	ca, err := testca.New("test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -650,11 +651,11 @@ func TestMutualTLS(t *testing.T) {
 }
 
 func TestMutualTLSWrongCA(t *testing.T) {
-	ca, err := transport.NewTestCA("good CA")
+	ca, err := testca.New("good CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := transport.NewTestCA("other CA")
+	other, err := testca.New("other CA")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/aemp-go/dataconn/quic"
 	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
+	"github.com/aemp-go/dataconn/transport/testca"
 )
 
 // The data-connection suite over QUIC, through transport.Node, on
@@ -241,7 +242,7 @@ func TestNodeDataConnHMAC(t *testing.T) {
 
 func TestNodeDataConnTLS(t *testing.T) {
 	checkLeaks(t)
-	ca, err := transport.NewTestCA("quic node CA")
+	ca, err := testca.New("quic node CA")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +306,7 @@ func TestNodeDataConnTLS(t *testing.T) {
 	})
 }
 
-func issue(t *testing.T, ca *transport.TestCA, id string) *transport.TLSConfig {
+func issue(t *testing.T, ca *testca.CA, id string) *transport.TLSConfig {
 	t.Helper()
 	tc, err := ca.Issue(id, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	if err != nil {
@@ -334,11 +335,11 @@ func deadUDPAddr(t *testing.T) string {
 // function never called.
 func TestNodeDataConnFailures(t *testing.T) {
 	checkLeaks(t)
-	ca, err := transport.NewTestCA("good CA")
+	ca, err := testca.New("good CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := transport.NewTestCA("other CA")
+	other, err := testca.New("other CA")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1046,7 +1047,7 @@ func newMITM(t *testing.T, target string) *quicMITM {
 // the relay cannot even complete QUIC.
 func TestNodeQUICRelay(t *testing.T) {
 	checkLeaks(t)
-	ca, err := transport.NewTestCA("relay test CA")
+	ca, err := testca.New("relay test CA")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,7 @@ import (
 
 	"github.com/aemp-go/dataconn/quic"
 	"github.com/aemp-go/dataconn/transport"
+	"github.com/aemp-go/dataconn/transport/testca"
 )
 
 // rttDelay is the one-way delay of the relayed link in BenchmarkSetupRTT:
@@ -447,7 +448,7 @@ type rttOpts struct {
 	// reverse: a listens too, and the messaging connection is dialed by
 	// b, so a's Network has no pooled QUIC connection to b.
 	reverse bool
-	ca      *transport.TestCA
+	ca      *testca.CA
 	trace   func(toB bool, size int) // see startLinkRelay
 }
 
@@ -690,7 +691,7 @@ const (
 //     connection, new messaging connection, then a direct stream).
 //     Theory: 3 and 2.5.
 func BenchmarkSetupRTT(b *testing.B) {
-	ca, err := transport.NewTestCA("rtt bench CA")
+	ca, err := testca.New("rtt bench CA")
 	if err != nil {
 		b.Fatal(err)
 	}

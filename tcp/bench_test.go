@@ -12,6 +12,7 @@ import (
 
 	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
+	"github.com/aemp-go/dataconn/transport/testca"
 )
 
 // Benchmarks comparing the cost of moving bytes and of setting up streams.
@@ -239,7 +240,7 @@ func openRawTCP(b *testing.B) (net.Conn, net.Conn) { return benchPair(b) }
 
 func openTLSTCP(b *testing.B) (net.Conn, net.Conn) {
 	d, a := benchPair(b)
-	ca, err := transport.NewTestCA("bench CA")
+	ca, err := testca.New("bench CA")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/aemp-go/dataconn/core"
 	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
+	"github.com/aemp-go/dataconn/transport/testca"
 )
 
 // Data connections between transport.Nodes over real loopback sockets.
@@ -230,7 +231,7 @@ func TestDataConnHMAC(t *testing.T) {
 // testTLS returns configurations issued by one new CA for the given nodes.
 func testTLS(t testing.TB, ids ...string) []*transport.TLSConfig {
 	t.Helper()
-	ca, err := transport.NewTestCA("tcp test CA " + strings.Join(ids, ","))
+	ca, err := testca.New("tcp test CA " + strings.Join(ids, ","))
 	if err != nil {
 		t.Fatal(err)
 	}

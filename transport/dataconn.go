@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,16 +44,16 @@ type DataConnConfig struct {
 
 func (c *DataConnConfig) setDefaults() {
 	if c.EarlyHold <= 0 {
-		c.EarlyHold = 3 * time.Second
+		c.EarlyHold = core.RvDefaultEarlyHold
 	}
 	if c.MaxEarlyPerPeer <= 0 {
-		c.MaxEarlyPerPeer = 16
+		c.MaxEarlyPerPeer = core.RvDefaultMaxEarlyPerPeer
 	}
 	if c.MaxExpectPerPeer <= 0 {
-		c.MaxExpectPerPeer = 256
+		c.MaxExpectPerPeer = core.RvDefaultMaxExpectPerPeer
 	}
 	if c.DialStagger <= 0 {
-		c.DialStagger = dialStagger
+		c.DialStagger = core.RvDefaultDialStagger
 	}
 	if c.MaxQueuedPerTarget <= 0 {
 		c.MaxQueuedPerTarget = core.RvDefaultMaxQueuedPerTarget
@@ -94,16 +93,28 @@ type Host interface {
 }
 
 // Rules that a data connection failure broke; a *DataConnError wraps one.
+// The rules the rendezvous machine decides are its sentinels under a
+// second name, so errors.Is matches either name.
 var (
-	ErrDataConnTimeout   = errors.New("data connection: timeout")
-	ErrDataConnNoRoute   = errors.New("data connection: no listeners found")
-	ErrDataConnKilled    = errors.New("data connection: killed by the target")
-	ErrDataConnCancelled = errors.New("data connection: cancelled")
-	ErrDataConnFailed    = errors.New("data connection: failed")
-	ErrNoInitFunc        = errors.New("data connection: no such init function")
-	// ErrDataConnQueueFull: DataConnConfig.MaxQueuedPerTarget set-ups
-	// already wait for the target.
-	ErrDataConnQueueFull = errors.New("data connection: too many set-ups queued for the target (DataConnConfig.MaxQueuedPerTarget)")
+	// ErrDataConnTimeout is core.ErrRvTimeout.
+	ErrDataConnTimeout = core.ErrRvTimeout
+	// ErrDataConnNoRoute is core.ErrRvNoListeners.
+	ErrDataConnNoRoute = core.ErrRvNoListeners
+	// ErrDataConnKilled is core.ErrRvKilled: the target killed the
+	// request's port; the rule its reason names (core.ClassifyKillReason)
+	// is wrapped too.
+	ErrDataConnKilled = core.ErrRvKilled
+	// ErrDataConnCancelled is core.ErrRvCancelled.
+	ErrDataConnCancelled = core.ErrRvCancelled
+	// ErrDataConnFailed: any other failure (a dial, a handshake, the
+	// messaging connection); the rule underneath is wrapped too.
+	ErrDataConnFailed = errors.New("data connection: failed")
+	// ErrNoInitFunc is core.ErrRvNoInitFunc.
+	ErrNoInitFunc = core.ErrRvNoInitFunc
+	// ErrDataConnQueueFull is core.ErrRvQueueFull:
+	// DataConnConfig.MaxQueuedPerTarget set-ups already wait for the
+	// target.
+	ErrDataConnQueueFull = core.ErrRvQueueFull
 )
 
 // DataConnError is the error of a failed data connection. Its text is the
@@ -145,7 +156,7 @@ type DataConns struct {
 	holds   map[core.RvConnRef]chan holdDecision
 	waiters map[string]chan dcOutcome
 	cancels map[string]context.CancelFunc // id → cancels its dials and round trip
-	timer   Timer
+	timer   *time.Timer
 	timerAt time.Time
 	wg      sync.WaitGroup
 	// inits are the streams of running init functions: Close closes them
@@ -213,7 +224,7 @@ func (d *DataConns) do(input func(now time.Time)) {
 		d.mu.Unlock()
 		return
 	}
-	input(d.ep.clock.Now())
+	input(time.Now())
 	acts := d.drainLocked()
 	d.mu.Unlock()
 	for _, a := range acts {
@@ -235,12 +246,12 @@ func (d *DataConns) drainLocked() []core.RvAction {
 		if d.timer != nil {
 			d.timer.Stop()
 		}
-		wait := dl.Sub(d.ep.clock.Now())
+		wait := dl.Sub(time.Now())
 		if wait < 0 {
 			wait = 0
 		}
 		d.timerAt = dl
-		d.timer = d.ep.clock.AfterFunc(wait, func() {
+		d.timer = time.AfterFunc(wait, func() {
 			d.do(func(now time.Time) {
 				// Fired: the next drain arms a new timer even for the
 				// same deadline (should the clock have run early).
@@ -456,7 +467,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	// The messaging connection must come up within the timeout; after
 	// that the machine's own timer bounds the set-up, and ctx only
 	// cancels it.
-	start := d.ep.clock.Now()
+	start := time.Now()
 	if c, err, ok := d.connectDirect(ctx, target, time.Now().Add(timeout), timeout, initFunc, initData); ok {
 		return c, err // a stream of the messaging connection (datastream.go)
 	}
@@ -511,7 +522,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	deadline := start.Add(timeout)
 	late := func() bool { return !d.ep.clock.Now().Before(deadline) }
 	timedOut := func() (net.Conn, error) {
-		return nil, &DataConnError{Node: target, Reason: rvTimeoutReason(target, timeout), Rule: fmt.Errorf("%w: %w", ErrDataConnTimeout, core.ErrRvTimeout)}
+		return nil, &DataConnError{Node: target, Reason: core.RvTimeoutReason(target, timeout), Rule: fmt.Errorf("%w: %w", ErrDataConnTimeout, core.ErrRvTimeout)}
 	}
 	var killed atomic.Bool
 	if pw, ok := d.host.(portWatcher); ok {
@@ -560,15 +571,9 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	}
 }
 
-// rvTimeoutReason is the kill reason of a data connection not set up
-// within timeout, in the machine's (and Perl's) words.
-func rvTimeoutReason(target string, timeout time.Duration) *core.KillReason {
-	return core.DataConnReason("%s: unable to establish connection within %s seconds", target, seconds(timeout))
-}
-
 func (d *DataConns) ctxReason(ctx context.Context, target string, timeout time.Duration) *core.KillReason {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return core.DataConnReason("%s: unable to establish connection within %s seconds", target, seconds(timeout))
+		return core.RvTimeoutReason(target, timeout)
 	}
 	return core.DataConnReason("%s: %v", target, ctx.Err())
 }
@@ -578,43 +583,23 @@ func (d *DataConns) ctxFailure(ctx context.Context, target string, timeout time.
 	return nil, &DataConnError{Node: target, Reason: r, Rule: ruleOf(r, nil)}
 }
 
-// ruleOf classifies a failure: the machine's rule when it gave one
-// (wrapped so both the transport and the core sentinel match), else by the
-// reason text.
+// ruleOf classifies a failure: the machine's rule when it gave one (a
+// *core.RvError; rules without a name of their own here are wrapped in
+// ErrDataConnFailed), else the rule the reason text names
+// (core.ClassifyKillReason), a plain kill being ErrDataConnFailed.
 func ruleOf(r *core.KillReason, machine error) error {
 	if machine != nil {
-		var base error = ErrDataConnFailed
-		switch {
-		case errors.Is(machine, core.ErrRvTimeout):
-			base = ErrDataConnTimeout
-		case errors.Is(machine, core.ErrRvNoListeners):
-			base = ErrDataConnNoRoute
-		case errors.Is(machine, core.ErrRvCancelled):
-			base = ErrDataConnCancelled
-		case errors.Is(machine, core.ErrRvQueueFull):
-			base = ErrDataConnQueueFull
+		for _, rule := range []error{core.ErrRvTimeout, core.ErrRvNoListeners, core.ErrRvCancelled, core.ErrRvQueueFull} {
+			if errors.Is(machine, rule) {
+				return machine
+			}
 		}
-		return fmt.Errorf("%w: %w", base, machine)
+		return fmt.Errorf("%w: %w", ErrDataConnFailed, machine)
 	}
-	if r == nil {
-		return ErrDataConnFailed
-	}
-	switch {
-	case strings.Contains(r.Message, "unable to establish connection within"):
-		return ErrDataConnTimeout
-	case strings.Contains(r.Message, "no listeners found"):
-		return ErrDataConnNoRoute
-	case strings.Contains(r.Message, "no init function"):
-		return ErrNoInitFunc
-	case strings.Contains(r.Message, "context canceled"):
-		return ErrDataConnCancelled
+	if rule := core.ClassifyKillReason(r); rule != core.ErrRvKilled {
+		return rule
 	}
 	return ErrDataConnFailed
-}
-
-// seconds formats a duration the way Perl prints a number of seconds.
-func seconds(t time.Duration) string {
-	return strconv.FormatFloat(t.Seconds(), 'g', -1, 64)
 }
 
 // localPair connects the node to itself: an in-process connected pair, no
@@ -778,7 +763,7 @@ func (d *DataConns) ServeConn(ctx context.Context, nw Network, c net.Conn) error
 		c.Close()
 		return err
 	}
-	m, err := core.NewHandshake(d.ep.handshakeConfig(core.ProtocolMessaging, nil, true, nw, c), nonce, d.ep.clock.Now())
+	m, err := core.NewHandshake(d.ep.handshakeConfig(core.ProtocolMessaging, nil, true, nw, c), nonce, time.Now())
 	if err != nil {
 		c.Close()
 		return err

@@ -41,11 +41,11 @@ func withRefusedRetry(ctx context.Context) context.Context {
 // ctx.
 func (n *endpoint) dialNet(ctx context.Context, nw Network, addr string) (net.Conn, error) {
 	retry, _ := ctx.Value(refusedRetryKey{}).(bool)
-	start := n.clock.Now()
+	start := time.Now()
 	delay := refusedRetryFirst
 	for {
 		c, err := nw.Dial(ctx, addr)
-		if err == nil || !retry || !errors.Is(err, syscall.ECONNREFUSED) || n.clock.Now().Sub(start)+delay > refusedRetryFor {
+		if err == nil || !retry || !errors.Is(err, syscall.ECONNREFUSED) || time.Now().Sub(start)+delay > refusedRetryFor {
 			return c, err
 		}
 		if !n.pause(ctx, delay) {
@@ -55,10 +55,10 @@ func (n *endpoint) dialNet(ctx context.Context, nw Network, addr string) (net.Co
 	}
 }
 
-// pause waits for d on the node's clock; false when ctx ended first.
+// pause waits for d; false when ctx ended first.
 func (n *endpoint) pause(ctx context.Context, d time.Duration) bool {
 	done := make(chan struct{})
-	t := n.clock.AfterFunc(d, func() { close(done) })
+	t := time.AfterFunc(d, func() { close(done) })
 	select {
 	case <-done:
 		return true
@@ -89,12 +89,12 @@ const droppedRetryFor = 3 * time.Second
 // required) still fails at once; an acceptor that closes every connection
 // unanswered fails the set-up after droppedRetryFor.
 func (n *endpoint) dialDataConn(ctx context.Context, nw Network, addr string, extra []core.KV) (net.Conn, *core.Result, error) {
-	start := n.clock.Now()
+	start := time.Now()
 	delay := refusedRetryFirst
 	for {
 		c, res, err := n.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, extra)
 		var he *core.HandshakeError
-		if err == nil || !errors.As(err, &he) || !he.Unanswered || n.clock.Now().Sub(start)+delay > droppedRetryFor {
+		if err == nil || !errors.As(err, &he) || !he.Unanswered || time.Since(start)+delay > droppedRetryFor {
 			return c, res, err
 		}
 		if !n.pause(ctx, delay) {

@@ -153,7 +153,7 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 	s, oerr := mux.OpenStream(ctx, deadline, mc)
 	if oerr != nil {
 		if ctx.Err() != nil || !time.Now().Before(deadline) {
-			r := core.DataConnReason("%s: unable to establish connection within %s seconds", target, seconds(timeout))
+			r := core.RvTimeoutReason(target, timeout)
 			if ctx.Err() != nil {
 				r = d.ctxReason(ctx, target, timeout)
 			}
@@ -197,7 +197,7 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 			return nil, &DataConnError{Node: target, Reason: r, Rule: ruleOf(r, nil), Cause: cause}, true
 		}
 		if !time.Now().Before(deadline) || ctx.Err() != nil {
-			r := core.DataConnReason("%s: unable to establish connection within %s seconds", target, seconds(timeout))
+			r := core.RvTimeoutReason(target, timeout)
 			return nil, &DataConnError{Node: target, Reason: r, Rule: ErrDataConnTimeout, Cause: cause}, true
 		}
 		d.mu.Lock()

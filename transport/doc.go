@@ -1,6 +1,6 @@
 // Package transport binds the pure machines of package core to real
 // streams: it holds the interfaces a network adapter provides (Network,
-// SecureNetwork, Clock), the driver that runs a handshake machine over a
+// SecureNetwork), the driver that runs a handshake machine over a
 // stream (Drive), the Node — the embedding API — and DataConns, which
 // opens and accepts data connections.
 //

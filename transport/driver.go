@@ -20,7 +20,10 @@ const handshakeReadSize = 4096
 // DriveOptions tells Drive how to perform the parts of a handshake that
 // need the outside world.
 type DriveOptions struct {
-	// Clock supplies the time fed to the machine; nil means SystemClock.
+	// Deprecated: Clock is ignored: the machine is fed time.Now, the
+	// clock of the socket deadlines Drive derives from its deadline
+	// (under testing/synctest both are the bubble's). It goes with
+	// Config.Clock.
 	Clock Clock
 	// TLS is used when the machine asks to start TLS. Nil while the
 	// machine asks for TLS is a failure (core.ErrTLSFailed).
@@ -52,10 +55,9 @@ type DriveOptions struct {
 // machine's result. On failure conn is closed and the error is the machine's
 // typed error (a *core.HandshakeError) or the context's error.
 func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptions) (net.Conn, *core.Result, error) {
-	clock := opt.Clock
-	if clock == nil {
-		clock = SystemClock{}
-	}
+	// One clock for the machine and the socket deadlines: Drive hands
+	// m.Deadline() to SetReadDeadline/SetWriteDeadline, which read
+	// time.Now, so the machine is fed time.Now too.
 	raw := conn
 	// A cancelled context unblocks any read or write in progress. The
 	// per-operation deadlines below must never undo that: both go through
@@ -80,7 +82,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 	}
 	if opt.Secure != nil {
 		if st, ok := opt.Secure.TLSState(conn); ok {
-			m.TLSEstablished(clock.Now(), core.TLSInfo{Exporter: ChannelBindingOf(st)})
+			m.TLSEstablished(time.Now(), core.TLSInfo{Exporter: ChannelBindingOf(st)})
 		}
 	}
 
@@ -119,26 +121,26 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 			setDeadline(conn.SetWriteDeadline, m.Deadline())
 			if _, err := conn.Write(data); err != nil {
 				if isTimeout(err) && ctx.Err() == nil {
-					m.Tick(clock.Now())
+					m.Tick(time.Now())
 				} else {
-					m.PeerClosed(clock.Now(), err)
+					m.PeerClosed(time.Now(), err)
 				}
 			}
 		case core.StartTLS:
 			if opt.TLS == nil {
-				m.TLSFailed(clock.Now(), errors.New("TLS requested but no certificate is configured"))
+				m.TLSFailed(time.Now(), errors.New("TLS requested but no certificate is configured"))
 				continue
 			}
 			tctx, cancel := context.WithDeadline(ctx, m.Deadline())
 			tc, err := upgradeTLS(tctx, opt, WithPending(raw, a.Pending), a)
 			cancel()
 			if err != nil {
-				m.TLSFailed(clock.Now(), err)
+				m.TLSFailed(time.Now(), err)
 				continue
 			}
 			st := tc.ConnectionState()
 			conn = tc
-			m.TLSEstablished(clock.Now(), core.TLSInfo{Exporter: ChannelBindingOf(st)})
+			m.TLSEstablished(time.Now(), core.TLSInfo{Exporter: ChannelBindingOf(st)})
 		case core.PeerGreeting:
 			var extra []core.KV
 			var err error
@@ -148,9 +150,9 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 				cancel()
 			}
 			if err != nil {
-				m.Abort(clock.Now(), err)
+				m.Abort(time.Now(), err)
 			} else {
-				m.SendGreeting(clock.Now(), extra)
+				m.SendGreeting(time.Now(), extra)
 			}
 		case core.Done:
 			if !stop() {
@@ -166,13 +168,13 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 			setDeadline(conn.SetReadDeadline, m.Deadline())
 			n, err := conn.Read(buf)
 			if n > 0 {
-				m.Receive(clock.Now(), buf[:n])
+				m.Receive(time.Now(), buf[:n])
 			}
 			if err != nil {
 				if isTimeout(err) && ctx.Err() == nil {
-					m.Tick(clock.Now())
+					m.Tick(time.Now())
 				} else {
-					m.PeerClosed(clock.Now(), err)
+					m.PeerClosed(time.Now(), err)
 				}
 			}
 		default:

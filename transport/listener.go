@@ -70,14 +70,14 @@ type pendingHS struct {
 
 // started records that the handshake's goroutine runs.
 func (l *listener) started(p *pendingHS) {
-	p.served.Store(l.n.clock.Now().UnixNano())
+	p.served.Store(time.Now().UnixNano())
 }
 
 // greeted records the peer's greeting and how long it took.
 func (l *listener) greeted(p *pendingHS) {
 	p.greeted.Store(true)
 	if s := p.served.Load(); s != 0 {
-		d := l.n.clock.Now().UnixNano() - s
+		d := time.Now().UnixNano() - s
 		old := l.greetNanos.Load()
 		l.greetNanos.Store(old + (d-old)/8) // moving average
 	}
@@ -179,7 +179,7 @@ func (l *listener) waitRoom() bool {
 			l.mu.Unlock()
 			continue
 		}
-		now := l.n.clock.Now().UnixNano()
+		now := time.Now().UnixNano()
 		wait := silentGrace // handshakes not served yet start soon
 		var drop *pendingHS
 		why := ""
@@ -217,7 +217,7 @@ func (l *listener) waitRoom() bool {
 			paused = true
 			l.paused.Add(1)
 		}
-		t := l.n.clock.AfterFunc(wait, l.signal)
+		t := time.AfterFunc(wait, l.signal)
 		select {
 		case <-l.freed:
 			t.Stop()
@@ -250,7 +250,7 @@ func (l *listener) acceptLoop() {
 			l.acceptErrors.Add(1)
 			l.n.log.Warn("accept failed; retrying", "addr", l.addr, "err", err, "backoff", backoff)
 			done := make(chan struct{})
-			t := l.n.clock.AfterFunc(backoff, func() { close(done) })
+			t := time.AfterFunc(backoff, func() { close(done) })
 			select {
 			case <-done:
 			case <-l.n.ctx.Done():

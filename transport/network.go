@@ -53,9 +53,13 @@ type CloseWriter interface {
 	CloseWrite() error
 }
 
-// Clock is the source of time for a Node and its drivers. The zero Node uses
-// SystemClock. Under testing/synctest the system clock is the bubble's fake
-// clock, so memnet simulations use SystemClock too.
+// Clock is the source of time Config.Clock names.
+//
+// Deprecated: nothing but SystemClock was ever used, and a different clock
+// would break Drive, whose socket deadlines read time.Now; virtual time
+// comes from testing/synctest. Drive, DataConns and the listener read
+// time.Now already; Clock, Timer and SystemClock go once the messaging
+// code (messaging.go, node.go) does too.
 type Clock interface {
 	Now() time.Time
 	// AfterFunc calls f in its own goroutine after d.

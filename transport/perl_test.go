@@ -38,6 +38,7 @@ import (
 	"github.com/aemp-go/dataconn/memnet"
 	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
+	"github.com/aemp-go/dataconn/transport/testca"
 )
 
 // secret is the shared secret of the recorded Perl transcripts.
@@ -1195,7 +1196,7 @@ func anyStrings(s []string) []any {
 // file trust each other.
 func perlTLSConfig(t testing.TB, id string) *transport.TLSConfig {
 	t.Helper()
-	ca, err := transport.NewTestCA("unused")
+	ca, err := testca.New("unused")
 	if err != nil {
 		t.Fatal(err)
 	}

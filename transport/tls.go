@@ -1,20 +1,14 @@
 package transport
 
 import (
-	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"strings"
@@ -566,118 +560,4 @@ func tlsKeyPair(certs []*x509.Certificate, key crypto.Signer) (tls.Certificate, 
 		}
 	}
 	return out, nil
-}
-
-// TestCA is an in-memory certificate authority for tests and demos: it
-// issues node certificates with ECDSA P-256 keys. It touches no files.
-type TestCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-// tlsCAValidity returns the validity window of test CAs: wide, so that
-// tests which move TLSConfig.Time around only ever expire node certificates.
-func tlsCAValidity() (notBefore, notAfter time.Time) {
-	return time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
-}
-
-// NewTestCA returns a self-signed CA that can issue node certificates.
-func NewTestCA(name string) (*TestCA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, &TLSError{Op: "create test CA", Err: err}
-	}
-	nb, na := tlsCAValidity()
-	tmpl, err := tlsTemplate(name, nb, na, true)
-	if err != nil {
-		return nil, &TLSError{Op: "create test CA", Err: err}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, &TLSError{Op: "create test CA", Err: err}
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, &TLSError{Op: "create test CA", Err: err}
-	}
-	return &TestCA{cert: cert, key: key}, nil
-}
-
-// Issue returns a TLSConfig whose certificate, for nodeID, is signed by the
-// CA and valid from notBefore to notAfter, and whose RootCAs hold only this
-// CA.
-func (ca *TestCA) Issue(nodeID string, notBefore, notAfter time.Time) (*TLSConfig, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, &TLSError{Op: "issue test certificate", Err: err}
-	}
-	tmpl, err := tlsTemplate(nodeID, notBefore, notAfter, false)
-	if err != nil {
-		return nil, &TLSError{Op: "issue test certificate", Err: err}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		return nil, &TLSError{Op: "issue test certificate", Err: err}
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, &TLSError{Op: "issue test certificate", Err: err}
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
-	return &TLSConfig{
-		Certificate: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf},
-		RootCAs:     pool,
-	}, nil
-}
-
-// PerlPEM returns one PEM document in the Perl layout: a self-signed
-// certificate for nodeID that is also its own CA, followed by its private
-// key (PKCS #8). Nodes that share this document trust each other, as Perl
-// nodes sharing one certificate file do. The CA itself is not involved.
-func (ca *TestCA) PerlPEM(nodeID string) ([]byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, &TLSError{Op: "create Perl PEM", Err: err}
-	}
-	nb, na := tlsCAValidity()
-	tmpl, err := tlsTemplate(nodeID, nb, na, true)
-	if err != nil {
-		return nil, &TLSError{Op: "create Perl PEM", Err: err}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, &TLSError{Op: "create Perl PEM", Err: err}
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, &TLSError{Op: "create Perl PEM", Err: err}
-	}
-	var out bytes.Buffer
-	_ = pem.Encode(&out, &pem.Block{Type: "CERTIFICATE", Bytes: der})
-	_ = pem.Encode(&out, &pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	return out.Bytes(), nil
-}
-
-// tlsTemplate is the certificate template shared by the test helpers.
-// Every certificate may serve both TLS roles.
-func tlsTemplate(cn string, notBefore, notAfter time.Time, isCA bool) (*x509.Certificate, error) {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, err
-	}
-	t := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             notBefore,
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  isCA,
-	}
-	if isCA {
-		t.KeyUsage |= x509.KeyUsageCertSign
-	}
-	return t, nil
 }

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aemp-go/dataconn/transport/internal/testcert"
 )
 
 // tlsTestTimeout bounds every handshake in these tests.
@@ -97,16 +99,34 @@ func tlsPipes() map[string]func(t *testing.T) (net.Conn, net.Conn) {
 	}
 }
 
-func tlsMustCA(t *testing.T, name string) *TestCA {
+// tlsTestCA is testca.CA for this package's own tests (testca imports
+// transport), with the CA's certificate and key at hand.
+type tlsTestCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	ca   *testcert.CA
+}
+
+func (ca *tlsTestCA) Issue(nodeID string, notBefore, notAfter time.Time) (*TLSConfig, error) {
+	cert, pool, err := ca.ca.Issue(nodeID, notBefore, notAfter)
+	if err != nil {
+		return nil, err
+	}
+	return &TLSConfig{Certificate: cert, RootCAs: pool}, nil
+}
+
+func (ca *tlsTestCA) PerlPEM(nodeID string) ([]byte, error) { return testcert.PerlPEM(nodeID) }
+
+func tlsMustCA(t *testing.T, name string) *tlsTestCA {
 	t.Helper()
-	ca, err := NewTestCA(name)
+	ca, err := testcert.New(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ca
+	return &tlsTestCA{cert: ca.Cert, key: ca.Key, ca: ca}
 }
 
-func tlsMustIssue(t *testing.T, ca *TestCA, node string) *TLSConfig {
+func tlsMustIssue(t *testing.T, ca *tlsTestCA, node string) *TLSConfig {
 	t.Helper()
 	cfg, err := ca.Issue(node, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	if err != nil {
@@ -472,8 +492,8 @@ func TestUpgradeKeyUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nb, na := tlsCAValidity()
-	tmpl, err := tlsTemplate("server-only", nb, na, false)
+	nb, na := testcert.Validity()
+	tmpl, err := testcert.Template("server-only", nb, na, false)
 	if err != nil {
 		t.Fatal(err)
 	}

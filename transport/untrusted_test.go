@@ -14,11 +14,12 @@ import (
 	"github.com/aemp-go/dataconn/core"
 	"github.com/aemp-go/dataconn/memnet"
 	"github.com/aemp-go/dataconn/transport"
+	"github.com/aemp-go/dataconn/transport/testca"
 )
 
 // anonPeer authenticates to addr as node id with tls_anon inside TLS (it
 // proves nothing about id) and returns the messaging stream and result.
-func anonPeer(t *testing.T, w *memnet.World, ca *transport.TestCA, id, addr, protocol string, extra ...core.KV) (net.Conn, *core.Result, error) {
+func anonPeer(t *testing.T, w *memnet.World, ca *testca.CA, id, addr, protocol string, extra ...core.KV) (net.Conn, *core.Result, error) {
 	t.Helper()
 	tc, err := ca.Issue(id, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	if err != nil {
@@ -47,7 +48,7 @@ func anonPeer(t *testing.T, w *memnet.World, ca *transport.TestCA, id, addr, pro
 func TestTLSAnonPeerIsUntrusted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := memnet.New(31, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}))
-		ca, err := transport.NewTestCA("anon test CA")
+		ca, err := testca.New("anon test CA")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +144,7 @@ func readUntil(t *testing.T, c net.Conn, codec core.Codec, match func(core.Messa
 func TestTLSAnonDataConnRefused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := memnet.New(32, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}))
-		ca, err := transport.NewTestCA("anon test CA")
+		ca, err := testca.New("anon test CA")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +221,7 @@ func (h anonTargetHost) NetworkFor(addr string) (transport.Network, string, erro
 func TestTLSAnonTargetRefused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := memnet.New(33)
-		ca, err := transport.NewTestCA("anon test CA")
+		ca, err := testca.New("anon test CA")
 		if err != nil {
 			t.Fatal(err)
 		}

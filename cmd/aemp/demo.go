@@ -21,6 +21,7 @@ import (
 	"github.com/aemp-go/dataconn/quic"
 	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
+	"github.com/aemp-go/dataconn/transport/testca"
 )
 
 // demoBlock is the size of the random block the demo's data is made of;
@@ -163,11 +164,11 @@ type demoCase struct {
 }
 
 func (d *demo) cases() []demoCase {
-	var ca *transport.TestCA
+	var ca *testca.CA
 	issue := func(id string) (*transport.TLSConfig, error) {
 		if ca == nil {
 			var err error
-			if ca, err = transport.NewTestCA("aemp demo CA"); err != nil {
+			if ca, err = testca.New("aemp demo CA"); err != nil {
 				return nil, err
 			}
 		}

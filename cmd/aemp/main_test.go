@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/transport"
+	"github.com/aemp-go/dataconn/transport/testca"
 )
 
 // aempBin is the command under test, built once by TestMain.
@@ -557,7 +557,7 @@ func closedPort(t *testing.T) string {
 
 func TestTLSCertOverTCPAndQUIC(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := transport.NewTestCA("aemp test")
+	ca, err := testca.New("aemp test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ const anonSuffixLen = 10
 
 // NodeConfig returns base with the settings of the profile applied, for
 // transport.NewNode. Only keys the profile configures change base; every
-// other field (Clock, Logger, HandshakeTimeout, ...) is kept. A caller with
+// other field (Logger, HandshakeTimeout, ...) is kept. A caller with
 // explicit overrides (command-line flags) applies them to the result.
 //
 //   - secret: Config.Secret (a copy of the Latin-1 bytes Perl hashes).
