@@ -116,6 +116,12 @@ func (m *Machine) ConnUp(now time.Time, info ConnInfo) error {
 	c := &conn{id: id, peer: p.id, dialer: dialer, codec: codec, state: connUp, goPeer: info.IsGo}
 	m.conns[id] = c
 	m.heard(now, c)
+	// Every connection takes its place in the order of the peer's
+	// connections now, winner or not: after a fault the peer may write on
+	// one we retire here (it gave up the one we keep), and what it writes
+	// there is older than anything on a connection that comes up later.
+	p.carrier++
+	c.carried = p.carrier
 
 	var loser *conn
 	first := p.conn == 0
@@ -133,8 +139,6 @@ func (m *Machine) ConnUp(now time.Time, info ConnInfo) error {
 		p.conn = id
 	}
 	if p.conn == id {
-		p.carrier++
-		c.carried = p.carrier
 		p.awaiting = false
 		m.stopTimer(TimerDialBack, 0, p.id)
 		m.stopTimer(TimerConnect, 0, p.id)
@@ -262,14 +266,6 @@ func (m *Machine) Received(now time.Time, c ConnID, msg core.Message) error {
 	}
 	m.heard(now, cn)
 	p := m.peers[cn.peer]
-	if cn.carried == 0 {
-		// The peer writes on a connection we never used: after a fault
-		// its view differs from ours (it gave up a connection we still
-		// hold). What it sends here is newer than anything on the
-		// connections it used before, so it queues behind them.
-		p.carrier++
-		cn.carried = p.carrier
-	}
 	if cn.carried > m.oldestReading(p) {
 		// Each connection of p brings at most one message after its
 		// PauseRead; a peer beyond that ignores flow control.
@@ -286,12 +282,12 @@ func (m *Machine) Received(now time.Time, c ConnID, msg core.Message) error {
 	return m.dispatch(now, cn.peer, msg)
 }
 
-// oldestReading returns when the oldest connection of p that carried
-// messages and is still being read became current (MaxUint64: none).
+// oldestReading returns the place (carried) of the oldest connection of
+// p that is still being read (MaxUint64: none).
 func (m *Machine) oldestReading(p *peerState) uint64 {
 	oldest := uint64(math.MaxUint64)
 	for _, id := range append([]ConnID{p.conn}, p.retired...) {
-		if r := m.conns[id]; r != nil && r.carried != 0 && !r.readDone && r.carried < oldest {
+		if r := m.conns[id]; r != nil && !r.readDone && r.carried < oldest {
 			oldest = r.carried
 		}
 	}

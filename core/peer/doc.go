@@ -137,8 +137,10 @@
 // is asked to PauseRead the winner) and dispatched
 // when it ends, so the switch does not reorder what the peer sent. After a
 // fault the two ends may disagree on which connection is current (one
-// side timed out a connection the other still holds); messages on a
-// connection we retired without using it are held back the same way.
+// side timed out a connection the other still holds), so the rule goes
+// by the order in which connections came up, not by which one we used:
+// what arrives on a connection waits while one that came up before it,
+// winner or not, is still being read.
 //
 // Keepalive and peer timeout (timers, below). A connection on which
 // nothing was handed to the writer for KeepAlive gets ["", "devnull"]; one

@@ -169,12 +169,12 @@ type peerState struct {
 	pending []core.Message // waiting for a connection, in order
 	blocked bool           // a send was refused; Writable is owed
 
-	// held are messages read on a connection while one that carried
-	// messages before it (a retired one) is still being read: they are
+	// held are messages read on a connection while one that came up
+	// before it (a retired one) is still being read: they are
 	// dispatched once that one's read side ended, so that a replacement
 	// does not reorder what the peer sent.
 	held    []heldMsg
-	carrier uint64 // counts connections that became current
+	carrier uint64 // counts the connections that came up (ConnUp)
 
 	mons  map[MonitorID]bool
 	rmons remoteMons // monitors of its ports (MonitorPortID)
@@ -205,7 +205,7 @@ type conn struct {
 	seq           uint64
 	halfClosed    bool
 	paused        bool   // PauseRead was asked for
-	carried       uint64 // when it became the peer's current connection (0: never)
+	carried       uint64 // its place in the order of p's connections (ConnUp)
 	readDone      bool   // the peer ended its side (ReadClosed)
 	goPeer        bool   // the peer greeted as a node of this project
 }
