@@ -68,9 +68,43 @@ type rvTimerKey struct {
 // fire in the order they were (re)armed, so Tick is deterministic, and a
 // stopped timer is removed at once.
 type rvTimerTable struct {
-	byKey map[rvTimerKey]*rvTimerEntry
+	// byID holds the timers keyed by id, one map per kind (a string key
+	// is smaller than the whole rvTimerKey: a burst queues many
+	// set-ups, each with its connect timer); byRef the early-hold timers.
+	byID  [len(rvTimerNames)]map[string]*rvTimerEntry
+	byRef map[RvConnRef]*rvTimerEntry
 	heap  []*rvTimerEntry
 	seq   uint64
+}
+
+// lookup returns the entry of k, or nil.
+func (h *rvTimerTable) lookup(k rvTimerKey) *rvTimerEntry {
+	if k.kind == RvTimerEarlyHold {
+		return h.byRef[k.ref]
+	}
+	return h.byID[k.kind][k.id]
+}
+
+func (h *rvTimerTable) store(k rvTimerKey, e *rvTimerEntry) {
+	if k.kind == RvTimerEarlyHold {
+		if h.byRef == nil {
+			h.byRef = make(map[RvConnRef]*rvTimerEntry)
+		}
+		h.byRef[k.ref] = e
+		return
+	}
+	if h.byID[k.kind] == nil {
+		h.byID[k.kind] = make(map[string]*rvTimerEntry)
+	}
+	h.byID[k.kind][k.id] = e
+}
+
+func (h *rvTimerTable) forget(k rvTimerKey) {
+	if k.kind == RvTimerEarlyHold {
+		delete(h.byRef, k.ref)
+		return
+	}
+	delete(h.byID[k.kind], k.id)
 }
 
 type rvTimerEntry struct {
@@ -113,30 +147,27 @@ func (h *rvTimerTable) Pop() any {
 // set (re)arms the timer k to fall due at at.
 func (h *rvTimerTable) set(k rvTimerKey, at time.Time) {
 	h.seq++
-	if e := h.byKey[k]; e != nil {
+	if e := h.lookup(k); e != nil {
 		e.at, e.seq = at, h.seq
 		heap.Fix(h, e.idx)
 		return
 	}
-	if h.byKey == nil {
-		h.byKey = make(map[rvTimerKey]*rvTimerEntry)
-	}
 	e := &rvTimerEntry{key: k, at: at, seq: h.seq}
-	h.byKey[k] = e
+	h.store(k, e)
 	heap.Push(h, e)
 }
 
 // stop disarms k; an idle timer is fine.
 func (h *rvTimerTable) stop(k rvTimerKey) {
-	if e := h.byKey[k]; e != nil {
-		delete(h.byKey, k)
+	if e := h.lookup(k); e != nil {
+		h.forget(k)
 		heap.Remove(h, e.idx)
 	}
 }
 
 // at returns when k falls due; ok is false when it is not armed.
 func (h *rvTimerTable) at(k rvTimerKey) (time.Time, bool) {
-	if e := h.byKey[k]; e != nil {
+	if e := h.lookup(k); e != nil {
 		return e.at, true
 	}
 	return time.Time{}, false

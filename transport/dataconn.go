@@ -154,7 +154,7 @@ type DataConns struct {
 	refSeq  core.RvConnRef
 	conns   map[core.RvConnRef]net.Conn
 	holds   map[core.RvConnRef]chan holdDecision
-	waiters map[string]chan dcOutcome
+	waiters map[string]chan *dcOutcome
 	cancels map[string]context.CancelFunc // id → cancels its dials and round trip
 	timer   *time.Timer
 	timerAt time.Time
@@ -205,7 +205,7 @@ func newDataConns(ep *endpoint, host Host) *DataConns {
 		inits:   map[net.Conn]struct{}{},
 		conns:   map[core.RvConnRef]net.Conn{},
 		holds:   map[core.RvConnRef]chan holdDecision{},
-		waiters: map[string]chan dcOutcome{},
+		waiters: map[string]chan *dcOutcome{},
 		cancels: map[string]context.CancelFunc{},
 	}
 }
@@ -294,7 +294,7 @@ func (d *DataConns) exec(a core.RvAction) {
 		d.stopIDLocked(a.ID)
 		d.mu.Unlock()
 		if w != nil && c != nil {
-			w <- dcOutcome{conn: c}
+			w <- &dcOutcome{conn: c}
 		} else if c != nil {
 			c.Close()
 		}
@@ -305,7 +305,7 @@ func (d *DataConns) exec(a core.RvAction) {
 		d.stopIDLocked(a.ID)
 		d.mu.Unlock()
 		if w != nil {
-			w <- dcOutcome{err: a.Reason, rule: a.Err}
+			w <- &dcOutcome{err: a.Reason, rule: a.Err}
 		}
 	case core.RvAdmit:
 		d.mu.Lock()
@@ -496,7 +496,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	if portID == "" {
 		portID = d.ep.id + "#" + id
 	}
-	w := make(chan dcOutcome, 1)
+	w := make(chan *dcOutcome, 1) // a pointer: a queued set-up holds a small channel
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -519,24 +519,16 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	// its expectation expires (its timer started when the expectation
 	// arrived, so it never fires before our deadline) is never reported
 	// instead of the timeout.
-	deadline := start.Add(timeout)
-	late := func() bool { return !d.ep.clock.Now().Before(deadline) }
+	sw := &setupWatch{d: d, id: id, deadline: start.Add(timeout)}
+	late := sw.late
+	killed := &sw.killed
 	timedOut := func() (net.Conn, error) {
 		return nil, &DataConnError{Node: target, Reason: core.RvTimeoutReason(target, timeout), Rule: fmt.Errorf("%w: %w", ErrDataConnTimeout, core.ErrRvTimeout)}
 	}
-	var killed atomic.Bool
 	if pw, ok := d.host.(portWatcher); ok {
 		// The target kills the port named in the expectation when it
 		// refuses or expires it: fail at once with its reason.
-		stop := pw.WatchPort(portID, func(reason []any) {
-			if late() {
-				return // the timeout decides
-			}
-			killed.Store(true)
-			r := core.KillReasonFromValues(reason)
-			d.do(func(now time.Time) { d.rv.Cancel(now, id, r) })
-		})
-		defer stop()
+		defer pw.WatchPort(portID, sw.portKilled)()
 	}
 	d.do(func(now time.Time) { d.rv.Connect(now, req) })
 	// The whole set-up, messaging connection included, ends at the
@@ -569,6 +561,30 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		}
 		return nil, &DataConnError{Node: target, Reason: o.err, Rule: ruleOf(o.err, o.rule)}
 	}
+}
+
+// setupWatch is what a set-up's port watcher needs, in one allocation
+// (a burst may queue many set-ups; each stays small).
+type setupWatch struct {
+	d        *DataConns
+	id       string
+	deadline time.Time
+	killed   atomic.Bool
+}
+
+// late reports that the set-up's deadline has passed: the timeout then
+// decides its outcome.
+func (s *setupWatch) late() bool { return !s.d.ep.clock.Now().Before(s.deadline) }
+
+// portKilled cancels the set-up with the target's kill reason, unless
+// the deadline passed.
+func (s *setupWatch) portKilled(reason []any) {
+	if s.late() {
+		return // the timeout decides
+	}
+	s.killed.Store(true)
+	r := core.KillReasonFromValues(reason)
+	s.d.do(func(now time.Time) { s.d.rv.Cancel(now, s.id, r) })
 }
 
 func (d *DataConns) ctxReason(ctx context.Context, target string, timeout time.Duration) *core.KillReason {
@@ -822,7 +838,7 @@ func (d *DataConns) close() {
 		delete(d.holds, ref)
 	}
 	for id, w := range d.waiters {
-		w <- dcOutcome{err: core.DataConnReason("%s: node closed", d.ep.id), rule: fmt.Errorf("%w: %w", core.ErrRvCancelled, ErrClosed)}
+		w <- &dcOutcome{err: core.DataConnReason("%s: node closed", d.ep.id), rule: fmt.Errorf("%w: %w", core.ErrRvCancelled, ErrClosed)}
 		delete(d.waiters, id)
 	}
 	for c := range d.inits {

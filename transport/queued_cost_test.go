@@ -52,6 +52,18 @@ func TestQueuedSetupCost(t *testing.T) {
 		if st := a.Stats(); st.InFlight != 1 || st.Queued != 0 {
 			t.Fatalf("stats %+v", st)
 		}
+		// Warm the runtime's free list of goroutines first, so the
+		// baseline and the callers both reuse goroutine descriptors (on a
+		// fresh process the baseline would allocate them and the callers
+		// reuse them, hiding their cost from the figure).
+		warm := make(chan struct{})
+		var ww sync.WaitGroup
+		for range n {
+			ww.Go(func() { <-warm })
+		}
+		synctest.Wait()
+		close(warm)
+		ww.Wait()
 		// Baseline: n goroutines parked like the callers will be.
 		park := make(chan struct{})
 		h0 := heapAlloc()
