@@ -124,6 +124,28 @@ type Config struct {
 	// unlisted schemes follow in their announced order. Default: as
 	// announced.
 	Prefer []string
+	// Seeds are the addresses of seed nodes ("host:port" for TCP,
+	// "scheme://addr" otherwise). Start dials them and keeps retrying the
+	// ones not connected with Perl's backoff (a random base r in
+	// [0.6, 1.2) s, attempts at 0, 2r, 6r, 14r, 30r, then every 30 s), so
+	// it does not matter which node starts first.
+	Seeds []string
+	// Global turns the global role on: the node is global and its own
+	// master, as a Perl seed turns. It tells every node that comes up
+	// ["", "g_global"], keeps the network's database (listeners 'l,
+	// globals 'g, the embedder's families) merged from its peers, serves
+	// g_find, g_mon1 and g_db_* to Perl nodes, and redials the globals it
+	// learns. A node that Perl nodes use as their seed needs it (aemp
+	// node turns it on). Off, the node only records addresses from
+	// g_slave and g_found and answers g_find.
+	Global bool
+	// MaxDBFamilies, MaxDBKeys and MaxDBValue bound the database shard
+	// one peer may write (families, keys, JSON bytes of one value);
+	// defaults 256, 65536 and 64 KiB. A write beyond them is refused
+	// whole (peer.ErrDBLimit) and logged; the connection stays up.
+	MaxDBFamilies int
+	MaxDBKeys     int
+	MaxDBValue    int
 	// DisableChannelBinding stops offering core.AuthHMACCB (the auth method
 	// whose MAC also covers roles, node IDs and the TLS exporter) to nodes
 	// of this project; they then use hmac_sha3_512 like Perl nodes.
@@ -231,7 +253,11 @@ func NewNode(cfg Config) (*Node, error) {
 		PeerTimeout:      cfg.PeerTimeout,
 		MaxSendQueue:     cfg.MaxSendQueue,
 		Prefer:           cfg.Prefer,
-		Minimal:          true,
+		Minimal:          !cfg.Global,
+		Seeds:            cfg.Seeds,
+		MaxDBFamilies:    cfg.MaxDBFamilies,
+		MaxDBKeys:        cfg.MaxDBKeys,
+		MaxDBValue:       cfg.MaxDBValue,
 	})
 	if err != nil {
 		return nil, err

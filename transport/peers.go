@@ -1,9 +1,10 @@
 package transport
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"io"
 	"time"
 
 	"github.com/aemp-go/dataconn/core"
@@ -165,7 +166,7 @@ func (n *Node) actLocked(a peer.Action, w *pendingWork) {
 		n.wg.Add(1)
 		go n.runDialSeed(a)
 	case peer.Draw:
-		n.m.Drawn(time.Now(), a.Kind, rand.Float64())
+		n.m.Drawn(time.Now(), a.Kind, n.uniform())
 	case peer.Writable:
 		if ch := n.room[a.Peer]; ch != nil {
 			close(ch)
@@ -257,6 +258,17 @@ func (n *Node) actLocked(a peer.Action, w *pendingWork) {
 			w.cbs = append(w.cbs, func() { n.dc.connectBack(a.From, m) })
 		}
 	}
+}
+
+// uniform returns a uniform number in [0, 1) from Config.Rand (crypto/rand
+// by default; a simulation's deterministic source makes retries
+// reproducible).
+func (n *Node) uniform() float64 {
+	var b [8]byte
+	if _, err := io.ReadFull(n.cfg.Rand, b[:]); err != nil {
+		return 0.5
+	}
+	return float64(binary.BigEndian.Uint64(b[:])>>11) / (1 << 53)
 }
 
 // nodeMonsLocked returns the node monitor callbacks of ids.
