@@ -30,6 +30,12 @@
 // dialing (send.go), and per connection a reader goroutine and a writer
 // goroutine that runs only while frames are queued (msgconn.go).
 //
+// With Config.Global the node plays the global (seed) role of a Perl
+// AnyEvent::MP network: Config.Seeds and Start seed with Perl's retries,
+// Listeners, Globals and Slaves read the network's database, DBSet, DBDel
+// and DBMonitor are the embedder's side of it, and Monitor watches a port
+// of any node (global.go, ports.go).
+//
 // Messages are arrays [port, data...]. Ports are created with NewPort,
 // addressed as "NODE#NAME" (Send, Kill) and monitored with Port.Monitor;
 // MonitorNode reports a peer up or down (a node of this project is down
