@@ -58,11 +58,18 @@ func (n *Node) inputWait(origin string, f func(now time.Time) error) error {
 // connections to close (Close may block on TLS) and callbacks.
 type pendingWork struct {
 	closes []func()
+	// direct callbacks (node monitors) run on the goroutine of the input,
+	// not queued behind a peer's messages: a monitor may wait for that
+	// peer's messages.
+	direct []func()
 	cbs    []func()
 }
 
 func (n *Node) finish(origin string, w pendingWork, wait bool) {
 	for _, f := range w.closes {
+		f()
+	}
+	for _, f := range w.direct {
 		f()
 	}
 	n.mu.Lock()
@@ -179,7 +186,7 @@ func (n *Node) actLocked(a peer.Action, w *pendingWork) {
 		n.resolveWaitersLocked(a.Peer, nil)
 		n.log.Debug("node up", "peer", a.Peer)
 		mons := n.nodeMonsLocked(a.Monitors)
-		w.cbs = append(w.cbs, func() {
+		w.direct = append(w.direct, func() {
 			for _, f := range mons {
 				f(a.Peer, true, nil)
 			}
@@ -189,7 +196,7 @@ func (n *Node) actLocked(a peer.Action, w *pendingWork) {
 		n.log.Debug("node down", "peer", a.Peer, "err", err, "dropped", a.Dropped)
 		mons := n.nodeMonsLocked(a.Monitors)
 		closed := n.closed
-		w.cbs = append(w.cbs, func() {
+		w.direct = append(w.direct, func() {
 			for _, f := range mons {
 				f(a.Peer, false, err)
 			}
