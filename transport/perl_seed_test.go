@@ -261,3 +261,77 @@ func TestPerlMonitorReplay(t *testing.T) {
 		replayMonitor(t, tcp.New(), tcp.New(), "127.0.0.1:0")
 	})
 }
+
+func replaySeedNobind(t *testing.T, nw, perlNet transport.Network, bind, aBind string) {
+	s, err := transport.NewNode(transport.Config{NodeID: "S", Secret: secret, Logger: quietLogger(), Framings: []string{"json"}, Global: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sAddr, err := s.Listen(context.Background(), nw, bind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newPerlNode(t, perlNet, "N")
+	a := newPerlNode(t, perlNet, "A")
+	aAddr := a.listen(aBind)
+	script := goScript("N and A", func() {
+		// N, global from start-up with S as its master, has no listeners.
+		nc := n.mustHandshake(n.dial(sAddr), perlHS{role: perlDialed})
+		nc.send(`["","g_slave",{"'g":{"N":null},"'l":{"N":[]}}]`, `["","g_mon1","'g"]`, `["","g_slave"]`, `["","g_global"]`)
+		nc.expectBurst(`["","g_global"]`, `["","g_chg1","'g",{"S":null,"N":null}]`, `["","g_chg2","'g",{},["N"]]`,
+			`["","g_upd","'g",{"N":null},[]]`, `["","g_chg2","'g",{"N":null},[]]`,
+			fmt.Sprintf(`["","g_set",{"'g":{"N":null,"S":null},"'l":{"S":[%q]}}]`, sAddr))
+		nc.send(`["","g_upd","'g",{"S":null}]`, `["","g_set",{"'l":{"N":[]},"'g":{"N":null}}]`, fmt.Sprintf(`["","g_upd","'l",{"S":[%q]}]`, sAddr))
+		nc.expectBurst(`["","g_chg2","'g",{"S":null},[]]`, `["","g_chg2","'g",{"N":null},[]]`, `["","g_upd","'l",{"N":[]},[]]`)
+		// Known without listeners: [], not unknown.
+		if l, known := s.Listeners("N"); !known || l == nil || len(l) != 0 {
+			scriptFail("S knows N's listeners as %#v (known=%v), want [] known", l, known)
+		}
+		// [0.2992] A joins the same way; it learns that N is known
+		// without listeners, and N learns A's listeners.
+		ac := a.mustHandshake(a.dial(sAddr), perlHS{role: perlDialed})
+		ac.send(fmt.Sprintf(`["","g_slave",{"'g":{"A":null},"'l":{"A":[%q]}}]`, aAddr), `["","g_mon1","'g"]`, `["","g_global"]`, `["","g_slave"]`)
+		ac.expectBurst(`["","g_global"]`, `["","g_chg1","'g",{"A":null,"N":null,"S":null}]`, `["","g_chg2","'g",{},["A"]]`,
+			`["","g_upd","'g",{"A":null},[]]`, `["","g_chg2","'g",{"A":null},[]]`,
+			fmt.Sprintf(`["","g_set",{"'l":{"N":[],"S":[%q]},"'g":{"N":null,"S":null,"A":null}}]`, sAddr))
+		// A's half of the exchange: its g_set (its own 'l, which S
+		// mirrors, as it did for N); N hears of A's listeners through S.
+		ac.send(`["","g_upd","'g",{"S":null}]`, fmt.Sprintf(`["","g_set",{"'l":{"A":[%q]},"'g":{"A":null}}]`, aAddr))
+		want := canonical([]any{"", "g_upd", "'l", map[string]any{"A": []any{aAddr}}, []any{}})
+		for {
+			if m := nc.nextMsg(); canonical([]any(m)) == want {
+				break
+			}
+		}
+		ac.send(`["","snd","A#sync"]`)
+		for {
+			if m := ac.nextMsg(); len(m) == 1 && m[0] == "sync" {
+				break
+			}
+		}
+	})
+	waitScript(t, script)
+	if l, known := s.Listeners("A"); !known || !slices.Equal(l, []string{aAddr}) {
+		t.Errorf("S knows A's listeners as %v (known=%v), want [%s]", l, known, aAddr)
+	}
+	if l, known := s.Listeners("X"); known || l != nil {
+		t.Errorf("S knows the unknown X as %#v (known=%v), want nil and false", l, known)
+	}
+}
+
+// TestPerlSeedNobindReplay: transcripts/seed_nobind.txt with our node as
+// the seed S of a Perl node without listeners (N) and a Perl global with
+// listeners (A), over memnet and real TCP: every burst as a set, [] for
+// N (not null), and N learns A's listeners through S.
+func TestPerlSeedNobindReplay(t *testing.T) {
+	t.Run("memnet", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			w := memnet.New(53, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}), memnet.WithTrace(0))
+			replaySeedNobind(t, w.Host("S"), w.Host("A"), "S:1", "A:1")
+		})
+	})
+	t.Run("tcp", func(t *testing.T) {
+		replaySeedNobind(t, tcp.New(), tcp.New(), "127.0.0.1:0", "127.0.0.1:0")
+	})
+}
