@@ -335,3 +335,57 @@ func TestPerlSeedNobindReplay(t *testing.T) {
 		replaySeedNobind(t, tcp.New(), tcp.New(), "127.0.0.1:0", "127.0.0.1:0")
 	})
 }
+
+// TestPerlSeedRetryReplay: transcripts/seed_retry.txt with our node as A,
+// started 5 s before its Perl seed S listens (memnet, virtual time): A
+// retries on Perl's schedule, reaches S within the retry bound, tells it
+// g_slave (so that a Perl seed runs its global service) and g_global, and
+// the two globals exchange their databases.
+func TestPerlSeedRetryReplay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := memnet.New(54, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}), memnet.WithTrace(0))
+		a, err := transport.NewNode(transport.Config{NodeID: "A", Secret: secret, Logger: quietLogger(), Framings: []string{"json"},
+			Global: true, Seeds: []string{seedAddr("S")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		aAddr, err := a.Listen(context.Background(), w.Host("A"), "A:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Second)
+		if p := a.Peers(); len(p) != 0 {
+			t.Fatalf("A is connected to %v before its seed listens", p)
+		}
+		s := newPerlNode(t, w.Host("S"), "S")
+		s.listen("S:1")
+		listening := time.Now()
+		script := goScript("S", func() {
+			pc := s.mustHandshake(s.nextConn(), perlHS{role: perlAccepted})
+			if d := time.Since(listening); d > globalRetryBound {
+				scriptFail("A reached S %v after S listened, want within %v", d, globalRetryBound)
+			}
+			pc.expectBurst(`["","g_slave"]`, `["","g_global"]`)
+			pc.send(`["","g_global"]`)
+			pc.expectBurst(`["","g_upd","'g",{"S":null},[]]`,
+				fmt.Sprintf(`["","g_set",{"'g":{"A":null,"S":null},"'l":{"A":[%q]}}]`, aAddr))
+			pc.send(fmt.Sprintf(`["","g_set",{"'g":{"S":null},"'l":{"S":[%q]}}]`, seedAddr("S")), `["","snd","S#sync"]`)
+			for {
+				if m := pc.nextMsg(); len(m) == 1 && m[0] == "sync" {
+					break
+				}
+			}
+		})
+		waitScript(t, script)
+		if p := a.Peers(); !slices.Equal(p, []string{"S"}) {
+			t.Errorf("A's peers are %v, want [S]", p)
+		}
+		if l, known := a.Listeners("S"); !known || !slices.Equal(l, []string{seedAddr("S")}) {
+			t.Errorf("A knows S's listeners as %v (known=%v)", l, known)
+		}
+	})
+}
