@@ -873,24 +873,7 @@ func (h nodeHost) WatchPort(portID string, f func(reason []any)) (stop func()) {
 	if err != nil || node != h.n.id || name == "" {
 		return func() {}
 	}
-	h.n.mu.Lock()
-	p := h.n.ports[name]
-	if p == nil {
-		// No port of that name: watch the name itself (lighter than a
-		// port, for the many set-ups a burst may queue).
-		if h.n.killWatch == nil {
-			h.n.killWatch = map[string]func([]any){}
-		}
-		h.n.killWatch[name] = f
-		h.n.mu.Unlock()
-		return func() {
-			h.n.mu.Lock()
-			delete(h.n.killWatch, name)
-			h.n.mu.Unlock()
-		}
-	}
-	h.n.mu.Unlock()
-	return p.Monitor(f)
+	return h.n.watchPort(name, f)
 }
 
 type nodeHost struct{ n *Node }
@@ -908,13 +891,11 @@ func (h nodeHost) ListenerAddrs(node string) []string {
 func (h nodeHost) IsGoPeer(node string) bool {
 	h.n.mu.Lock()
 	defer h.n.mu.Unlock()
-	p := h.n.peers[node]
-	return p != nil && p.isGo
+	return h.n.m.IsGo(node)
 }
 func (h nodeHost) NetworkFor(addr string) (Network, string, error) { return h.n.networkFor(addr) }
 func (h nodeHost) Connected(ctx context.Context, node string) error {
-	_, err := h.n.connect(ctx, node)
-	return err
+	return h.n.Connect(ctx, node)
 }
 
 // HandleDataConn registers the init function called name on this node.

@@ -125,8 +125,8 @@ type windowHost interface {
 func (h nodeHost) PeerWindow(node string) int {
 	h.n.mu.Lock()
 	defer h.n.mu.Unlock()
-	if p := h.n.peers[node]; p != nil {
-		return p.window
+	if mc := h.n.mconns[h.n.m.Current(node)]; mc != nil {
+		return mc.window
 	}
 	return 0
 }

@@ -118,20 +118,20 @@ type directConn interface {
 func (h nodeHost) DirectConn(node string) (MuxNetwork, net.Conn) {
 	h.n.mu.Lock()
 	defer h.n.mu.Unlock()
-	p := h.n.peers[node]
-	if p == nil || p.conn == nil || p.conn.direct == nil {
+	mc := h.n.mconns[h.n.m.Current(node)]
+	if mc == nil || mc.direct == nil {
 		return nil, nil
 	}
 	if len(h.n.cfg.Prefer) > 0 {
 		// Config.Prefer names the network data connections go over:
 		// stay on the messaging connection only when it is the first.
-		if addrs := h.n.ordered(p.addrs); len(addrs) > 0 {
-			if scheme, _ := SplitAddr(addrs[0]); scheme != p.conn.direct.Scheme() {
+		if addrs := h.n.m.PeerAddrs(node); len(addrs) > 0 {
+			if scheme, _ := SplitAddr(addrs[0]); scheme != mc.direct.Scheme() {
 				return nil, nil
 			}
 		}
 	}
-	return p.conn.direct, p.conn.conn
+	return mc.direct, mc.conn
 }
 
 // connectDirect opens a direct data stream to target if the host allows

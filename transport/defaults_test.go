@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/peer"
 )
 
 // TestLimitDefaults pins every default of the README's limits table (and
@@ -33,7 +34,7 @@ func TestLimitDefaults(t *testing.T) {
 		{"concurrent handshakes per listener (MaxHandshakes)", cfg.MaxHandshakes, 256},
 		{"one received message (MaxFrame)", cfg.MaxFrame, 16 << 20},
 		{"bytes queued for one peer (MaxSendQueue)", cfg.MaxSendQueue, 64 << 20},
-		{"messages queued while connecting", maxPendingMessages, 4096},
+		{"messages queued while connecting (peer.DefaultMaxPending, the node leaves it to the machine)", peer.DefaultMaxPending, 4096},
 		{"silence before a peer is down (PeerTimeout)", cfg.PeerTimeout, 30 * time.Second},
 		{"keepalive (KeepAlive)", cfg.KeepAlive, 10 * time.Second},
 		{"pending expectations per peer (DataConn.MaxExpectPerPeer)", cfg.DataConn.MaxExpectPerPeer, 256},

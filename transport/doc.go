@@ -14,19 +14,34 @@
 //
 // One listener serves both protocols: the acceptor reads the peer's
 // greeting first and, when the peer asks for aemp-dataconn, treats the
-// stream as a data connection. The node keeps a peer table (AddPeer, and
-// what peers announce with g_slave or answer to g_find) and opens one
-// messaging connection per pair of nodes on demand; when two nodes dial
-// each other at once, the node with the lower ID refuses the other's
-// connection at its greeting, so both end up with the one the lower ID
-// dialed and no message can overtake another on a second connection.
-// Messages to one node keep their order. Framing is negotiated per
-// direction (msgpack first, json for Perl peers).
+// stream as a data connection. The node opens one messaging connection
+// per pair of nodes on demand; when two nodes dial each other at once,
+// only the connection the lower ID dialed is kept, so no message can
+// overtake another on a second connection. Messages to one node keep
+// their order. Framing is negotiated per direction (msgpack first, json
+// for Perl peers).
+//
+// These messaging rules (the tie-break, retiring and draining a losing
+// connection, keepalive and peer timeout, the queue of messages for a
+// connection being made, node-port dispatch, kills and monitors) are
+// decided by the pure machine of package core/peer, one per Node. The
+// transport feeds it inputs under one lock, runs its actions in order
+// (peers.go), and keeps the I/O: sockets, handshakes, happy-eyeballs
+// dialing (send.go), and per connection a reader goroutine and a writer
+// goroutine that runs only while frames are queued (msgconn.go).
+//
+// With Config.Global the node plays the global (seed) role of a Perl
+// AnyEvent::MP network: Config.Seeds and Start seed with Perl's retries,
+// Listeners, Globals and Slaves read the network's database, DBSet, DBDel
+// and DBMonitor are the embedder's side of it, and Monitor watches a port
+// of any node (global.go, ports.go).
 //
 // Messages are arrays [port, data...]. Ports are created with NewPort,
 // addressed as "NODE#NAME" (Send, Kill) and monitored with Port.Monitor;
-// MonitorNode reports a peer up or down (a peer is down when nothing,
-// keepalives included, arrived for Config.PeerTimeout). Functions
+// MonitorNode reports a peer up or down (a node of this project is down
+// when nothing, keepalives included, arrived for Config.PeerTimeout; a
+// Perl node, which sends nothing when idle, when a write fails or
+// stalls). Functions
 // registered with RegisterFunc are callable from other nodes by name.
 //
 // # Data connections

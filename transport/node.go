@@ -9,22 +9,23 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/peer"
 )
 
 // Defaults of Config.
 const (
-	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultKeepAlive        = 10 * time.Second
-	DefaultPeerTimeout      = 30 * time.Second
+	// The messaging defaults are the peer machine's (core/peer).
+	DefaultHandshakeTimeout = peer.DefaultHandshakeTimeout
+	DefaultKeepAlive        = peer.DefaultKeepAlive
+	DefaultPeerTimeout      = peer.DefaultPeerTimeout
+	DefaultMaxSendQueue     = peer.DefaultMaxSendQueue
 	DefaultMaxHandshakes    = 256
-	DefaultMaxSendQueue     = 64 << 20
 	// Provider is announced in our greetings (key "provider").
 	Provider = "aemp-go/0.1"
 )
@@ -34,27 +35,27 @@ var (
 	// ErrClosed is returned by operations on a closed Node.
 	ErrClosed = errors.New("aemp: node closed")
 	// ErrNoRoute means no address is known for a node.
-	ErrNoRoute = errors.New("aemp: no listeners found")
+	ErrNoRoute = peer.ErrNoRoute
 	// ErrWrongPeer means a dialed address answered with another node ID.
 	ErrWrongPeer = errors.New("aemp: address belongs to another node")
 	// ErrBadPortID means a port ID is not of the form NODE#NAME.
-	ErrBadPortID = errors.New("aemp: malformed port id")
+	ErrBadPortID = peer.ErrBadPortID
 	// ErrPeerTimeout means nothing arrived from a peer within PeerTimeout.
-	ErrPeerTimeout = errors.New("aemp: peer timed out")
+	ErrPeerTimeout = peer.ErrPeerTimeout
 	// ErrSendQueueFull means a message did not fit a send bound (more than
 	// MaxSendQueue bytes waiting for a peer that does not read fast
 	// enough, or too many messages waiting for a connection to come up).
 	// The message is not sent; the connection and the messages already
 	// queued are unharmed. The error is a *SendQueueError naming the
 	// bound; SendContext waits for room instead.
-	ErrSendQueueFull = errors.New("aemp: send queue overflow")
+	ErrSendQueueFull = peer.ErrQueueFull
 	// ErrDescriptorLimit wraps a dial that failed because the process or
 	// the system is out of file descriptors (EMFILE, ENFILE): raise the
 	// limit (ulimit -n, RLIMIT_NOFILE) or open fewer connections at once.
 	ErrDescriptorLimit = errors.New("aemp: out of file descriptors (raise ulimit -n / RLIMIT_NOFILE)")
 	// ErrConnReplaced ends a messaging connection that lost the tie-break
 	// against a simultaneous one between the same two nodes.
-	ErrConnReplaced = errors.New("aemp: connection replaced by a concurrent one")
+	ErrConnReplaced = peer.ErrConnReplaced
 )
 
 // Config configures a Node. Only NodeID is required, and at least one of
@@ -84,8 +85,11 @@ type Config struct {
 	// KeepAlive is the idle interval after which a keepalive message is
 	// sent on a messaging connection; default 10s.
 	KeepAlive time.Duration
-	// PeerTimeout drops a messaging connection on which nothing arrived for
-	// this long and reports the node down; default 30s.
+	// PeerTimeout drops a messaging connection to a node of this project
+	// on which nothing arrived for this long, and any connection whose
+	// writes stall this long, and reports the node down; default 30s.
+	// (A Perl node sends nothing on an idle connection, so reads from it
+	// are not timed.)
 	PeerTimeout time.Duration
 	// MaxHandshakes caps concurrent handshakes per listener that have not
 	// proven themselves (a data connection proves itself by presenting an
@@ -120,6 +124,28 @@ type Config struct {
 	// unlisted schemes follow in their announced order. Default: as
 	// announced.
 	Prefer []string
+	// Seeds are the addresses of seed nodes ("host:port" for TCP,
+	// "scheme://addr" otherwise). Start dials them and keeps retrying the
+	// ones not connected with Perl's backoff (a random base r in
+	// [0.6, 1.2) s, attempts at 0, 2r, 6r, 14r, 30r, then every 30 s), so
+	// it does not matter which node starts first.
+	Seeds []string
+	// Global turns the global role on: the node is global and its own
+	// master, as a Perl seed turns. It tells every node that comes up
+	// ["", "g_global"], keeps the network's database (listeners 'l,
+	// globals 'g, the embedder's families) merged from its peers, serves
+	// g_find, g_mon1 and g_db_* to Perl nodes, and redials the globals it
+	// learns. A node that Perl nodes use as their seed needs it (aemp
+	// node turns it on). Off, the node only records addresses from
+	// g_slave and g_found and answers g_find.
+	Global bool
+	// MaxDBFamilies, MaxDBKeys and MaxDBValue bound the database shard
+	// one peer may write (families, keys, JSON bytes of one value);
+	// defaults 256, 65536 and 64 KiB. A write beyond them is refused
+	// whole (peer.ErrDBLimit) and logged; the connection stays up.
+	MaxDBFamilies int
+	MaxDBKeys     int
+	MaxDBValue    int
 	// DisableChannelBinding stops offering core.AuthHMACCB (the auth method
 	// whose MAC also covers roles, node IDs and the TLS exporter) to nodes
 	// of this project; they then use hmac_sha3_512 like Perl nodes.
@@ -191,15 +217,26 @@ type Node struct {
 	networks  map[string]Network // by scheme
 	listeners []*listener
 	addrs     []string // announced listener addresses
-	peers     map[string]*peer
-	ports     map[string]*Port
-	funcs     map[string]Func
 	seq       uint64
-	monSeq    uint64
-	allMons   map[uint64]func(string, bool, error)
-	// killWatch maps names without a port to a function called when a
-	// peer kills that name (the data-connection set-ups' ids).
+
+	// The messaging rules: the peer machine (peers.go runs it) and what
+	// the transport keeps beside it by the machine's IDs.
+	m        *peer.Machine
+	mconns   map[peer.ConnID]*msgConn
+	connSeq  peer.ConnID
+	ports    map[string]*Port
+	funcs    map[string]Func
+	portMons map[peer.MonitorID]func([]any)
+	nodeMons map[peer.MonitorID]func(string, bool, error)
+	dbMons   map[peer.MonitorID]func(string, map[string]any, []string)
+	waiters  map[string][]chan error  // Connect calls by node
+	room     map[string]chan struct{} // SendContext waiters by node
+	cbq      map[string]*cbQueue      // callbacks by origin
+	// killWatch holds the watchers of names opened as ports without a
+	// handler (the data-connection set-ups' ids; see watchPort).
 	killWatch map[string]func([]any)
+	timer     *time.Timer
+	timerAt   time.Time
 
 	dc *DataConns
 }
@@ -209,15 +246,36 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	m, err := peer.New(peer.Config{
+		NodeID:           cfg.NodeID,
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		KeepAlive:        cfg.KeepAlive,
+		PeerTimeout:      cfg.PeerTimeout,
+		MaxSendQueue:     cfg.MaxSendQueue,
+		Prefer:           cfg.Prefer,
+		Minimal:          !cfg.Global,
+		Seeds:            cfg.Seeds,
+		MaxDBFamilies:    cfg.MaxDBFamilies,
+		MaxDBKeys:        cfg.MaxDBKeys,
+		MaxDBValue:       cfg.MaxDBValue,
+	})
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
-		endpoint: &endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, clock: cfg.Clock, resume: newTLSResumer(cfg.Rand)},
-		ctx:      ctx,
-		cancel:   cancel,
-		networks: map[string]Network{},
-		peers:    map[string]*peer{},
-		ports:    map[string]*Port{},
-		funcs:    map[string]Func{},
+		endpoint:  &endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, clock: cfg.Clock, resume: newTLSResumer(cfg.Rand)},
+		ctx:       ctx,
+		cancel:    cancel,
+		networks:  map[string]Network{},
+		m:         m,
+		mconns:    map[peer.ConnID]*msgConn{},
+		ports:     map[string]*Port{},
+		funcs:     map[string]Func{},
+		portMons:  map[peer.MonitorID]func([]any){},
+		nodeMons:  map[peer.MonitorID]func(string, bool, error){},
+		dbMons:    map[peer.MonitorID]func(string, map[string]any, []string){},
+		killWatch: map[string]func([]any){},
 	}
 	n.dc = newDataConns(n.endpoint, nodeHost{n})
 	return n, nil
@@ -271,7 +329,10 @@ func (n *Node) Listen(ctx context.Context, nw Network, addr string) (string, err
 	ln := newListener(n, l, nw, a)
 	n.listeners = append(n.listeners, ln)
 	n.addrs = append(n.addrs, a)
+	n.m.SetListeners(time.Now(), n.addrs)
+	w := n.runActionsLocked()
 	n.mu.Unlock()
+	n.finish(originLocal, w, false)
 	n.wg.Add(1)
 	go ln.acceptLoop()
 	n.log.Debug("listening", "addr", a)
@@ -289,8 +350,7 @@ func (n *Node) Addrs() []string {
 // "host:port" for TCP, "scheme://addr" otherwise).
 func (n *Node) AddPeer(nodeID string, addrs ...string) {
 	n.mu.Lock()
-	p := n.peerLocked(nodeID)
-	p.addAddrs(addrs)
+	n.m.AddPeer(nodeID, addrs...)
 	n.mu.Unlock()
 }
 
@@ -299,29 +359,7 @@ func (n *Node) AddPeer(nodeID string, addrs ...string) {
 func (n *Node) PeerAddrs(nodeID string) []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if p, ok := n.peers[nodeID]; ok {
-		return n.ordered(p.addrs)
-	}
-	return nil
-}
-
-// ordered returns a copy of addrs sorted by Config.Prefer (stable).
-func (n *endpoint) ordered(addrs []string) []string {
-	out := append([]string(nil), addrs...)
-	if len(n.cfg.Prefer) == 0 {
-		return out
-	}
-	rank := func(a string) int {
-		scheme, _ := SplitAddr(a)
-		for i, s := range n.cfg.Prefer {
-			if s == scheme {
-				return i
-			}
-		}
-		return len(n.cfg.Prefer)
-	}
-	sort.SliceStable(out, func(i, j int) bool { return rank(out[i]) < rank(out[j]) })
-	return out
+	return n.m.PeerAddrs(nodeID)
 }
 
 // Peers returns the IDs of the nodes with an established messaging
@@ -329,20 +367,14 @@ func (n *endpoint) ordered(addrs []string) []string {
 func (n *Node) Peers() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	var ids []string
-	for id, p := range n.peers {
-		if p.conn != nil {
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
-	return ids
+	return n.m.Peers()
 }
 
 // RegisterFunc makes f callable from other nodes as ["", name, args...].
 func (n *Node) RegisterFunc(name string, f Func) {
 	n.mu.Lock()
 	n.funcs[name] = f
+	n.m.RegisterFunc(name)
 	n.mu.Unlock()
 }
 
@@ -358,18 +390,27 @@ func (n *Node) Close() error {
 	}
 	n.closed = true
 	ls := n.listeners
-	var conns []*msgConn
-	for _, p := range n.peers {
-		conns = append(conns, p.allConns()...)
+	n.m.Close(time.Now(), ErrClosed)
+	w := n.runActionsLocked()
+	if n.timer != nil {
+		n.timer.Stop()
+	}
+	for ch, ws := range n.waiters {
+		for _, c := range ws {
+			c <- ErrClosed
+		}
+		delete(n.waiters, ch)
+	}
+	for k, ch := range n.room {
+		close(ch)
+		delete(n.room, k)
 	}
 	n.mu.Unlock()
 	n.cancel()
 	for _, l := range ls {
 		l.close()
 	}
-	for _, c := range conns {
-		c.shutdown(ErrClosed)
-	}
+	n.finish(originLocal, w, false)
 	n.dc.close()
 	n.wg.Wait()
 	return nil
@@ -540,13 +581,19 @@ func (l *listener) serve(p *pendingHS) {
 	}
 	opts := n.driveOptions(l.nw)
 	var ref core.RvConnRef
-	var admitted func()
+	var admitted peer.ConnID
 	opts.OnPeerGreeting = func(ctx context.Context, g core.Greeting, protocol string) ([]core.KV, error) {
 		l.greeted(p)
 		if protocol == core.ProtocolMessaging {
-			var err error
-			admitted, err = n.admitIncoming(g.NodeID)
-			return n.ticketFor(g, nil), err
+			// The machine admits it or refuses it (the tie-break).
+			n.mu.Lock()
+			id := n.newConnIDLocked()
+			n.mu.Unlock()
+			err := n.input(g.NodeID, func(now time.Time) error { return n.m.Greeted(now, id, g.NodeID) })
+			if err == nil {
+				admitted = id
+			}
+			return n.ticketFor(g, nil), n.publicErr(err)
 		}
 		if protocol != core.ProtocolDataConn {
 			return nil, fmt.Errorf("aemp: unsupported protocol %q", protocol)
@@ -557,12 +604,18 @@ func (l *listener) serve(p *pendingHS) {
 	}
 	conn, res, err := Drive(n.ctx, c, m, opts)
 	done()
-	if admitted != nil {
+	if admitted != 0 {
 		if err == nil && res.Protocol == core.ProtocolMessaging {
-			n.addConn(conn, res, res.PeerNodeID)
-			conn = nil
+			if aerr := n.addConn(admitted, conn, res, peer.ConnInfo{}); aerr != nil {
+				n.log.Debug("incoming messaging connection refused", "addr", l.addr, "peer", res.PeerNodeID, "err", aerr)
+			}
+			return
 		}
-		admitted()
+		herr := err
+		if herr == nil {
+			herr = fmt.Errorf("aemp: unexpected protocol %q", res.Protocol)
+		}
+		n.input(originLocal, func(now time.Time) error { return n.m.ConnDown(now, admitted, herr) })
 	}
 	if err != nil {
 		if ref != 0 {
@@ -572,10 +625,6 @@ func (l *listener) serve(p *pendingHS) {
 		return
 	}
 	switch res.Protocol {
-	case core.ProtocolMessaging:
-		if conn != nil {
-			n.addConn(conn, res, res.PeerNodeID)
-		}
 	case core.ProtocolDataConn:
 		n.dc.incomingDone(ref, conn, res)
 	default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // SendQueueError is the error of a message that did not fit a send bound.
@@ -26,55 +27,37 @@ func (e *SendQueueError) Error() string {
 // Is makes errors.Is(err, ErrSendQueueFull) true.
 func (e *SendQueueError) Is(target error) bool { return target == ErrSendQueueFull }
 
-// signalRoom wakes the senders waiting for room in mc's queue.
-func (mc *msgConn) signalRoom() {
-	mc.mu.Lock()
-	if mc.room != nil {
-		close(mc.room)
-		mc.room = nil
-	}
-	mc.mu.Unlock()
-}
-
 // SendContext is Send that, when the message does not fit a send bound
 // (ErrSendQueueFull), waits for room until ctx ends instead of failing;
 // then it returns ctx's error wrapped with the bound's error. Other
 // senders and the connection are unaffected by the wait.
 func (n *Node) SendContext(ctx context.Context, portID string, data ...any) error {
 	for {
-		err := n.Send(portID, data...)
-		var qe *SendQueueError
-		if !errors.As(err, &qe) {
+		var wait chan struct{}
+		err := n.input(originLocal, func(now time.Time) error {
+			err := n.sendLocked(now, portID, data)
+			var qe *SendQueueError
+			if errors.As(err, &qe) {
+				// The machine owes a Writable for this node: it closes
+				// the channel.
+				wait = n.room[qe.Node]
+				if wait == nil {
+					wait = make(chan struct{})
+					if n.room == nil {
+						n.room = map[string]chan struct{}{}
+					}
+					n.room[qe.Node] = wait
+				}
+			}
+			return err
+		})
+		if wait == nil {
 			return err
 		}
-		node, _, _ := SplitPortID(portID)
-		wait := n.roomFor(node)
 		select {
 		case <-wait:
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %w", ctx.Err(), err)
 		}
 	}
-}
-
-// roomFor returns a channel closed when a message to node may fit again:
-// the connection's writer took its queue, or a connection came up.
-func (n *Node) roomFor(node string) <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	p := n.peerLocked(node)
-	if mc := p.conn; mc != nil {
-		mc.mu.Lock()
-		defer mc.mu.Unlock()
-		if mc.err != nil {
-			ch := make(chan struct{})
-			close(ch)
-			return ch
-		}
-		if mc.room == nil {
-			mc.room = make(chan struct{})
-		}
-		return mc.room
-	}
-	return p.up
 }

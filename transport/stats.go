@@ -22,11 +22,7 @@ func (n *Node) Stats() Stats {
 	s := Stats{DataConnStats: n.dc.Stats()}
 	n.mu.Lock()
 	ls := append([]*listener(nil), n.listeners...)
-	for _, p := range n.peers {
-		if p.conn != nil {
-			s.Peers++
-		}
-	}
+	s.Peers = len(n.m.Peers())
 	n.mu.Unlock()
 	for _, l := range ls {
 		l.mu.Lock()

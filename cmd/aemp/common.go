@@ -60,7 +60,7 @@ func (f *nodeFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.tlsRequired, "tls-required", false, "refuse peers that cannot speak TLS")
 	fs.StringVar(&f.profile, "profile", "", "read secret, cert, binds, seeds and nodeid from profile `NAME` of the Perl AnyEvent::MP config file ($PERL_ANYEVENT_MP_RC or ~/.perl-anyevent-mp)")
 	fs.Var(&f.binds, "bind", "listen on `ADDR` (tcp://host:port, quic://host:port or host:port for TCP); repeatable")
-	fs.Var(&f.seeds, "seed", "connect to seed `ADDR` at start-up and announce our listeners to it; repeatable")
+	fs.Var(&f.seeds, "seed", "connect to seed `ADDR` at start-up (retried until it answers) and announce our listeners to it; repeatable")
 	fs.Var(&f.peers, "peer", "record listener address ADDR of node ID (`ID=ADDR`); repeatable")
 	fs.BoolVar(&f.verbose, "v", false, "log debug messages to stderr")
 	fs.BoolVar(&f.jsonOut, "json", false, "print results as JSON, one object per line, on stdout")
@@ -222,6 +222,10 @@ func (f *nodeFlags) build(defaultBinds []string) (*setup, error) {
 	}
 	cfg.NodeID, cfg.Secret, cfg.TLS, cfg.Logger = id, secret, tlsCfg, log
 	cfg.TLSRequired = cfg.TLSRequired || f.tlsRequired
+	cfg.Seeds = ns
+	// A node of this tool plays a Perl seed's role: global, so that Perl
+	// nodes can use it as their seed and find every node through it.
+	cfg.Global = true
 	n, err := transport.NewNode(cfg)
 	if err != nil {
 		return nil, usagef("%v", err)
@@ -262,32 +266,12 @@ func (s *setup) listen(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// connectSeeds opens a messaging connection to every seed and announces our
-// listeners there. It returns the seeds' node IDs; unreachable seeds are
-// logged and skipped.
-func (s *setup) connectSeeds(ctx context.Context, timeout time.Duration) []string {
-	var ids []string
-	for _, a := range s.seeds {
-		cctx, cancel := context.WithTimeout(ctx, timeout)
-		id, err := s.node.ConnectAddr(cctx, a)
-		cancel()
-		if err != nil {
-			s.log.Warn("seed unreachable", "seed", a, "err", err)
-			continue
-		}
-		if len(s.node.Addrs()) > 0 {
-			if err := s.node.Announce(id); err != nil {
-				s.log.Warn("announce failed", "seed", id, "err", err)
-			}
-		}
-		ids = append(ids, id)
-	}
-	return ids
-}
-
 // resolveTarget makes sure an address of node target is known: a given
-// address is recorded; otherwise the seeds are asked (g_find). It returns
-// early when an address is known or a messaging connection exists.
+// address is recorded; otherwise the node seeds (Config.Seeds: it dials
+// and retries the seeds, and learns the network's listeners from them as
+// a global does) and asks every node that comes up (g_find, which a Perl
+// seed that is not global answers). It returns early when an address is
+// known or a messaging connection to target exists.
 func (s *setup) resolveTarget(ctx context.Context, target, addr string, timeout time.Duration) error {
 	if addr != "" {
 		s.node.AddPeer(target, addr)
@@ -296,19 +280,34 @@ func (s *setup) resolveTarget(ctx context.Context, target, addr string, timeout 
 	if len(s.node.PeerAddrs(target)) > 0 {
 		return nil
 	}
-	seedIDs := s.connectSeeds(ctx, timeout)
-	for _, id := range seedIDs {
+	if len(s.seeds) == 0 {
+		return fmt.Errorf("%s: no address known: give NODE@ADDR, --peer %s=ADDR or a --seed that knows it", target, target)
+	}
+	found := make(chan struct{}, 1)
+	stop := s.node.MonitorNodes(func(id string, up bool, _ error) {
+		if !up {
+			return
+		}
+		if id == target {
+			select {
+			case found <- struct{}{}:
+			default:
+			}
+			return
+		}
+		if err := s.node.FindAddrs(id, target); err != nil {
+			s.log.Debug("g_find failed", "node", id, "err", err)
+		}
+	})
+	defer stop()
+	if err := s.node.Start(); err != nil {
+		return err
+	}
+	for _, id := range s.node.Peers() {
 		if id == target {
 			return nil
 		}
-	}
-	if len(seedIDs) == 0 {
-		return fmt.Errorf("%s: no address known: give NODE@ADDR, --peer %s=ADDR or a --seed that knows it", target, target)
-	}
-	for _, id := range seedIDs {
-		if err := s.node.FindAddrs(id, target); err != nil {
-			s.log.Debug("g_find failed", "seed", id, "err", err)
-		}
+		s.node.FindAddrs(id, target)
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -321,8 +320,13 @@ func (s *setup) resolveTarget(ctx context.Context, target, addr string, timeout 
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-found:
+			return nil
 		case <-deadline.C:
-			return fmt.Errorf("%s: no listeners found: the seeds %v do not know the node", target, seedIDs)
+			if len(s.node.Peers()) == 0 {
+				return fmt.Errorf("%s: no address known: no seed of %v answered within %v", target, s.seeds, timeout)
+			}
+			return fmt.Errorf("%s: no listeners found: the seeds %v do not know the node", target, s.seeds)
 		case <-tick.C:
 		}
 	}

@@ -53,9 +53,11 @@
 //	                    "*:port" (every interface) and "host:*" (any port)
 //	                    work too. For send and ping, listening lets the
 //	                    target dial back.
-//	--seed ADDR         connect to ADDR at start-up and announce our
-//	                    listeners there (repeatable); send and ping also
-//	                    ask the seeds for the target's addresses (g_find)
+//	--seed ADDR         connect to ADDR at start-up, retrying until it
+//	                    answers, and announce our listeners there
+//	                    (repeatable); send and ping also learn the
+//	                    target's addresses from the seeds (their database,
+//	                    or g_find)
 //	--peer ID=ADDR      record a listener address of node ID (repeatable)
 //	--json              machine-readable output: one JSON object per line
 //	-v                  debug log (log/slog) on stderr; quiet otherwise

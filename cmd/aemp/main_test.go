@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -594,5 +595,35 @@ func TestTLSCertOverTCPAndQUIC(t *testing.T) {
 	r := runAemp(t, 30*time.Second, nil, nil, "send", "--secret", "x", "--timeout", "3s", "--to", "tls-node@"+node.addr, path)
 	if r.code != 1 || !strings.Contains(r.stderr, "tls-node: ") {
 		t.Errorf("send without certificate: exit %d stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestNodeSeedStartsLater: b starts with a --seed where nothing listens
+// yet; the node retries on Perl's schedule (Config.Seeds), so once the
+// seed a starts on that address, b joins it, and a can send to b by ID.
+func TestNodeSeedStartsLater(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedAddr := l.Addr().String()
+	l.Close()
+	b := startNode(t, nil, "--id", "node-b", "--secret", testSecret, "--seed", seedAddr)
+	a := startNode(t, nil, "--id", "node-a", "--secret", testSecret, "--bind", seedAddr)
+	// The retry bound: the attempt at most 30r (r < 1.2 s) into the
+	// schedule, with room for a slow machine.
+	if ev := b.wait("node_up", 60*time.Second); ev.Peer != "node-a" {
+		t.Errorf("b: node_up for %q, want node-a", ev.Peer)
+	}
+	if ev := a.wait("node_up", 10*time.Second); ev.Peer != "node-b" {
+		t.Errorf("a: node_up for %q, want node-b", ev.Peer)
+	}
+	path, data := randomFile(t, t.TempDir(), "late.bin", 3000)
+	r := runAemp(t, 30*time.Second, nil, nil, "send", "--secret", testSecret, "--json", "--seed", a.addr, "--to", "node-b", path)
+	if r.code != 0 {
+		t.Fatalf("send via the late seed: exit %d stderr %s", r.code, r.stderr)
+	}
+	if ev := b.wait("received", 10*time.Second); ev.SHA256 != sha(data) {
+		t.Errorf("b received %+v", ev)
 	}
 }

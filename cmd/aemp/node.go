@@ -33,8 +33,9 @@ const maxNameLen = 255
 func nodeCommand(e *env) (*flag.FlagSet, func(context.Context, []string) error) {
 	fs := newFlagSet(e, "node", "aemp node [flags]",
 		`Run a node until SIGINT or SIGTERM. It listens on the --bind addresses
-(default 127.0.0.1:0, a free loopback port), connects to every --seed and
-announces its listeners there, and accepts data connections for the init
+(default 127.0.0.1:0, a free loopback port), connects to every --seed
+(retrying with Perl's backoff, so either node may start first) and
+announces its listeners there as a global node does, and accepts data connections for the init
 function aemp::recv: the stream is stored in --recv-dir under the name given
 as the first init datum (or discarded without --recv-dir), and after the
 sender's end of stream the 32-byte SHA-256 of what arrived is written back.
@@ -88,7 +89,11 @@ func runNode(ctx context.Context, s *setup, rep *reporter, recvDir string) error
 	if err != nil {
 		return err
 	}
-	s.connectSeeds(ctx, transport.DefaultHandshakeTimeout)
+	// Seeding runs in the node (Config.Seeds): it retries until the
+	// seeds answer, whichever node starts first.
+	if err := n.Start(); err != nil {
+		return err
+	}
 
 	<-ctx.Done()
 	r.shutdown()

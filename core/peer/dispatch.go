@@ -2,6 +2,7 @@ package peer
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aemp-go/dataconn/core"
@@ -39,6 +40,9 @@ func (m *Machine) dispatch(now time.Time, from string, msg core.Message) error {
 	}
 	nm, err := core.ParseNodeMsg(msg[1:])
 	if err != nil {
+		return err
+	}
+	if err := m.refuseUntrusted(now, from, nm); err != nil {
 		return err
 	}
 	switch r := nm.(type) {
@@ -95,4 +99,28 @@ func (m *Machine) dispatch(now time.Time, from string, msg core.Message) error {
 		return fmt.Errorf("%w: %q (from %s)", ErrIgnored, r.Tag, from)
 	}
 	return fmt.Errorf("%w: %T (from %s)", ErrIgnored, nm, from)
+}
+
+// refuseUntrusted returns ErrUntrustedRequest for a function call or a
+// data-connection request from a peer whose connection authenticated
+// with tls_anon, killing an _expect's port with the reason (its initiator
+// then fails at once); nil for anything else.
+func (m *Machine) refuseUntrusted(now time.Time, from string, nm core.NodeMsg) error {
+	if p := m.peers[from]; p == nil || !p.untrusted {
+		return nil
+	}
+	switch r := nm.(type) {
+	case core.NodeMsgCall:
+		return fmt.Errorf("%w: function call %q from %s", ErrUntrustedRequest, r.Func, from)
+	case core.NodeMsgExpect:
+		if i := strings.LastIndexByte(r.Port, '#'); i > 0 && r.Port[:i] == from && r.Port[i+1:] != "" {
+			name := r.Port[i+1:]
+			reason := core.DataConnReason("%s: data connection from %s refused: it authenticated with tls_anon (untrusted)", m.self, from)
+			m.SendTo(now, from, core.KillMsg(name, reason.Values()...))
+		}
+		return fmt.Errorf("%w: data connection request (init function %q) from %s", ErrUntrustedRequest, r.InitFunc, from)
+	case core.NodeMsgConnect:
+		return fmt.Errorf("%w: data connection dial-back request from %s", ErrUntrustedRequest, from)
+	}
+	return nil
 }

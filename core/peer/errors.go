@@ -70,6 +70,12 @@ var (
 	// secret) tried to write to the database (g_slave DB, g_set, g_upd,
 	// g_global); refused. Reads (g_find, g_mon1, g_db_*) are served.
 	ErrUntrusted = errors.New("peer: database write from an untrusted (tls_anon) peer")
+	// ErrUntrustedRequest: a peer that authenticated with tls_anon proved
+	// nothing about its node ID, so its function calls and data-connection
+	// requests (_expect, _connect) are refused; it may still send to
+	// ports. An _expect's port is killed with the reason, so that the
+	// initiator does not wait for its timeout.
+	ErrUntrustedRequest = errors.New("aemp: request from an untrusted (tls_anon) peer refused")
 	// ErrDBLimit: a peer's database shard would exceed a limit; the write
 	// was refused as a whole. Errors wrap it in a *DBLimitError.
 	ErrDBLimit = errors.New("peer: database limit")

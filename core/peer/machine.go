@@ -272,7 +272,7 @@ func (m *Machine) emit(a Action) { m.out = append(m.out, a) }
 func (m *Machine) peer(id string) *peerState {
 	p := m.peers[id]
 	if p == nil {
-		p = &peerState{id: id, mons: map[MonitorID]bool{}}
+		p = &peerState{id: id} // mons made by MonitorNode: an idle peer stays small
 		m.peers[id] = p
 	}
 	return p
@@ -412,4 +412,13 @@ func (m *Machine) Close(now time.Time, err error) {
 	clear(m.inbound)
 	m.timers.reset()
 	m.closed = true
+}
+
+// Current returns the ID of node id's current messaging connection (the
+// one new messages go on), 0 when it is down.
+func (m *Machine) Current(id string) ConnID {
+	if p := m.peers[id]; p != nil {
+		return p.conn
+	}
+	return 0
 }

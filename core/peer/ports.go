@@ -91,7 +91,11 @@ func (m *Machine) MonitorPort(name string) (MonitorID, error) {
 // NodeUp and NodeDown actions of that node.
 func (m *Machine) MonitorNode(id string) MonitorID {
 	mid := m.nextMonitor(monRef{kind: monNode, name: id})
-	m.peer(id).mons[mid] = true
+	p := m.peer(id)
+	if p.mons == nil {
+		p.mons = map[MonitorID]bool{}
+	}
+	p.mons[mid] = true
 	return mid
 }
 

@@ -1,0 +1,265 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/peer"
+)
+
+// SplitPortID splits "NODE#NAME" into its parts.
+func SplitPortID(portID string) (node, name string, err error) {
+	return peer.SplitPortID(portID)
+}
+
+// Send sends [data...] to the port portID ("NODE#NAME"). Delivery to a
+// remote port is asynchronous: Send queues the message and opens the
+// messaging connection if needed; a message to an unreachable node is
+// dropped and the node's monitors are told.
+func (n *Node) Send(portID string, data ...any) error {
+	return n.input(originLocal, func(now time.Time) error {
+		return n.sendLocked(now, portID, data)
+	})
+}
+
+// sendLocked is Send under n.mu. A message for an unknown local port is
+// dropped without an error (as it would be on a remote node).
+func (n *Node) sendLocked(now time.Time, portID string, data []any) error {
+	err := n.m.Send(now, portID, data...)
+	if errors.Is(err, peer.ErrUnknownPort) {
+		n.log.Debug("message for unknown port dropped", "port", portID)
+		return nil
+	}
+	return n.sendErr(err)
+}
+
+// sendTo queues msg ([NAME, data...] or a node-port message) for node,
+// connecting in the background when needed.
+func (n *Node) sendTo(node string, msg core.Message) error {
+	return n.input(originLocal, func(now time.Time) error {
+		return n.sendErr(n.m.SendTo(now, node, msg))
+	})
+}
+
+// Connect makes sure a messaging connection to nodeID exists, dialing its
+// known addresses if needed.
+func (n *Node) Connect(ctx context.Context, nodeID string) error {
+	ch := make(chan error, 1)
+	err := n.input(originLocal, func(now time.Time) error {
+		if n.closed {
+			return ErrClosed
+		}
+		if n.m.Current(nodeID) != 0 {
+			ch <- nil
+			return nil
+		}
+		if n.waiters == nil {
+			n.waiters = map[string][]chan error{}
+		}
+		n.waiters[nodeID] = append(n.waiters[nodeID], ch)
+		if err := n.m.Connect(now, nodeID); err != nil {
+			n.dropWaiterLocked(nodeID, ch)
+			if errors.Is(err, peer.ErrSelf) {
+				return fmt.Errorf("aemp: %s: %w", nodeID, err)
+			}
+			return n.publicErr(err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		n.mu.Lock()
+		n.dropWaiterLocked(nodeID, ch)
+		n.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+func (n *Node) dropWaiterLocked(node string, ch chan error) {
+	ws := n.waiters[node]
+	for i, c := range ws {
+		if c == ch {
+			n.waiters[node] = append(ws[:i:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(n.waiters[node]) == 0 {
+		delete(n.waiters, node)
+	}
+	if len(n.waiters) == 0 {
+		n.waiters = nil // an idle node keeps no map
+	}
+}
+
+// runDial carries out the machine's Dial: happy-eyeballs handshakes to
+// the peer's addresses, ending in ConnUp or DialFailed.
+func (n *Node) runDial(a peer.Dial) {
+	defer n.wg.Done()
+	ctx, cancel := context.WithTimeout(n.ctx, 2*n.cfg.HandshakeTimeout)
+	defer cancel()
+	c, res, _, err := n.dialFirst(ctx, a.Addrs, func(ctx context.Context, addr string) (net.Conn, *core.Result, error) {
+		c, res, err := n.dialHandshake(ctx, addr, core.ProtocolMessaging, n.withTicket(a.Peer, nil))
+		if err == nil && res.PeerNodeID != a.Peer {
+			c.Close()
+			return nil, nil, fmt.Errorf("%w: %s answered as %q, expected %q", ErrWrongPeer, addr, res.PeerNodeID, a.Peer)
+		}
+		return c, res, err
+	})
+	if err == nil {
+		n.mu.Lock()
+		id := n.newConnIDLocked()
+		n.mu.Unlock()
+		err = n.addConn(id, c, res, peer.ConnInfo{Outbound: true, Attempt: a.Attempt})
+		if err == nil || errors.Is(err, ErrClosed) {
+			return
+		}
+	}
+	n.input(a.Peer, func(now time.Time) error { return n.m.DialFailed(now, a.Peer, a.Attempt, err) })
+}
+
+// runDialSeed carries out the machine's DialSeed: a handshake with a seed
+// address, whose node ID comes from its greeting.
+func (n *Node) runDialSeed(a peer.DialSeed) {
+	defer n.wg.Done()
+	c, res, err := n.dialHandshake(n.ctx, a.Addr, core.ProtocolMessaging, nil)
+	if err == nil {
+		n.mu.Lock()
+		id := n.newConnIDLocked()
+		n.m.AddPeer(res.PeerNodeID, a.Addr)
+		n.mu.Unlock()
+		err = n.addConn(id, c, res, peer.ConnInfo{Outbound: true, Attempt: a.Attempt, Seed: a.Addr})
+		if err == nil || errors.Is(err, ErrClosed) || errors.Is(err, peer.ErrSelf) {
+			return
+		}
+	}
+	n.log.Debug("seed unreachable", "addr", a.Addr, "attempt", a.Attempt, "err", err)
+	n.input(originLocal, func(now time.Time) error { return n.m.SeedFailed(now, a.Addr, a.Attempt, err) })
+}
+
+// ConnectAddr opens a messaging connection to a seed address and returns
+// the node ID the peer announced. The address is recorded for that node.
+func (n *Node) ConnectAddr(ctx context.Context, addr string) (string, error) {
+	c, res, err := n.dialHandshake(ctx, addr, core.ProtocolMessaging, nil)
+	if err != nil {
+		return "", err
+	}
+	n.mu.Lock()
+	id := n.newConnIDLocked()
+	n.m.AddPeer(res.PeerNodeID, addr)
+	n.mu.Unlock()
+	if err := n.addConn(id, c, res, peer.ConnInfo{Outbound: true}); err != nil {
+		if errors.Is(err, peer.ErrSelf) {
+			return "", fmt.Errorf("aemp: %s: %w", addr, err)
+		}
+		return "", err
+	}
+	return res.PeerNodeID, nil
+}
+
+// dialStagger is the happy-eyeballs delay between dial attempts.
+const dialStagger = 250 * time.Millisecond
+
+// dialFirst dials addrs with staggered concurrent attempts and returns the
+// first success; the others are cancelled and closed.
+func (n *Node) dialFirst(ctx context.Context, addrs []string, dial func(context.Context, string) (net.Conn, *core.Result, error)) (net.Conn, *core.Result, string, error) {
+	if len(addrs) == 0 {
+		return nil, nil, "", ErrNoRoute
+	}
+	type result struct {
+		c    net.Conn
+		res  *core.Result
+		addr string
+		err  error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan result, len(addrs))
+	started, finished := 0, 0
+	var lastErr error
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	start := func() {
+		a := addrs[started]
+		started++
+		go func() {
+			c, res, err := dial(ctx, a)
+			results <- result{c, res, a, err}
+		}()
+		if started < len(addrs) {
+			timer.Reset(dialStagger)
+		}
+	}
+	start()
+	for finished < started {
+		select {
+		case r := <-results:
+			finished++
+			if r.err == nil {
+				cancel()
+				// close later successes
+				go func(pending int) {
+					for i := 0; i < pending; i++ {
+						if r := <-results; r.c != nil {
+							r.c.Close()
+						}
+					}
+				}(started - finished)
+				return r.c, r.res, r.addr, nil
+			}
+			lastErr = r.err
+			if started < len(addrs) {
+				timer.Stop()
+				start()
+			}
+		case <-timer.C:
+			if started < len(addrs) {
+				start()
+			}
+		}
+	}
+	return nil, nil, "", lastErr
+}
+
+// Announce sends this node's listener addresses to nodeID in the form a
+// Perl 2.x node records (g_slave).
+func (n *Node) Announce(nodeID string) error {
+	return n.sendTo(nodeID, core.GSlaveMsg(n.id, n.Addrs()))
+}
+
+// FindAddrs asks nodeID (typically a seed) for the listener addresses of
+// target (g_find); the answer is recorded when it arrives.
+func (n *Node) FindAddrs(nodeID, target string) error {
+	return n.sendTo(nodeID, core.GFindMsg(target))
+}
+
+// roundTrip sends ["", "snd", SELF#tmp] to node and waits for the empty
+// answer: when it arrives, everything sent before it has been processed.
+func (n *Node) roundTrip(ctx context.Context, node string) error {
+	got := make(chan struct{}, 1)
+	p := n.NewPort(func([]any) {
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+	})
+	defer p.Kill()
+	if err := n.sendTo(node, core.SndMsg(p.ID())); err != nil {
+		return err
+	}
+	select {
+	case <-got:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
