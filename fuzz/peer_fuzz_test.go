@@ -53,7 +53,7 @@ func (d *peerDriver) checkErr(t *rapid.T, what string, err error) {
 		peer.ErrQueueFull, peer.ErrConnReplaced, peer.ErrUnknownConn, peer.ErrConnKnown,
 		peer.ErrUnknownPort, peer.ErrPortExists, peer.ErrUnknownFunc, peer.ErrIgnored,
 		peer.ErrBadMessage, peer.ErrBadPortID, peer.ErrBadNodeID, peer.ErrSelf, peer.ErrFraming, peer.ErrClosed,
-		peer.ErrKillNodePort, peer.ErrUntrusted, peer.ErrDBLimit, peer.ErrDBValue, peer.ErrDBReserved,
+		peer.ErrKillNodePort, peer.ErrUntrusted, peer.ErrUntrustedRequest, peer.ErrDBLimit, peer.ErrDBValue, peer.ErrDBReserved,
 		core.ErrNodeMsgMalformed, core.ErrFrameUnencodable,
 	} {
 		if errors.Is(err, rule) {
