@@ -65,7 +65,7 @@
 // # Interaction scripts
 //
 // testdata/handshake and testdata/rendezvous hold data-driven scripts
-// (core/internal/script, in the style of raft's interaction tests): each
+// (internal/script, in the style of raft's interaction tests): each
 // command to a machine is followed by the actions it produced, and
 // "go test ./core -rewrite" regenerates them. The perl_* scripts replay
 // the recorded Perl transcripts of ../testdata/transcripts; for the

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core/internal/script"
+	"github.com/aemp-go/dataconn/internal/script"
 )
 
 // TestRendezvousScripts runs the scripts in testdata/rendezvous: each

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core/internal/script"
+	"github.com/aemp-go/dataconn/internal/script"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the expected outputs of testdata/{handshake,rendezvous}/*.txt with what the machines do")

@@ -233,7 +233,7 @@
 // sentinel each).
 //
 // The tests are data-driven scripts in testdata (see
-// core/internal/script): each command to the machine is followed by the
+// internal/script): each command to the machine is followed by the
 // actions it produced; go test ./core/peer -rewrite regenerates them.
 // The scripts perl_*.txt replay recorded Perl transcripts (copies in
 // testdata/transcripts) with the machine in our node's role; the burst

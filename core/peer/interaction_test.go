@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/aemp-go/dataconn/core"
-	"github.com/aemp-go/dataconn/core/internal/script"
+	"github.com/aemp-go/dataconn/internal/script"
 	"github.com/aemp-go/dataconn/core/peer"
 )
 
