@@ -181,6 +181,10 @@ type Handshake struct {
 	sendFraming string
 	// ourGo and ourTicket: our greeting carries KeyGo, KeyTLSTicket.
 	ourGo, ourTicket bool
+	// prepared: Prepare ran; prepWant (when prepOK) is what the peer
+	// must send if it sends the method we send (auth_prepared.go).
+	prepared, prepOK bool
+	prepWant         string
 }
 
 var (
@@ -613,7 +617,9 @@ func (h *Handshake) onAuth(line string, rest []byte) {
 		return
 	}
 	var verr error
-	if method == AuthHMACCB {
+	if h.prepOK && method == h.sendAuth {
+		verr = verifyExpected(h.prepWant, data)
+	} else if method == AuthHMACCB {
 		verr = VerifyAuthCB(data, h.cfg.Secret, h.cfg.NodeID, h.peer.NodeID, h.binding(), h.l1, h.l2, h.r1, h.r2)
 	} else {
 		verr = VerifyAuth(method, data, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2, h.tls)

@@ -218,7 +218,24 @@ func (d *DataConns) Register(name string, f InitFunc) {
 }
 
 // do runs one input on the machine and executes the resulting actions.
-func (d *DataConns) do(input func(now time.Time)) {
+func (d *DataConns) do(input func(now time.Time)) { d.doInline(input, nil) }
+
+// inlineRun lets the goroutine of an input take over one blocking action
+// that would otherwise start a goroutine of its own (see doInline).
+type inlineRun struct {
+	// parent is the context the taken action's work runs under (with the
+	// id's own cancellation); nil means context.Background.
+	parent context.Context
+	run    func()
+}
+
+// doInline is do that, when in is not nil, hands the first RvDial or
+// RvCallInit of the input to in.run instead of starting a goroutine for
+// it: a caller that would only wait for that goroutine (ConnectTo waits
+// for its dial, the listener's handshake goroutine ends after the init
+// function starts) runs it itself, which saves a goroutine start and a
+// hand-over on the set-up's critical path.
+func (d *DataConns) doInline(input func(now time.Time), in *inlineRun) {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -228,7 +245,7 @@ func (d *DataConns) do(input func(now time.Time)) {
 	acts := d.drainLocked()
 	d.mu.Unlock()
 	for _, a := range acts {
-		d.exec(a)
+		d.exec(a, in)
 	}
 }
 
@@ -263,7 +280,10 @@ func (d *DataConns) drainLocked() []core.RvAction {
 	return acts
 }
 
-func (d *DataConns) exec(a core.RvAction) {
+func (d *DataConns) exec(a core.RvAction, in *inlineRun) {
+	if in != nil && in.run != nil {
+		in = nil // one action per caller
+	}
 	switch a := a.(type) {
 	case core.RvSend:
 		if err := d.host.SendControl(a.To, a.Msg); err != nil {
@@ -279,12 +299,21 @@ func (d *DataConns) exec(a core.RvAction) {
 			}
 		}()
 	case core.RvDial:
-		ctx := d.idContext(a.ID)
+		var parent context.Context
+		if in != nil {
+			parent = in.parent
+		}
+		ctx := d.idContextUnder(parent, a.ID)
 		d.wg.Add(1)
-		go func() {
+		run := func() {
 			defer d.wg.Done()
 			d.dial(ctx, a)
-		}()
+		}
+		if in != nil {
+			in.run = run
+			return
+		}
+		go run()
 	case core.RvDeliver:
 		d.mu.Lock()
 		c := d.conns[a.Ref]
@@ -342,7 +371,13 @@ func (d *DataConns) exec(a core.RvAction) {
 			c.Close()
 			return
 		}
-		d.runInit(f, a.From, a.Data, c)
+		if run := d.initRunner(f, a.From, a.Data, c); run != nil {
+			if in != nil {
+				in.run = run
+			} else {
+				go run()
+			}
+		}
 	case core.RvClose:
 		d.mu.Lock()
 		c := d.conns[a.Ref]
@@ -357,16 +392,25 @@ func (d *DataConns) exec(a core.RvAction) {
 // runInit runs an init function in its own goroutine; its stream is
 // closed by Close if the function is still running then.
 func (d *DataConns) runInit(f InitFunc, from string, data []any, c net.Conn) {
+	if run := d.initRunner(f, from, data, c); run != nil {
+		go run()
+	}
+}
+
+// initRunner registers an init function's stream (Close closes it if the
+// function still runs then) and returns the function's run, to be called
+// once on a goroutine of its own; nil (and c closed) after Close.
+func (d *DataConns) initRunner(f InitFunc, from string, data []any, c net.Conn) func() {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		c.Close()
-		return
+		return nil
 	}
 	d.inits[c] = struct{}{}
 	d.wg.Add(1)
 	d.mu.Unlock()
-	go func() {
+	return func() {
 		defer d.wg.Done()
 		defer func() {
 			d.mu.Lock()
@@ -374,15 +418,21 @@ func (d *DataConns) runInit(f InitFunc, from string, data []any, c net.Conn) {
 			d.mu.Unlock()
 		}()
 		f(from, data, c)
-	}()
+	}
 }
 
 // idContext returns the context of a pending outgoing id (cancelled when
 // the id is decided).
-func (d *DataConns) idContext(id string) context.Context {
+func (d *DataConns) idContext(id string) context.Context { return d.idContextUnder(nil, id) }
+
+// idContextUnder is idContext under parent (nil: context.Background).
+func (d *DataConns) idContextUnder(parent context.Context, id string) context.Context {
+	if parent == nil {
+		parent = context.Background()
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	if old := d.cancels[id]; old != nil {
 		prev := old
 		d.cancels[id] = func() { prev(); cancel() }
@@ -530,13 +580,28 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		// refuses or expires it: fail at once with its reason.
 		defer pw.WatchPort(portID, sw.portKilled)()
 	}
-	d.do(func(now time.Time) { d.rv.Connect(now, req) })
+	// The first dial runs on this goroutine, which would only wait for
+	// it; under ctx, so that cancelling ctx stops it too. Later dials
+	// (the next address after the stagger, a fall-back) have goroutines
+	// of their own.
+	in := &inlineRun{parent: ctx}
+	d.doInline(func(now time.Time) { d.rv.Connect(now, req) }, in)
+	if in.run != nil {
+		in.run()
+	}
 	// The whole set-up, messaging connection included, ends at the
 	// timeout: the machine's timer runs from start (req.Start). ctx only
 	// cancels it (no timer of our own: a queued set-up stays small).
 	tctx := ctx
-	select {
-	case o := <-w:
+	var o *dcOutcome
+	if tctx.Err() == nil {
+		select {
+		case o = <-w:
+		case <-tctx.Done():
+		}
+	}
+	switch {
+	case o != nil:
 		if o.err != nil {
 			if late() {
 				return timedOut()
@@ -549,7 +614,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 			return nil, &DataConnError{Node: target, Reason: o.err, Rule: rule}
 		}
 		return o.conn, nil
-	case <-tctx.Done():
+	default:
 		reason := d.ctxReason(tctx, target, timeout)
 		d.do(func(now time.Time) { d.rv.Cancel(now, id, reason) })
 		o := <-w
@@ -740,20 +805,31 @@ func (d *DataConns) incomingGreetingProven(ctx context.Context, g core.Greeting,
 }
 
 func (d *DataConns) incomingDone(ref core.RvConnRef, c net.Conn, res *core.Result) {
+	if run := d.incomingDoneRun(ref, c, res); run != nil {
+		go run()
+	}
+}
+
+// incomingDoneRun is incomingDone that returns the init function's run
+// (when the stream is handed to one) instead of starting a goroutine for
+// it: the caller, a goroutine that ends after the handshake, runs it
+// itself once it has released what it holds.
+func (d *DataConns) incomingDoneRun(ref core.RvConnRef, c net.Conn, res *core.Result) func() {
 	if res.Untrusted {
 		c.Close()
 		d.incomingFailed(ref, ErrUntrustedPeer)
-		return
+		return nil
 	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		c.Close()
-		return
+		return nil
 	}
 	d.conns[ref] = c
 	d.mu.Unlock()
-	d.do(func(now time.Time) { d.rv.IncomingDone(now, ref) })
+	var in inlineRun
+	d.doInline(func(now time.Time) { d.rv.IncomingDone(now, ref) }, &in)
 	// A stream the machine did not take is closed.
 	d.mu.Lock()
 	left := d.conns[ref]
@@ -762,6 +838,7 @@ func (d *DataConns) incomingDone(ref core.RvConnRef, c net.Conn, res *core.Resul
 	if left != nil {
 		left.Close()
 	}
+	return in.run
 }
 
 func (d *DataConns) incomingFailed(ref core.RvConnRef, err error) {

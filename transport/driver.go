@@ -17,6 +17,14 @@ import (
 // the stream, so the size only trades system calls for copying.
 const handshakeReadSize = 4096
 
+// hsReadBufs holds the read buffers of handshakes (*[]byte of
+// handshakeReadSize): set-ups at a high rate would otherwise allocate and
+// clear one per stream and side.
+var hsReadBufs = sync.Pool{New: func() any {
+	b := make([]byte, handshakeReadSize)
+	return &b
+}}
+
 // DriveOptions tells Drive how to perform the parts of a handshake that
 // need the outside world.
 type DriveOptions struct {
@@ -86,7 +94,11 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 		}
 	}
 
-	buf := make([]byte, handshakeReadSize)
+	// The read buffer is only read from here (the machine copies what it
+	// keeps), so handshakes share a pool of them.
+	bp := hsReadBufs.Get().(*[]byte)
+	defer hsReadBufs.Put(bp)
+	buf := *bp
 	fail := func(err error) (net.Conn, *core.Result, error) {
 		conn.Close()
 		if ctx.Err() != nil {
@@ -95,6 +107,28 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 		return nil, nil, err
 	}
 	var pending core.Action // an action polled while coalescing writes
+	// held is the part of a read not fed yet: a read is fed up to the end
+	// of the peer's nonce line first (its second line), so that the auth
+	// line that answers it goes out before the machine checks the peer's
+	// auth line that may have come in the same read (the peer then checks
+	// ours while we check theirs). lines counts the line ends fed.
+	var held []byte
+	lines := 0
+	feed := func(p []byte) {
+		if lines < 2 {
+			for i, c := range p {
+				if c != '\n' {
+					continue
+				}
+				if lines++; lines == 2 && i+1 < len(p) {
+					held = p[i+1:]
+					p = p[:i+1]
+					break
+				}
+			}
+		}
+		m.Receive(time.Now(), p)
+	}
 	for {
 		act := pending
 		pending = nil
@@ -119,7 +153,8 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 				data = append(data, w.Data...)
 			}
 			setDeadline(conn.SetWriteDeadline, m.Deadline())
-			if _, err := conn.Write(data); err != nil {
+			_, err := conn.Write(data)
+			if err != nil {
 				if isTimeout(err) && ctx.Err() == nil {
 					m.Tick(time.Now())
 				} else {
@@ -127,6 +162,9 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 				}
 			}
 		case core.StartTLS:
+			// Bytes after the nonce line belong to the TLS stream.
+			a.Pending = append(a.Pending, held...)
+			held = nil
 			if opt.TLS == nil {
 				m.TLSFailed(time.Now(), errors.New("TLS requested but no certificate is configured"))
 				continue
@@ -165,10 +203,23 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 		case core.Failed:
 			return fail(a.Err)
 		case nil:
+			if len(held) > 0 {
+				p := held
+				held = nil
+				m.Receive(time.Now(), p)
+				continue
+			}
+			// Nothing to do but wait for the peer: check its coming auth
+			// line in advance.
+			m.Prepare()
 			setDeadline(conn.SetReadDeadline, m.Deadline())
 			n, err := conn.Read(buf)
 			if n > 0 {
-				m.Receive(time.Now(), buf[:n])
+				if err != nil {
+					m.Receive(time.Now(), buf[:n]) // all of it before the error
+				} else {
+					feed(buf[:n])
+				}
 			}
 			if err != nil {
 				if isTimeout(err) && ctx.Err() == nil {

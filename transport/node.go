@@ -553,6 +553,16 @@ func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol
 
 func (l *listener) serve(p *pendingHS) {
 	defer l.n.wg.Done()
+	// The init function of an accepted data connection runs here, on the
+	// handshake's goroutine, once its slot is free.
+	if run := l.serveHandshake(p); run != nil {
+		run()
+	}
+}
+
+// serveHandshake runs the acceptor's handshake on p; for a data
+// connection handed to an init function it returns the function's run.
+func (l *listener) serveHandshake(p *pendingHS) (initRun func()) {
 	defer l.finished(p) // frees its slot under MaxHandshakes (listener.go)
 	l.started(p)
 	n := l.n
@@ -626,8 +636,9 @@ func (l *listener) serve(p *pendingHS) {
 	}
 	switch res.Protocol {
 	case core.ProtocolDataConn:
-		n.dc.incomingDone(ref, conn, res)
+		return n.dc.incomingDoneRun(ref, conn, res)
 	default:
 		conn.Close()
 	}
+	return nil
 }
