@@ -114,6 +114,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 	// ours while we check theirs). lines counts the line ends fed.
 	var held []byte
 	lines := 0
+	var preTLS []byte // our last lines, written with the TLS client's first flight
 	feed := func(p []byte) {
 		if lines < 2 {
 			for i, c := range p {
@@ -152,6 +153,13 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 				}
 				data = append(data, w.Data...)
 			}
+			if st, ok := pending.(core.StartTLS); ok && st.Client && opt.TLS != nil && hasKey(st.Peer, core.KeyGo) {
+				// Our lines and the ClientHello that follows them go out
+				// in one write (see firstWriteConn), for a peer of this
+				// project: it reads them as it would two writes.
+				preTLS = data
+				continue
+			}
 			setDeadline(conn.SetWriteDeadline, m.Deadline())
 			_, err := conn.Write(data)
 			if err != nil {
@@ -170,7 +178,13 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 				continue
 			}
 			tctx, cancel := context.WithDeadline(ctx, m.Deadline())
-			tc, err := upgradeTLS(tctx, opt, WithPending(raw, a.Pending), a)
+			under := WithPending(raw, a.Pending)
+			if preTLS != nil {
+				setDeadline(raw.SetWriteDeadline, m.Deadline())
+				under = &firstWriteConn{Conn: under, first: preTLS}
+				preTLS = nil
+			}
+			tc, err := upgradeTLS(tctx, opt, under, a)
 			cancel()
 			if err != nil {
 				m.TLSFailed(time.Now(), err)
@@ -238,3 +252,33 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
+
+func hasKey(g core.Greeting, key string) bool {
+	_, ok := g.Get(key)
+	return ok
+}
+
+// firstWriteConn writes first in front of the first Write: the handshake
+// lines that precede a TLS client's first flight go out with it, in one
+// system call and one segment, instead of two.
+type firstWriteConn struct {
+	net.Conn
+	mu    sync.Mutex
+	first []byte // nil once written
+}
+
+func (c *firstWriteConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	first := c.first
+	c.first = nil
+	c.mu.Unlock()
+	if first == nil {
+		return c.Conn.Write(p)
+	}
+	n, err := c.Conn.Write(append(first, p...))
+	n = max(n-len(first), 0)
+	return n, err
+}
+
+// Unwrap returns the stream underneath.
+func (c *firstWriteConn) Unwrap() net.Conn { return c.Conn }
