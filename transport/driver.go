@@ -106,6 +106,16 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 		}
 		return nil, nil, err
 	}
+	// arm sets the socket deadlines to the machine's (one deadline for
+	// reads and writes, on the raw stream, which a TLS layer uses too),
+	// only when it changed: each change moves a runtime timer.
+	var armed time.Time
+	arm := func() {
+		if dl := m.Deadline(); !dl.Equal(armed) {
+			armed = dl
+			setDeadline(raw.SetDeadline, dl)
+		}
+	}
 	var pending core.Action // an action polled while coalescing writes
 	// held is the part of a read not fed yet: a read is fed up to the end
 	// of the peer's nonce line first (its second line), so that the auth
@@ -160,7 +170,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 				preTLS = data
 				continue
 			}
-			setDeadline(conn.SetWriteDeadline, m.Deadline())
+			arm()
 			_, err := conn.Write(data)
 			if err != nil {
 				if isTimeout(err) && ctx.Err() == nil {
@@ -180,12 +190,13 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 			tctx, cancel := context.WithDeadline(ctx, m.Deadline())
 			under := WithPending(raw, a.Pending)
 			if preTLS != nil {
-				setDeadline(raw.SetWriteDeadline, m.Deadline())
+				arm()
 				under = &firstWriteConn{Conn: under, first: preTLS}
 				preTLS = nil
 			}
 			tc, err := upgradeTLS(tctx, opt, under, a)
 			cancel()
+			armed = time.Time{} // the upgrade set and cleared deadlines of its own
 			if err != nil {
 				m.TLSFailed(time.Now(), err)
 				continue
@@ -226,7 +237,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 			// Nothing to do but wait for the peer: check its coming auth
 			// line in advance.
 			m.Prepare()
-			setDeadline(conn.SetReadDeadline, m.Deadline())
+			arm()
 			n, err := conn.Read(buf)
 			if n > 0 {
 				if err != nil {
