@@ -731,7 +731,14 @@ type transcript struct {
 
 func loadTranscript(t testing.TB, name string) *transcript {
 	t.Helper()
-	data, err := os.ReadFile("../testdata/transcripts/" + name)
+	return loadTranscriptFile(t, "../testdata/transcripts/"+name)
+}
+
+// loadTranscriptFile parses the transcript at path.
+func loadTranscriptFile(t testing.TB, path string) *transcript {
+	t.Helper()
+	name := path
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1029,10 +1036,13 @@ func closeWrite(c net.Conn) {
 // checkGoGreeting checks what the Perl node sees of our node's greeting on
 // a connection: protocol, version, node ID, and that Perl finds a common
 // auth method and framing (json; Perl skips msgpack).
-func checkGoGreeting(pc *perlConn, proto string) {
+func checkGoGreeting(pc *perlConn, proto string) { checkGreetingOf(pc, proto, "G") }
+
+// checkGreetingOf is checkGoGreeting for our node with ID id.
+func checkGreetingOf(pc *perlConn, proto, id string) {
 	g := pc.peer
-	if g.Protocol != proto || g.Version != "1" || g.NodeID != "G" {
-		scriptFail("our greeting %q: want protocol %s, version 1, node G", pc.peerLines[0], proto)
+	if g.Protocol != proto || g.Version != "1" || g.NodeID != id {
+		scriptFail("our greeting %q: want protocol %s, version 1, node %s", pc.peerLines[0], proto, id)
 	}
 	if pc.sendFraming != "json" || pc.framing != "json" {
 		scriptFail("framings: Perl sends %q, we send %q; want json both ways", pc.sendFraming, pc.framing)
