@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/transport"
 )
 
 // joinNobind greets our seed S as seed_nobind.txt's N does (no listeners,
@@ -126,5 +127,50 @@ func TestPerlNobindSeedGoToPerl(t *testing.T) {
 		if out, exps, early := s.DataConns().Pending(); out+exps+early != 0 {
 			t.Errorf("pending after success: %d %d %d", out, exps, early)
 		}
+	})
+}
+
+// TestPerlSeedGoWithoutListeners: our node without listeners seeds to a
+// Perl global S and announces itself with an empty listener list ('l
+// [], in its g_set), which a Perl node needs to open a data connection
+// to it: S sends _expect, the snd round trip and _connect, and our node
+// dials S's listener (from S's g_set) back; our init function gets the
+// stream.
+func TestPerlSeedGoWithoutListeners(t *testing.T) {
+	onReplayNets(t, 73, func(t *testing.T, rn *replayNet) {
+		size, sum := loadTranscriptFile(t, "../core/peer/testdata/transcripts/seed_nobind.txt").payload(t, 4, "A")
+		s := rn.perl(t, "S", true)
+		n, _ := rn.goNode(t, "N", false, func(c *transport.Config) { c.Seeds = []string{s.addr} })
+		calls := make(chan initCall, 2)
+		n.HandleDataConn("main::receiver", hashingInit(calls))
+		if err := n.Start(); err != nil {
+			t.Fatal(err)
+		}
+		script := goScript("S", func() {
+			sc := s.mustHandshake(s.nextConn(), perlHS{role: perlAccepted})
+			sc.expectBurst(`["","g_slave"]`, `["","g_global"]`)
+			sc.send(`["","g_global"]`)
+			sc.expectBurst(`["","g_upd","'g",{"S":null},[]]`, `["","g_set",{"'g":{"N":null,"S":null},"'l":{"N":[]}}]`)
+			sc.send(fmt.Sprintf(`["","g_set",{"'g":{"S":null},"'l":{"S":[%q]}}]`, s.addr))
+			sc.expectBurst(fmt.Sprintf(`["","g_upd","'l",{"S":[%q]},[]]`, s.addr))
+			sc.send(`["","AnyEvent::MP::DataConn::_expect","b@S","S#wN6OiNX57b",3,"main::receiver","hello",42]`,
+				`["","snd","S#wN6OiNX57c"]`)
+			sc.expectBurst(`["wN6OiNX57c"]`)
+			sc.send(`["","AnyEvent::MP::DataConn::_connect","b@S","S"]`)
+			dc := s.mustHandshake(s.nextConn(), perlHS{role: perlAccepted})
+			checkGreetingOf(dc, core.ProtocolDataConn, "N")
+			if v, _ := dc.peer.Get(core.KeyDataConnID); v != "b@S" || dc.proto != core.ProtocolDataConn {
+				scriptFail("dial-back greeting %q: want aemp-dataconn with dataconn_id=b@S", dc.peerLines[0])
+			}
+			if _, err := dc.w.Write(perlPattern(size)); err != nil {
+				scriptFail("write: %v", err)
+			}
+			closeWrite(dc.w)
+			dc.raw.SetReadDeadline(time.Now().Add(perlStepLimit))
+			io.Copy(io.Discard, dc.r)
+			sc.settled("end")
+		})
+		waitScript(t, script)
+		checkCall(t, nextCall(t, calls), "S", size, sum, "hello", int64(42))
 	})
 }

@@ -344,7 +344,9 @@ func TestPerlSeedNobindReplay(t *testing.T) {
 // started 5 s before its Perl seed S listens (memnet, virtual time): A
 // retries on Perl's schedule, reaches S within the retry bound, tells it
 // g_slave (so that a Perl seed runs its global service) and g_global, and
-// the two globals exchange their databases.
+// the two globals exchange their databases. Then S opens a data
+// connection to A with the listener it learnt (Perl → Go when the Go
+// node seeds to the Perl node).
 func TestPerlSeedRetryReplay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := memnet.New(54, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}), memnet.WithTrace(0))
@@ -354,6 +356,8 @@ func TestPerlSeedRetryReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer a.Close()
+		calls := make(chan initCall, 2)
+		a.HandleDataConn("main::receiver", hashingInit(calls))
 		aAddr, err := a.Listen(context.Background(), w.Host("A"), "A:1")
 		if err != nil {
 			t.Fatal(err)
@@ -383,8 +387,26 @@ func TestPerlSeedRetryReplay(t *testing.T) {
 					break
 				}
 			}
+			// Perl → Go with our node seeding to the Perl node: S, a
+			// global, finds A's listener in A's g_set above and opens a
+			// data connection the Perl way.
+			pc.send(`["","AnyEvent::MP::DataConn::_expect","b@S","S#p1",3,"main::receiver","hello",42]`, `["","snd","S#p2"]`)
+			for {
+				if m := pc.nextMsg(); len(m) == 1 && m[0] == "p2" {
+					break
+				}
+			}
+			dc := s.mustHandshake(s.dial(aAddr), perlHS{role: perlDataDialed, dataconnID: "b@S"})
+			checkGreetingOf(dc, core.ProtocolMessaging, "A")
+			if _, err := dc.w.Write(perlPattern(2048)); err != nil {
+				scriptFail("write payload: %v", err)
+			}
+			closeWrite(dc.w)
+			dc.raw.SetReadDeadline(time.Now().Add(perlStepLimit))
+			io.Copy(io.Discard, dc.r)
 		})
 		waitScript(t, script)
+		checkCall(t, nextCall(t, calls), "S", 2048, patternSum(2048), "hello", int64(42))
 		if p := a.Peers(); !slices.Equal(p, []string{"S"}) {
 			t.Errorf("A's peers are %v, want [S]", p)
 		}
