@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"testing"
@@ -452,4 +453,70 @@ func scriptWait(what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	scriptFail("timed out waiting for %s", what)
+}
+
+// TestPerlSeedNobindNReplay: transcripts/seed_nobind.txt from the other
+// side: our node is N, without listeners, seeding to the Perl S. It
+// announces 'l [] (known, no listeners), learns A's listener from S,
+// dials A from 'g (the keepalive dial a Perl N makes at 1.39 s), the two
+// globals exchange their databases, and A's data connection to N works:
+// _expect, the snd echo, _connect, and N dials A back. When A leaves, S
+// hears it from N and N redials A.
+func TestPerlSeedNobindNReplay(t *testing.T) {
+	onReplayNets(t, 68, func(t *testing.T, rn *replayNet) {
+		size, sum := loadTranscriptFile(t, "../core/peer/testdata/transcripts/seed_nobind.txt").payload(t, 4, "A")
+		s, a := rn.perl(t, "S", true), rn.perl(t, "A", true)
+		n, _ := rn.goNode(t, "N", false, func(c *transport.Config) { c.Seeds = []string{s.addr} })
+		calls := make(chan initCall, 2)
+		n.HandleDataConn("main::receiver", hashingInit(calls))
+		if err := n.Start(); err != nil {
+			t.Fatal(err)
+		}
+		script := goScript("S and A", func() {
+			sc := s.mustHandshake(s.nextConn(), perlHS{role: perlAccepted})
+			sc.expectBurst(`["","g_slave"]`, `["","g_global"]`)
+			sc.send(`["","g_global"]`)
+			sc.expectBurst(`["","g_upd","'g",{"S":null},[]]`, `["","g_set",{"'g":{"N":null,"S":null},"'l":{"N":[]}}]`)
+			sc.send(fmt.Sprintf(`["","g_set",{"'g":{"N":null,"S":null},"'l":{"S":[%q]}}]`, s.addr))
+			sc.expectBurst(fmt.Sprintf(`["","g_upd","'l",{"S":[%q]},[]]`, s.addr))
+			// [0.2993] S tells its globals of A.
+			sc.send(`["","g_upd","'g",{"A":null},[]]`, fmt.Sprintf(`["","g_upd","'l",{"A":[%q]},[]]`, a.addr))
+			// [1.3888] N dials A: the globals exchange their dbs.
+			ac := a.mustHandshake(a.nextConn(), perlHS{role: perlAccepted})
+			checkGreetingOf(ac, core.ProtocolMessaging, "N")
+			ac.expectBurst(`["","g_global"]`)
+			ac.send(`["","g_global"]`)
+			ac.expectBurst(`["","g_upd","'g",{"A":null},[]]`,
+				fmt.Sprintf(`["","g_set",{"'g":{"A":null,"N":null,"S":null},"'l":{"N":[],"S":[%q]}}]`, s.addr))
+			sc.expectBurst(`["","g_upd","'g",{"A":null},[]]`)
+			ac.send(fmt.Sprintf(`["","g_set",{"'l":{"A":[%q]},"'g":{"A":null}}]`, a.addr))
+			ac.expectBurst(fmt.Sprintf(`["","g_upd","'l",{"A":[%q]},[]]`, a.addr))
+			sc.expectBurst(fmt.Sprintf(`["","g_upd","'l",{"A":[%q]},[]]`, a.addr))
+			// [2.2952] A's data connection to N, which has no listeners.
+			ac.send(`["","AnyEvent::MP::DataConn::_expect","b@A","A#wN6OiNX57b",3,"main::receiver","hello",42]`,
+				`["","snd","A#wN6OiNX57c"]`)
+			ac.expectBurst(`["wN6OiNX57c"]`)
+			ac.send(`["","AnyEvent::MP::DataConn::_connect","b@A","A"]`)
+			dc := a.mustHandshake(a.nextConn(), perlHS{role: perlAccepted})
+			if v, _ := dc.peer.Get(core.KeyDataConnID); v != "b@A" || dc.proto != core.ProtocolDataConn {
+				scriptFail("dial-back greeting %q: want aemp-dataconn with dataconn_id=b@A", dc.peerLines[0])
+			}
+			if _, err := dc.w.Write(perlPattern(size)); err != nil {
+				scriptFail("write: %v", err)
+			}
+			closeWrite(dc.w)
+			dc.raw.SetReadDeadline(time.Now().Add(perlStepLimit))
+			io.Copy(io.Discard, dc.r)
+			ac.settled("dc")
+			// [4.2960] A leaves: N tells S, and redials A.
+			ac.closeConn()
+			sc.expectBurst(`["","g_upd","'l",{},["A"]]`, `["","g_upd","'g",{},["A"]]`)
+			a.nextConn().Close()
+			sc.send(`["","g_upd","'g",{},["A"]]`, `["","g_upd","'l",{},["A"]]`)
+			sc.settled("end")
+		})
+		waitScript(t, script)
+		checkCall(t, nextCall(t, calls), "A", size, sum, "hello", int64(42))
+		checkFamily(t, n, "'g", `{"N":null,"S":null}`)
+	})
 }
