@@ -15,7 +15,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // servePerl accepts the slave's connections until stop is closed.
@@ -43,11 +43,11 @@ func (s *scriptedPerlSlave) serveConn(p *perlNode, c net.Conn) {
 	if err != nil {
 		return // a redial racing a connection that is up, or a node closing
 	}
-	if pc.proto != core.ProtocolDataConn {
+	if pc.proto != wire.ProtocolDataConn {
 		s.serveMsgs(pc)
 		return
 	}
-	id, _ := pc.peer.Get(core.KeyDataConnID)
+	id, _ := pc.peer.Get(wire.KeyDataConnID)
 	s.mu.Lock()
 	ok := s.expects[id]
 	delete(s.expects, id)
@@ -71,7 +71,7 @@ func (s *scriptedPerlSlave) serveMsgs(pc *perlConn) {
 			return
 		}
 		if len(m) == 1 {
-			if name, ok := core.AsString(m[0]); ok {
+			if name, ok := wire.AsString(m[0]); ok {
 				select {
 				case s.echoes <- name:
 				default:
@@ -80,20 +80,20 @@ func (s *scriptedPerlSlave) serveMsgs(pc *perlConn) {
 			continue
 		}
 		switch tagOf(m) {
-		case core.NodeMsgTagGFound:
+		case wire.NodeMsgTagGFound:
 			if len(m) == 4 {
-				node, _ := core.AsString(m[2])
+				node, _ := wire.AsString(m[2])
 				s.mu.Lock()
 				s.found[node] = m[3]
 				s.mu.Unlock()
 			}
-		case core.NodeMsgTagExpect:
-			if id, ok := core.AsString(m[2]); ok {
+		case wire.NodeMsgTagExpect:
+			if id, ok := wire.AsString(m[2]); ok {
 				s.mu.Lock()
 				s.expects[id] = true
 				s.mu.Unlock()
 			}
-		case core.NodeMsgTagSnd:
+		case wire.NodeMsgTagSnd:
 			if err := <-goScript(s.id, func() { pc.answerSnd(m) }); err != nil {
 				s.fail(err)
 			}

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/transport"
 )
 
@@ -236,21 +236,21 @@ func TestPerlSeedThreeLazyReplay(t *testing.T) {
 			// C: our node's messaging connection, _expect and the round
 			// trip, then the data connection to the same listener.
 			cc := c.mustHandshake(c.nextConn(), perlHS{role: perlAccepted})
-			checkGreetingOf(cc, core.ProtocolMessaging, "A")
-			exp := cc.expectEventually(core.NodeMsgTagExpect)
+			checkGreetingOf(cc, wire.ProtocolMessaging, "A")
+			exp := cc.expectEventually(wire.NodeMsgTagExpect)
 			for _, m := range cc.skipped {
 				if tagOf(m) != "g_global" {
 					scriptFail("C: before _expect our node sent %v", m)
 				}
 			}
 			cc.skipped = nil
-			id, _ := core.AsString(exp[2])
-			if fn, _ := core.AsString(exp[5]); fn != "main::receiver" || len(exp) != 8 {
+			id, _ := wire.AsString(exp[2])
+			if fn, _ := wire.AsString(exp[5]); fn != "main::receiver" || len(exp) != 8 {
 				scriptFail("C: _expect %v", exp)
 			}
-			cc.answerSnd(cc.expectEventually(core.NodeMsgTagSnd))
+			cc.answerSnd(cc.expectEventually(wire.NodeMsgTagSnd))
 			dc := c.mustHandshake(c.nextConn(), perlHS{role: perlAccepted})
-			if v, _ := dc.peer.Get(core.KeyDataConnID); v != id || dc.proto != core.ProtocolDataConn {
+			if v, _ := dc.peer.Get(wire.KeyDataConnID); v != id || dc.proto != wire.ProtocolDataConn {
 				scriptFail("C: data connection greeting %q, want aemp-dataconn with dataconn_id=%s", dc.peerLines[0], id)
 			}
 			if n, _ := dc.readAll(); n != size {
@@ -483,7 +483,7 @@ func TestPerlSeedNobindNReplay(t *testing.T) {
 			sc.send(`["","g_upd","'g",{"A":null},[]]`, fmt.Sprintf(`["","g_upd","'l",{"A":[%q]},[]]`, a.addr))
 			// [1.3888] N dials A: the globals exchange their dbs.
 			ac := a.mustHandshake(a.nextConn(), perlHS{role: perlAccepted})
-			checkGreetingOf(ac, core.ProtocolMessaging, "N")
+			checkGreetingOf(ac, wire.ProtocolMessaging, "N")
 			ac.expectBurst(`["","g_global"]`)
 			ac.send(`["","g_global"]`)
 			ac.expectBurst(`["","g_upd","'g",{"A":null},[]]`,
@@ -498,7 +498,7 @@ func TestPerlSeedNobindNReplay(t *testing.T) {
 			ac.expectBurst(`["wN6OiNX57c"]`)
 			ac.send(`["","AnyEvent::MP::DataConn::_connect","b@A","A"]`)
 			dc := a.mustHandshake(a.nextConn(), perlHS{role: perlAccepted})
-			if v, _ := dc.peer.Get(core.KeyDataConnID); v != "b@A" || dc.proto != core.ProtocolDataConn {
+			if v, _ := dc.peer.Get(wire.KeyDataConnID); v != "b@A" || dc.proto != wire.ProtocolDataConn {
 				scriptFail("dial-back greeting %q: want aemp-dataconn with dataconn_id=b@A", dc.peerLines[0])
 			}
 			if _, err := dc.w.Write(perlPattern(size)); err != nil {

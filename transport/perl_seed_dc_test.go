@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/transport"
 )
 
@@ -53,7 +53,7 @@ func TestPerlNobindSeedPerlToGo(t *testing.T) {
 				`["","snd","N#wN6OiNX57c"]`)
 			nc.expectBurst(`["wN6OiNX57c"]`)
 			dc := n.mustHandshake(n.dial(addr), perlHS{role: perlDataDialed, dataconnID: "b@N"})
-			checkGreetingOf(dc, core.ProtocolMessaging, "S")
+			checkGreetingOf(dc, wire.ProtocolMessaging, "S")
 			if _, err := dc.w.Write(perlPattern(size)); err != nil {
 				scriptFail("write payload: %v", err)
 			}
@@ -84,19 +84,19 @@ func TestPerlNobindSeedGoToPerl(t *testing.T) {
 		script := goScript("N", func() {
 			nc, addr := joinNobind(n, sAddr)
 			close(joined)
-			exp := nc.expect(core.NodeMsgTagExpect)
-			id, _ := core.AsString(exp[2])
-			port, _ := core.AsString(exp[3])
-			if fn, _ := core.AsString(exp[5]); len(exp) != 8 || !strings.HasSuffix(id, "@S") || !strings.HasPrefix(port, "S#") || fn != "main::receiver" {
+			exp := nc.expect(wire.NodeMsgTagExpect)
+			id, _ := wire.AsString(exp[2])
+			port, _ := wire.AsString(exp[3])
+			if fn, _ := wire.AsString(exp[5]); len(exp) != 8 || !strings.HasSuffix(id, "@S") || !strings.HasPrefix(port, "S#") || fn != "main::receiver" {
 				scriptFail("_expect %v", exp)
 			}
-			nc.answerSnd(nc.expect(core.NodeMsgTagSnd))
-			conn := nc.expect(core.NodeMsgTagConnect)
+			nc.answerSnd(nc.expect(wire.NodeMsgTagSnd))
+			conn := nc.expect(wire.NodeMsgTagConnect)
 			if len(conn) != 4 || conn[2] != id || conn[3] != "S" {
-				scriptFail("_connect %v, want [\"\", %q, %q, \"S\"]", conn, core.NodeMsgTagConnect, id)
+				scriptFail("_connect %v, want [\"\", %q, %q, \"S\"]", conn, wire.NodeMsgTagConnect, id)
 			}
 			dc := n.mustHandshake(n.dial(addr), perlHS{role: perlDataDialed, dataconnID: id})
-			checkGreetingOf(dc, core.ProtocolMessaging, "S")
+			checkGreetingOf(dc, wire.ProtocolMessaging, "S")
 			k, h := dc.readAll()
 			if int(k) != size || h != sum {
 				scriptFail("payload: %d bytes sha256 %s, want %d bytes %s", k, h, size, sum)
@@ -158,8 +158,8 @@ func TestPerlSeedGoWithoutListeners(t *testing.T) {
 			sc.expectBurst(`["wN6OiNX57c"]`)
 			sc.send(`["","AnyEvent::MP::DataConn::_connect","b@S","S"]`)
 			dc := s.mustHandshake(s.nextConn(), perlHS{role: perlAccepted})
-			checkGreetingOf(dc, core.ProtocolDataConn, "N")
-			if v, _ := dc.peer.Get(core.KeyDataConnID); v != "b@S" || dc.proto != core.ProtocolDataConn {
+			checkGreetingOf(dc, wire.ProtocolDataConn, "N")
+			if v, _ := dc.peer.Get(wire.KeyDataConnID); v != "b@S" || dc.proto != wire.ProtocolDataConn {
 				scriptFail("dial-back greeting %q: want aemp-dataconn with dataconn_id=b@S", dc.peerLines[0])
 			}
 			if _, err := dc.w.Write(perlPattern(size)); err != nil {

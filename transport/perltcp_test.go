@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
 )
@@ -62,7 +62,7 @@ func BenchmarkPerlTCPDataConnSetup(b *testing.B) {
 						}
 					}
 					switch tagOf(m) {
-					case core.NodeMsgTagSnd:
+					case wire.NodeMsgTagSnd:
 						pc.answerSnd(m)
 						dc := p.mustHandshake(p.nextConn(), perlHS{role: perlAccepted})
 						dc.readAll()
