@@ -32,9 +32,10 @@
 //
 // With Config.Global the node plays the global (seed) role of a Perl
 // AnyEvent::MP network. The role is opt-in, although a Perl seed turns
-// global by default: off, the node sends what a Perl node that has not
-// loaded the Global module sends (no ["", "g_global"] at node-up), the
-// wire the replays of the older Perl transcripts pin; a node that Perl
+// global by default: off, the node does not announce itself as global
+// (no ["", "g_global"] at node-up), like a Perl node that has not loaded
+// the Global module, the wire the replays of the older Perl transcripts
+// pin; a node that Perl
 // nodes use as their seed must turn it on (aemp does). Config.Seeds and
 // Start seed with Perl's retries,
 // Listeners, Globals and Slaves read the network's database, DBSet, DBDel
