@@ -1,7 +1,9 @@
 package transport_test
 
 // Property of the global simulations (issue 15): in a network of Go
-// globals joined through a seed, on memnet in virtual time, remote and
+// globals joined through a seed, with or without a scripted Perl slave
+// whose ports they monitor (global_monitor_perl_test.go), on memnet in
+// virtual time, remote and
 // local port monitors fire exactly once with the right reason, whatever
 // rapid draws: the kill reason (killed by the port's node or by a kil1
 // from another node), ["no_such_port", ...] for a port that does not
@@ -40,17 +42,29 @@ type monEvent struct {
 }
 
 type monSchedule struct {
-	Nodes, Ports int // nodes (0 is the seed), ports per node
-	Watches      []monWatch
-	Events       []monEvent
+	Nodes, Ports int // Go nodes (0 is the seed), ports per node
+	// Perl adds a scripted Perl node (index Nodes), a slave of the seed
+	// whose ports the Go nodes monitor and kill.
+	Perl    bool
+	Watches []monWatch
+	Events  []monEvent
+}
+
+// all is the number of nodes, the Perl node included.
+func (s monSchedule) all() int {
+	if s.Perl {
+		return s.Nodes + 1
+	}
+	return s.Nodes
 }
 
 func drawMonSchedule(t *rapid.T) monSchedule {
-	s := monSchedule{Nodes: rapid.IntRange(2, 4).Draw(t, "nodes"), Ports: rapid.IntRange(1, 3).Draw(t, "ports")}
+	s := monSchedule{Nodes: rapid.IntRange(2, 4).Draw(t, "nodes"), Ports: rapid.IntRange(1, 3).Draw(t, "ports"),
+		Perl: rapid.Bool().Draw(t, "perl")}
 	for i := range rapid.IntRange(1, 8).Draw(t, "watches") {
 		w := monWatch{
 			Observer: rapid.IntRange(0, s.Nodes-1).Draw(t, fmt.Sprintf("observer%d", i)),
-			Node:     rapid.IntRange(0, s.Nodes-1).Draw(t, fmt.Sprintf("node%d", i)),
+			Node:     rapid.IntRange(0, s.all()-1).Draw(t, fmt.Sprintf("node%d", i)),
 			Port:     rapid.IntRange(-1, s.Ports-1).Draw(t, fmt.Sprintf("port%d", i)),
 		}
 		w.Cancel = w.Port >= 0 && rapid.IntRange(0, 4).Draw(t, fmt.Sprintf("cancel%d", i)) == 0
@@ -64,13 +78,16 @@ func drawMonSchedule(t *rapid.T) monSchedule {
 			// One crash at most, never of the seed (the others would
 			// lose each other only through it).
 			e.Crash, crashed = true, true
-			e.Node = rapid.IntRange(1, s.Nodes-1).Draw(t, fmt.Sprintf("crashed%d", i))
+			e.Node = rapid.IntRange(1, s.all()-1).Draw(t, fmt.Sprintf("crashed%d", i))
 			s.Events = append(s.Events, e)
 			continue
 		}
-		e.Node = rapid.IntRange(0, s.Nodes-1).Draw(t, fmt.Sprintf("knode%d", i))
+		e.Node = rapid.IntRange(0, s.all()-1).Draw(t, fmt.Sprintf("knode%d", i))
 		e.Port = rapid.IntRange(0, s.Ports-1).Draw(t, fmt.Sprintf("kport%d", i))
 		e.By = rapid.IntRange(0, s.Nodes-1).Draw(t, fmt.Sprintf("by%d", i))
+		if e.Node == s.Nodes && rapid.Bool().Draw(t, fmt.Sprintf("perlkill%d", i)) {
+			e.By = s.Nodes // the Perl node kills its own port
+		}
 		for j := range rapid.IntRange(0, 2).Draw(t, fmt.Sprintf("reasons%d", i)) {
 			e.Reason = append(e.Reason, rapid.SampledFrom(words).Draw(t, fmt.Sprintf("reason%d.%d", i, j)))
 		}
@@ -121,7 +138,12 @@ func (s monSchedule) expected(name func(node int) string, portID func(node, port
 func runMonSchedule(t *rapid.T, seed int64, s monSchedule) {
 	w := memnet.New(seed, memnet.WithDefaultLink(memnet.LinkConfig{Latency: 2 * time.Millisecond}), memnet.WithTrace(0))
 	defer w.Close()
-	name := func(i int) string { return fmt.Sprintf("M%d", i) }
+	name := func(i int) string {
+		if i == s.Nodes {
+			return "P0"
+		}
+		return fmt.Sprintf("M%d", i)
+	}
 	var nodes []*transport.Node
 	for i := range s.Nodes {
 		var seeds []string
@@ -130,11 +152,16 @@ func runMonSchedule(t *rapid.T, seed int64, s monSchedule) {
 		}
 		n := startNode(t, w, nodeSpec{name: name(i), listen: true, mod: func(c *transport.Config) {
 			c.Seeds, c.Global = seeds, true
+			c.Secret = secret // the scripted Perl node's (perl_test.go)
 		}})
 		if err := n.Start(); err != nil {
 			t.Fatal(err)
 		}
 		nodes = append(nodes, n)
+	}
+	var pp *propPerl
+	if s.Perl {
+		pp = startPropPerl(t, w, name(s.Nodes), name(0), s.Ports)
 	}
 	ports := make([][]*transport.Port, s.Nodes)
 	for i, n := range nodes {
@@ -143,15 +170,29 @@ func runMonSchedule(t *rapid.T, seed int64, s monSchedule) {
 		}
 	}
 	portID := func(node, port int) string {
-		if port < 0 {
+		switch {
+		case port < 0:
 			return name(node) + "#nosuch"
+		case node == s.Nodes:
+			return fmt.Sprintf("%s#p%d", name(node), port)
 		}
 		return ports[node][port].ID()
 	}
 	time.Sleep(5 * time.Second) // the globals mesh through the seed
 	for i, n := range nodes {
-		if p := n.Peers(); len(p) != s.Nodes-1 {
-			t.Fatalf("%s is connected to %v, want the %d others", name(i), p, s.Nodes-1)
+		connected := map[string]bool{}
+		for _, p := range n.Peers() {
+			connected[p] = true
+		}
+		for j := range s.Nodes {
+			if j != i && !connected[name(j)] {
+				t.Fatalf("%s is connected to %v, want every other Go node", name(i), n.Peers())
+			}
+		}
+	}
+	if s.Perl {
+		if _, known := nodes[0].Listeners(name(s.Nodes)); !known {
+			t.Fatalf("the Perl node did not join the seed: %v", pp.failures())
 		}
 	}
 	var mu sync.Mutex
@@ -177,6 +218,8 @@ func runMonSchedule(t *rapid.T, seed int64, s monSchedule) {
 			w.Crash(name(e.Node))
 			crashed = e.Node
 		case crashed >= 0 && (e.Node == crashed || e.By == crashed):
+		case e.By == s.Nodes:
+			pp.kill(fmt.Sprintf("p%d", e.Port), e.Reason)
 		default:
 			if err := nodes[e.By].Kill(portID(e.Node, e.Port), e.Reason...); err != nil {
 				t.Fatalf("Kill %s from %s: %v", portID(e.Node, e.Port), name(e.By), err)
@@ -210,6 +253,11 @@ func runMonSchedule(t *rapid.T, seed int64, s monSchedule) {
 	check("after the events")
 	time.Sleep(40 * time.Second) // redials, keepalives: nothing fires again
 	check("later")
+	if pp != nil {
+		if errs := pp.failures(); len(errs) != 0 {
+			t.Fatalf("the Perl node: %v", errs)
+		}
+	}
 	closeAll(nodes...)
 }
 
@@ -223,7 +271,7 @@ func monRounds() int { return max(1, propRounds()/2) }
 func TestPropGlobalMonitorsOnce(t *testing.T) {
 	var st struct {
 		sync.Mutex
-		kills, crashes, nosuch, cancels, locals int
+		kills, crashes, nosuch, cancels, locals, perl, perlKills int
 	}
 	for range monRounds() {
 		rapid.Check(t, func(rt *rapid.T) {
@@ -231,10 +279,16 @@ func TestPropGlobalMonitorsOnce(t *testing.T) {
 			s := drawMonSchedule(rt)
 			rapid.SyncTest(rt, func(rt *rapid.T) { runMonSchedule(rt, seed, s) })
 			st.Lock()
+			if s.Perl {
+				st.perl++
+			}
 			for _, e := range s.Events {
-				if e.Crash {
+				switch {
+				case e.Crash:
 					st.crashes++
-				} else {
+				case s.Perl && e.Node == s.Nodes:
+					st.perlKills++
+				default:
 					st.kills++
 				}
 			}
@@ -251,8 +305,10 @@ func TestPropGlobalMonitorsOnce(t *testing.T) {
 			st.Unlock()
 		})
 	}
-	t.Logf("kills %d, crashes %d, monitors of missing ports %d, cancelled %d, local %d", st.kills, st.crashes, st.nosuch, st.cancels, st.locals)
-	for what, n := range map[string]int{"kills": st.kills, "crashes": st.crashes, "missing ports": st.nosuch, "cancels": st.cancels, "local monitors": st.locals} {
+	t.Logf("kills %d (of Perl ports %d), crashes %d, monitors of missing ports %d, cancelled %d, local %d; schedules with a Perl node %d",
+		st.kills+st.perlKills, st.perlKills, st.crashes, st.nosuch, st.cancels, st.locals, st.perl)
+	for what, n := range map[string]int{"kills": st.kills, "crashes": st.crashes, "missing ports": st.nosuch, "cancels": st.cancels,
+		"local monitors": st.locals, "schedules with a Perl node": st.perl, "kills of Perl ports": st.perlKills} {
 		if n < 10 {
 			t.Errorf("only %d %s over all schedules: the generator no longer covers them", n, what)
 		}
