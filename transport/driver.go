@@ -9,7 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // handshakeReadSize is the read buffer used while a handshake runs. Bytes
@@ -34,7 +35,7 @@ type DriveOptions struct {
 	// Config.Clock.
 	Clock Clock
 	// TLS is used when the machine asks to start TLS. Nil while the
-	// machine asks for TLS is a failure (core.ErrTLSFailed).
+	// machine asks for TLS is a failure (handshake.ErrTLSFailed).
 	TLS *TLSConfig
 	// Secure, when non-nil, is a transport that already encrypts and
 	// authenticates the stream (QUIC). If it reports a TLS state for the
@@ -47,7 +48,7 @@ type DriveOptions struct {
 	// connection. It may block (for example to hold an early data
 	// connection until its expectation arrives); ctx is the drive's
 	// context.
-	OnPeerGreeting func(ctx context.Context, g core.Greeting, protocol string) ([]core.KV, error)
+	OnPeerGreeting func(ctx context.Context, g wire.Greeting, protocol string) ([]wire.KV, error)
 
 	// resume is the node's TLS resumption state (tlsresume.go); nil
 	// means full handshakes only.
@@ -61,8 +62,8 @@ type DriveOptions struct {
 // On success it returns the authenticated stream, with the bytes that
 // arrived after the peer's auth line served first (see WithPending), and the
 // machine's result. On failure conn is closed and the error is the machine's
-// typed error (a *core.HandshakeError) or the context's error.
-func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptions) (net.Conn, *core.Result, error) {
+// typed error (a *handshake.Error) or the context's error.
+func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOptions) (net.Conn, *handshake.Result, error) {
 	// One clock for the machine and the socket deadlines: Drive hands
 	// m.Deadline() to SetReadDeadline/SetWriteDeadline, which read
 	// time.Now, so the machine is fed time.Now too.
@@ -90,7 +91,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 	}
 	if opt.Secure != nil {
 		if st, ok := opt.Secure.TLSState(conn); ok {
-			m.TLSEstablished(time.Now(), core.TLSInfo{Exporter: ChannelBindingOf(st)})
+			m.TLSEstablished(time.Now(), handshake.TLSInfo{Exporter: ChannelBindingOf(st)})
 		}
 	}
 
@@ -99,7 +100,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 	bp := hsReadBufs.Get().(*[]byte)
 	defer hsReadBufs.Put(bp)
 	buf := *bp
-	fail := func(err error) (net.Conn, *core.Result, error) {
+	fail := func(err error) (net.Conn, *handshake.Result, error) {
 		conn.Close()
 		if ctx.Err() != nil {
 			return nil, nil, fmt.Errorf("aemp handshake: %w", context.Cause(ctx))
@@ -116,7 +117,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 			setDeadline(raw.SetDeadline, dl)
 		}
 	}
-	var pending core.Action // an action polled while coalescing writes
+	var pending handshake.Action // an action polled while coalescing writes
 	// held is the part of a read not fed yet: a read is fed up to the end
 	// of the peer's nonce line first (its second line), so that the auth
 	// line that answers it goes out before the machine checks the peer's
@@ -147,13 +148,13 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 			act = m.Poll()
 		}
 		switch a := act.(type) {
-		case core.Write:
+		case handshake.Write:
 			// Consecutive writes (greeting, nonce, auth line) go out in
 			// one system call and, on TCP, usually one segment.
 			data := a.Data
 			for {
 				next := m.Poll()
-				w, ok := next.(core.Write)
+				w, ok := next.(handshake.Write)
 				if !ok {
 					pending = next
 					break
@@ -163,7 +164,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 				}
 				data = append(data, w.Data...)
 			}
-			if st, ok := pending.(core.StartTLS); ok && st.Client && opt.TLS != nil && hasKey(st.Peer, core.KeyGo) {
+			if st, ok := pending.(handshake.StartTLS); ok && st.Client && opt.TLS != nil && hasKey(st.Peer, wire.KeyGo) {
 				// Our lines and the ClientHello that follows them go out
 				// in one write (see firstWriteConn), for a peer of this
 				// project: it reads them as it would two writes.
@@ -179,7 +180,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 					m.PeerClosed(time.Now(), err)
 				}
 			}
-		case core.StartTLS:
+		case handshake.StartTLS:
 			// Bytes after the nonce line belong to the TLS stream.
 			a.Pending = append(a.Pending, held...)
 			held = nil
@@ -203,9 +204,9 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 			}
 			st := tc.ConnectionState()
 			conn = tc
-			m.TLSEstablished(time.Now(), core.TLSInfo{Exporter: ChannelBindingOf(st)})
-		case core.PeerGreeting:
-			var extra []core.KV
+			m.TLSEstablished(time.Now(), handshake.TLSInfo{Exporter: ChannelBindingOf(st)})
+		case handshake.PeerGreeting:
+			var extra []wire.KV
 			var err error
 			if opt.OnPeerGreeting != nil {
 				hctx, cancel := context.WithDeadline(ctx, m.Deadline())
@@ -217,7 +218,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 			} else {
 				m.SendGreeting(time.Now(), extra)
 			}
-		case core.Done:
+		case handshake.Done:
 			if !stop() {
 				// The cancellation callback ran (or is running) and may
 				// set a deadline in the past: the stream is not usable.
@@ -225,7 +226,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 			}
 			conn.SetDeadline(time.Time{})
 			return WithPending(conn, a.Result.Pending), a.Result, nil
-		case core.Failed:
+		case handshake.Failed:
 			return fail(a.Err)
 		case nil:
 			if len(held) > 0 {
@@ -264,7 +265,7 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-func hasKey(g core.Greeting, key string) bool {
+func hasKey(g wire.Greeting, key string) bool {
 	_, ok := g.Get(key)
 	return ok
 }

@@ -1,0 +1,157 @@
+package transport_test
+
+// The data-connection side of the scripted Perl slaves of the global
+// simulations (global_sim_test.go): a slave serves its listener as a
+// Perl node with a DataConn does (messaging connections: _expect
+// recorded, snd answered; aemp-dataconn connections with an expected
+// id get "hello from ID"), and opens data connections itself the Perl
+// way: g_find of the target at its seed, a messaging connection to the
+// address found, _expect, the snd round trip, then the aemp-dataconn
+// connection with the id.
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/aemp-go/dataconn/core/wire"
+)
+
+// servePerl accepts the slave's connections until stop is closed.
+func (s *scriptedPerlSlave) servePerl(p *perlNode, stop <-chan struct{}) {
+	for {
+		select {
+		case c := <-p.accept:
+			go s.serveConn(p, c)
+		case <-stop:
+			return
+		}
+	}
+}
+
+// fail records a failure of the slave's serving side (checked by
+// checkPerlServed).
+func (s *scriptedPerlSlave) fail(err error) {
+	s.mu.Lock()
+	s.errs = append(s.errs, err)
+	s.mu.Unlock()
+}
+
+func (s *scriptedPerlSlave) serveConn(p *perlNode, c net.Conn) {
+	pc, err := p.handshake(c, perlHS{role: perlAccepted})
+	if err != nil {
+		return // a redial racing a connection that is up, or a node closing
+	}
+	if pc.proto != wire.ProtocolDataConn {
+		s.serveMsgs(pc)
+		return
+	}
+	id, _ := pc.peer.Get(wire.KeyDataConnID)
+	s.mu.Lock()
+	ok := s.expects[id]
+	delete(s.expects, id)
+	s.mu.Unlock()
+	if !ok {
+		s.fail(fmt.Errorf("%s: data connection from %s with id %q it never expected", s.id, pc.peer.NodeID, id))
+		c.Close()
+		return
+	}
+	io.WriteString(pc.w, "hello from "+s.id)
+	c.Close()
+}
+
+// serveMsgs handles what a Perl node's Kernel and DataConn do with the
+// messages of one messaging connection: _expect is recorded, snd
+// answered, the rest ignored.
+func (s *scriptedPerlSlave) serveMsgs(pc *perlConn) {
+	for {
+		m, err := pc.next(time.Hour)
+		if err != nil {
+			return
+		}
+		if len(m) == 1 {
+			if name, ok := wire.AsString(m[0]); ok {
+				select {
+				case s.echoes <- name:
+				default:
+				}
+			}
+			continue
+		}
+		switch tagOf(m) {
+		case wire.NodeMsgTagGFound:
+			if len(m) == 4 {
+				node, _ := wire.AsString(m[2])
+				s.mu.Lock()
+				s.found[node] = m[3]
+				s.mu.Unlock()
+			}
+		case wire.NodeMsgTagExpect:
+			if id, ok := wire.AsString(m[2]); ok {
+				s.mu.Lock()
+				s.expects[id] = true
+				s.mu.Unlock()
+			}
+		case wire.NodeMsgTagSnd:
+			if err := <-goScript(s.id, func() { pc.answerSnd(m) }); err != nil {
+				s.fail(err)
+			}
+		}
+	}
+}
+
+// connectTo opens data connection number n from the slave to node (its
+// seed, or a node it finds with g_find and dials for messaging) the Perl
+// way, and returns what the target's init function wrote (sim::hello:
+// "hello from NODE").
+func (s *scriptedPerlSlave) connectTo(node string, n int, seed bool) (string, error) {
+	p := s.p
+	var got string
+	err := <-goScript(s.id, func() {
+		s.mu.Lock()
+		pc := s.pc
+		delete(s.found, node)
+		s.mu.Unlock()
+		if pc == nil {
+			scriptFail("no connection to its seed")
+		}
+		pc.send(fmt.Sprintf(`["","g_find",%q]`, node))
+		var addrs []string
+		for range 200 {
+			if f := s.foundOf(node); f != nil {
+				addrs = strList(f)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if len(addrs) == 0 {
+			scriptFail("g_find %s: %v", node, s.foundOf(node))
+		}
+		mc := pc
+		if !seed {
+			mc = p.mustHandshake(p.dial(addrs[0]), perlHS{role: perlDialed})
+			go s.serveMsgs(mc)
+		}
+		id := fmt.Sprintf("%d@%s", n, s.id)
+		rt := fmt.Sprintf("rt%d", n)
+		mc.send(fmt.Sprintf(`["","AnyEvent::MP::DataConn::_expect",%q,"%s#dc%d",10,"sim::hello"]`, id, s.id, n),
+			fmt.Sprintf(`["","snd","%s#%s"]`, s.id, rt))
+		for echo := ""; echo != rt; {
+			select {
+			case echo = <-s.echoes:
+			case <-time.After(perlStepLimit):
+				scriptFail("no answer to the round trip with %s", node)
+			}
+		}
+		dc := p.mustHandshake(p.dial(addrs[0]), perlHS{role: perlDataDialed, dataconnID: id})
+		dc.raw.SetReadDeadline(time.Now().Add(perlStepLimit))
+		b, err := io.ReadAll(dc.r)
+		if err != nil {
+			scriptFail("data connection to %s: %v after %q", node, err, b)
+		}
+		got = string(b)
+		dc.raw.Close()
+	})
+	return got, err
+}
