@@ -204,7 +204,7 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 			}
 			st := tc.ConnectionState()
 			conn = tc
-			m.TLSEstablished(time.Now(), handshake.TLSInfo{Exporter: ChannelBindingOf(st)})
+			m.TLSEstablished(time.Now(), handshake.TLSInfo{Exporter: ChannelBindingOf(st), Bound: st.NegotiatedProtocol})
 		case handshake.PeerGreeting:
 			var extra []wire.KV
 			var err error

@@ -64,6 +64,9 @@ type TLSInfo struct {
 	// Exporter is an optional TLS exporter value for channel binding
 	// (may be nil).
 	Exporter []byte
+	// Bound is the ALPN protocol the TLS layer negotiated, when
+	// StartTLS asked for a binding (StartTLS.Bind; see tlsbind.go).
+	Bound string
 }
 
 // Action is an output of the handshake machine, returned by Poll.
@@ -84,6 +87,11 @@ type StartTLS struct {
 	Client  bool
 	Pending []byte
 	Peer    wire.Greeting
+	// Bind, when set, is the ALPN protocol that binds the greetings to
+	// the TLS session instead of auth lines (tlsbind.go): the client
+	// offers only it, the server accepts only it, and TLSEstablished
+	// reports the negotiated one in TLSInfo.Bound.
+	Bind string
 }
 
 // PeerGreeting (DeferGreeting only) reports the peer's accepted first
@@ -183,6 +191,10 @@ type Machine struct {
 	sendFraming string
 	// ourGo and ourTicket: our greeting carries KeyGo, KeyTLSTicket.
 	ourGo, ourTicket bool
+	// ourBind: our greeting lists ExtTLSBind; bind is the binding asked
+	// of the TLS layer ("" when none, see tlsbind.go).
+	ourBind bool
+	bind    string
 	// prepared: Prepare ran; prepWant (when prepOK) is what the peer
 	// must send if it sends the method we send (auth_prepared.go).
 	prepared, prepOK bool
@@ -303,6 +315,10 @@ func (h *Machine) sendLines(extra []wire.KV) error {
 	g.KV = kvs
 	_, h.ourGo = g.Get(wire.KeyGo)
 	_, h.ourTicket = g.Get(wire.KeyTLSTicket)
+	h.ourBind = goExt(g, ExtTLSBind)
+	if err := h.checkBindConfig(); err != nil {
+		return err
+	}
 	l1 := g.Encode()
 	if len(l1)+1 > wire.MaxLineLen {
 		return badConfig("greeting line longer than 4096 bytes")
@@ -511,7 +527,9 @@ func (h *Machine) onNonce(line string) {
 	}
 	if startTLS {
 		h.state = stTLSWait
-		h.actions = append(h.actions, StartTLS{Client: h.tlsClient(), Peer: h.peer})
+		client := h.tlsClient()
+		h.bind = h.bindValue(client)
+		h.actions = append(h.actions, StartTLS{Client: client, Peer: h.peer, Bind: h.bind})
 		return
 	}
 	h.sendAuthLine()
@@ -698,6 +716,10 @@ func (h *Machine) TLSEstablished(now time.Time, info TLSInfo) {
 		return
 	}
 	h.tlsInfo = TLSInfo{Exporter: bytes.Clone(info.Exporter)}
+	if h.bind != "" {
+		h.finishBound(info)
+		return
+	}
 	h.sendAuthLine()
 }
 
