@@ -2,8 +2,10 @@ package transport
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -540,13 +542,9 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		}
 		return nil, &DataConnError{Node: target, Reason: wire.DataConnReason("%s", msg), Rule: ErrDataConnFailed, Cause: err}
 	}
-	id, err := d.ep.randomID()
+	id, portID, err := d.ep.dataConnID(portID)
 	if err != nil {
 		return fail(ErrDataConnFailed, "%s: %v", target, err)
-	}
-	id += "@" + d.ep.id
-	if portID == "" {
-		portID = d.ep.id + "#" + id
 	}
 	w := make(chan *dcOutcome, 1) // a pointer: a queued set-up holds a small channel
 	d.mu.Lock()
@@ -987,3 +985,33 @@ func (n *Node) ConnectTo(ctx context.Context, target string, timeout time.Durati
 
 // DataConns returns the node's data-connection endpoint.
 func (n *Node) DataConns() *DataConns { return n.dc }
+
+// dataConnID returns a fresh data-connection id, RANDOM@SELF (RANDOM as
+// randomID makes it), and the port the expectation names: portID, or
+// SELF#ID when portID is empty. The id is then a part of the port's
+// string, one allocation for both (a queued set-up holds them).
+func (n *endpoint) dataConnID(portID string) (id, port string, err error) {
+	b := make([]byte, 16)
+	if _, err := io.ReadFull(n.cfg.Rand, b); err != nil {
+		return "", "", fmt.Errorf("aemp: id: %w", err)
+	}
+	var enc [22]byte // base64.RawURLEncoding.EncodedLen(16)
+	base64.RawURLEncoding.Encode(enc[:], b)
+	var sb strings.Builder
+	if portID != "" {
+		sb.Grow(len(enc) + 1 + len(n.id))
+		sb.Write(enc[:])
+		sb.WriteByte('@')
+		sb.WriteString(n.id)
+		return sb.String(), portID, nil
+	}
+	sb.Grow(2*len(n.id) + 2 + len(enc))
+	sb.WriteString(n.id)
+	sb.WriteByte('#')
+	start := sb.Len()
+	sb.Write(enc[:])
+	sb.WriteByte('@')
+	sb.WriteString(n.id)
+	port = sb.String()
+	return port[start:], port, nil
+}
