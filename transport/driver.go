@@ -18,13 +18,26 @@ import (
 // the stream, so the size only trades system calls for copying.
 const handshakeReadSize = 4096
 
-// hsReadBufs holds the read buffers of handshakes (*[]byte of
+// readBufs holds a node's handshake read buffers (*[]byte of
 // handshakeReadSize): set-ups at a high rate would otherwise allocate and
 // clear one per stream and side.
-var hsReadBufs = sync.Pool{New: func() any {
+type readBufs struct{ p sync.Pool }
+
+func (r *readBufs) get() *[]byte {
+	if r != nil {
+		if b, ok := r.p.Get().(*[]byte); ok {
+			return b
+		}
+	}
 	b := make([]byte, handshakeReadSize)
 	return &b
-}}
+}
+
+func (r *readBufs) put(b *[]byte) {
+	if r != nil {
+		r.p.Put(b)
+	}
+}
 
 // DriveOptions tells Drive how to perform the parts of a handshake that
 // need the outside world.
@@ -53,6 +66,8 @@ type DriveOptions struct {
 	// resume is the node's TLS resumption state (tlsresume.go); nil
 	// means full handshakes only.
 	resume *tlsResumer
+	// bufs is the node's pool of read buffers; nil allocates one.
+	bufs *readBufs
 }
 
 // Drive runs the handshake machine m over conn until it is done or has
@@ -96,9 +111,9 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 	}
 
 	// The read buffer is only read from here (the machine copies what it
-	// keeps), so handshakes share a pool of them.
-	bp := hsReadBufs.Get().(*[]byte)
-	defer hsReadBufs.Put(bp)
+	// keeps), so a node's handshakes share a pool of them.
+	bp := opt.bufs.get()
+	defer opt.bufs.put(bp)
 	buf := *bp
 	fail := func(err error) (net.Conn, *handshake.Result, error) {
 		conn.Close()

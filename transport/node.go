@@ -494,7 +494,7 @@ func (n *endpoint) randomID() (string, error) {
 
 // driveOptions returns the options for Drive on a stream of nw.
 func (n *endpoint) driveOptions(nw Network) DriveOptions {
-	o := DriveOptions{Clock: n.clock, TLS: n.cfg.TLS, resume: n.resume}
+	o := DriveOptions{Clock: n.clock, TLS: n.cfg.TLS, resume: n.resume, bufs: &n.bufs}
 	if s, ok := nw.(SecureNetwork); ok {
 		o.Secure = s
 	}
@@ -532,6 +532,8 @@ type endpoint struct {
 	clock Clock
 	// resume is the TLS session resumption state (tlsresume.go).
 	resume *tlsResumer
+	// bufs are the handshakes' read buffers (driver.go).
+	bufs readBufs
 }
 
 // dialHandshake dials addr on nw and runs the handshake as the connecting
