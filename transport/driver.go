@@ -221,6 +221,17 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 			conn = tc
 			m.TLSEstablished(time.Now(), handshake.TLSInfo{Exporter: ChannelBindingOf(st), Bound: st.NegotiatedProtocol})
 		case handshake.PeerGreeting:
+			if len(held) > 0 {
+				// Bytes after the peer's nonce line while our greeting is
+				// deferred: the machine refuses them (ErrEarlyData), as it
+				// would have had they come in one piece.
+				p := held
+				held = nil
+				m.Receive(time.Now(), p)
+				if m.Ended() {
+					continue
+				}
+			}
 			var extra []wire.KV
 			var err error
 			if opt.OnPeerGreeting != nil {
