@@ -539,11 +539,16 @@ func (h *Machine) onNonce(line string) {
 // the client (AEMP), except between nodes of this project (both greetings
 // carry KeyGo) when exactly one greeting carries KeyTLSTicket: that side
 // holds a session ticket for the other and is the client, so it can
-// resume. Both sides see both greetings, so they agree.
+// resume; otherwise, when both list ExtTLSBind, the acceptor (the side
+// whose greeting is deferred) is the client (tlsbind.go). Both sides see
+// both greetings, so they agree.
 func (h *Machine) tlsClient() bool {
 	if _, peerGo := h.peer.Get(wire.KeyGo); peerGo && h.ourGo {
 		if _, peerTicket := h.peer.Get(wire.KeyTLSTicket); peerTicket != h.ourTicket {
 			return h.ourTicket
+		}
+		if h.ourBind && goExt(h.peer, ExtTLSBind) {
+			return h.cfg.DeferGreeting
 		}
 	}
 	return h.l2 < h.r2

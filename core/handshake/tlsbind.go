@@ -44,6 +44,13 @@ import (
 // first of its own list that the peer accepts. Perl peers never list the
 // extension and keep the auth lines.
 //
+// The TLS role follows too, unless a session ticket decides it (see
+// StartTLS): the acceptor, whose greeting answers the initiator's, is the
+// TLS client, so that its greeting and its ClientHello leave in one
+// flight and the TLS handshake starts half a round trip earlier than when
+// the initiator, which learns its role only from the acceptor's lines,
+// is the client.
+//
 // The binding applies to messaging connections only. A data connection
 // is handed to the user as it is, and its TLS server may send session
 // tickets after the handshake: the TLS client reads them on its way to

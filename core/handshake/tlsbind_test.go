@@ -8,10 +8,11 @@ import (
 	"github.com/aemp-go/dataconn/core/wire"
 )
 
-// bindPair runs the greetings of two machines (A dials, B accepts) to
-// their StartTLS actions.
+// bindPair runs the greetings of two machines (A dials, B accepts: its
+// greeting is deferred) to their StartTLS actions.
 func bindPair(t *testing.T, ca, cb Config) (a, b *Machine, sa, sb StartTLS) {
 	t.Helper()
+	cb.DeferGreeting = true
 	var err error
 	if a, err = New(ca, "nonce-a", t0); err != nil {
 		t.Fatal(err)
@@ -19,9 +20,14 @@ func bindPair(t *testing.T, ca, cb Config) (a, b *Machine, sa, sb StartTLS) {
 	if b, err = New(cb, "nonce-b", t0); err != nil {
 		t.Fatal(err)
 	}
-	wa, wb := drain(a), drain(b)
+	wa := drain(a)
 	b.Receive(t0, wa[0].(Write).Data)
-	a.Receive(t0, wb[0].(Write).Data)
+	if acts := drain(b); len(acts) != 1 {
+		t.Fatalf("acceptor after the greeting: %#v", acts)
+	}
+	b.SendGreeting(t0, nil)
+	wb := b.Poll()
+	a.Receive(t0, wb.(Write).Data)
 	find := func(acts []Action) StartTLS {
 		for _, x := range acts {
 			if st, ok := x.(StartTLS); ok {
@@ -39,7 +45,8 @@ func bindCfg(id, ext string) Config {
 }
 
 // TestTLSBind: two machines whose greetings list ExtTLSBind ask the TLS
-// layer for the same binding in opposite roles and, once TLS reports it
+// layer for the same binding, the acceptor as the client, and, once TLS
+// reports it
 // negotiated, end without auth lines (tls_bind, framings chosen from the
 // greetings); a different negotiated value fails the handshake with
 // ErrAuthFailed.
@@ -48,7 +55,7 @@ func TestTLSBind(t *testing.T) {
 	cb.AcceptFramings = []string{"json", "msgpack"}
 	cb.SendFramings = []string{"json", "msgpack"}
 	a, b, sa, sb := bindPair(t, bindCfg("A", "1,"+ExtTLSBind), cb)
-	if sa.Bind == "" || sa.Bind != sb.Bind || !strings.HasPrefix(sa.Bind, TLSBindPrefix) || sa.Client == sb.Client {
+	if sa.Bind == "" || sa.Bind != sb.Bind || !strings.HasPrefix(sa.Bind, TLSBindPrefix) || sa.Client || !sb.Client {
 		t.Fatalf("StartTLS A %+v, B %+v", sa, sb)
 	}
 	a.TLSEstablished(t0, TLSInfo{Bound: sa.Bind})
