@@ -184,7 +184,7 @@ func NewDataConns(cfg Config, host Host) (*DataConns, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return newDataConns(&endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, clock: cfg.Clock, resume: newTLSResumer(cfg.Rand)}, host), nil
+	return newDataConns(&endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, resume: newTLSResumer(cfg.Rand)}, host), nil
 }
 
 func newDataConns(ep *endpoint, host Host) *DataConns {
@@ -576,7 +576,7 @@ type setupWatch struct {
 
 // late reports that the set-up's deadline has passed: the timeout then
 // decides its outcome.
-func (s *setupWatch) late() bool { return !s.d.ep.clock.Now().Before(s.deadline) }
+func (s *setupWatch) late() bool { return !time.Now().Before(s.deadline) }
 
 // portKilled cancels the set-up with the target's kill reason, unless
 // the deadline passed.

@@ -108,8 +108,6 @@ type Config struct {
 	MaxSendQueue int
 	// DataConn tunes data connections.
 	DataConn DataConnConfig
-	// Clock is the time source; default SystemClock.
-	Clock Clock
 	// Rand supplies nonces and ids; default crypto/rand.Reader.
 	Rand io.Reader
 	// Logger receives diagnostics; default slog.Default() with attribute
@@ -183,9 +181,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxSendQueue <= 0 {
 		c.MaxSendQueue = DefaultMaxSendQueue
-	}
-	if c.Clock == nil {
-		c.Clock = SystemClock{}
 	}
 	if c.Rand == nil {
 		c.Rand = rand.Reader
@@ -266,7 +261,7 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
-		endpoint:  &endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, clock: cfg.Clock, resume: newTLSResumer(cfg.Rand)},
+		endpoint:  &endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, resume: newTLSResumer(cfg.Rand)},
 		ctx:       ctx,
 		cancel:    cancel,
 		networks:  map[string]Network{},
@@ -488,7 +483,7 @@ func (n *endpoint) randomID() (string, error) {
 
 // driveOptions returns the options for Drive on a stream of nw.
 func (n *endpoint) driveOptions(nw Network) DriveOptions {
-	o := DriveOptions{Clock: n.clock, TLS: n.cfg.TLS, resume: n.resume}
+	o := DriveOptions{TLS: n.cfg.TLS, resume: n.resume}
 	if s, ok := nw.(SecureNetwork); ok {
 		o.Secure = s
 	}
@@ -518,12 +513,11 @@ func (n *Node) dialHandshake(ctx context.Context, a, protocol string, extra []wi
 }
 
 // endpoint holds what every handshake of a node needs: its configuration,
-// identity, clock and logger. The Node and a stand-alone DataConns share it.
+// identity and logger. The Node and a stand-alone DataConns share it.
 type endpoint struct {
-	cfg   Config
-	id    string
-	log   *slog.Logger
-	clock Clock
+	cfg Config
+	id  string
+	log *slog.Logger
 	// resume is the TLS session resumption state (tlsresume.go).
 	resume *tlsResumer
 }
@@ -545,7 +539,7 @@ func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol
 		c.Close()
 		return nil, nil, err
 	}
-	m, err := handshake.New(n.handshakeConfig(protocol, extra, false, nw, c), nonce, n.clock.Now())
+	m, err := handshake.New(n.handshakeConfig(protocol, extra, false, nw, c), nonce, time.Now())
 	if err != nil {
 		c.Close()
 		return nil, nil, err
@@ -575,7 +569,7 @@ func (l *listener) serve(p *pendingHS) {
 		c.Close()
 		return
 	}
-	m, err := handshake.New(n.handshakeConfig(wire.ProtocolMessaging, nil, true, l.nw, c), nonce, n.clock.Now())
+	m, err := handshake.New(n.handshakeConfig(wire.ProtocolMessaging, nil, true, l.nw, c), nonce, time.Now())
 	if err != nil {
 		done()
 		c.Close()
