@@ -45,7 +45,9 @@
 // Each machine keeps its deadlines in a small table of named kinds
 // (handshake.TimerKind, rendezvous.TimerKind, peer.TimerKind); Deadline
 // is the minimum over the table, Tick fires what is due, and Timers lists
-// what is pending, so a test can print it.
+// what is pending, so a test can print it. The table is one generic type
+// for all three (core/internal/timers: an indexed min-heap keyed by each
+// machine's own key); each machine names its kinds and fires its rules.
 //
 // # Rules
 //

@@ -38,8 +38,8 @@
 // # Files
 //
 // rendezvous.go (initiator, target, acceptor), rendezvous_flow.go
-// (windows and queues of set-ups), rendezvous_timers.go (the timer
-// table), rendezvous_types.go (Config, defaults, actions, rules, *Error),
+// (windows and queues of set-ups), rendezvous_timers.go (its
+// timer kinds and index, on the table of core/internal/timers), rendezvous_types.go (Config, defaults, actions, rules, *Error),
 // reason.go (ClassifyKillReason), dialplan.go (DialPlan, the
 // happy-eyeballs schedule of dials to a list of addresses).
 //

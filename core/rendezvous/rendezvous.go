@@ -143,6 +143,7 @@ func New(cfg Config) *Machine {
 		targets:       make(map[string]*rvTargetQ),
 		waits:         make(map[string]*rvWaitQ),
 		waitIDs:       make(map[string]*rvExp),
+		timers:        newTimerTable(),
 	}
 }
 
@@ -224,7 +225,7 @@ func (r *Machine) Connect(now time.Time, req ConnectRequest) {
 	if !req.Start.IsZero() && req.Start.Before(now) {
 		start = req.Start
 	}
-	r.timers.set(idTimer(TimerConnect, req.ID), start.Add(min(req.Timeout, MaxTimeout)))
+	r.timers.Set(idTimer(TimerConnect, req.ID), start.Add(min(req.Timeout, MaxTimeout)))
 	if !tq.hasRoom() {
 		// The target holds no more pending set-ups from us: wait for a
 		// slot. Nothing is sent, so nothing runs remotely if the wait
@@ -312,8 +313,8 @@ func (r *Machine) unfast(o *rvOut) {
 
 // finishOut forgets o; held duplicates of its dial-back are refused.
 func (r *Machine) finishOut(o *rvOut, rule error) {
-	r.timers.stop(idTimer(TimerConnect, o.req.ID))
-	r.timers.stop(idTimer(TimerDialStagger, o.req.ID))
+	r.timers.Stop(idTimer(TimerConnect, o.req.ID))
+	r.timers.Stop(idTimer(TimerDialStagger, o.req.ID))
 	if o.backMatched {
 		delete(r.admitted, o.backRef)
 	}
@@ -355,7 +356,7 @@ func (r *Machine) checkOutExhausted(o *rvOut) {
 		// dial again, still within the timeout.
 		o.retried = true
 		r.unfast(o)
-		r.timers.stop(idTimer(TimerDialStagger, o.req.ID))
+		r.timers.Stop(idTimer(TimerDialStagger, o.req.ID))
 		o.plan = nil
 		o.phase = rvPhaseRoundTrip
 		r.emit(RoundTrip{ID: o.req.ID, To: o.req.Target})
@@ -492,7 +493,7 @@ func (r *Machine) Expect(now time.Time, from string, m wire.NodeMsgExpect) {
 		initFunc: m.InitFunc,
 		initData: slices.Clone(m.InitData),
 	}
-	r.timers.set(idTimer(TimerExpect, e.id), now.Add(rvClampSeconds(m.Timeout)))
+	r.timers.Set(idTimer(TimerExpect, e.id), now.Add(rvClampSeconds(m.Timeout)))
 	if r.expPerPeer[from] >= r.cfg.MaxExpectPerPeer || r.waits[from] != nil {
 		// Flow control: the expectation waits (within its timeout) for
 		// one of from's pending ones to settle, in arrival order.
@@ -507,7 +508,7 @@ func (r *Machine) Expect(now time.Time, from string, m wire.NodeMsgExpect) {
 func (r *Machine) expectExpired(now time.Time, e *rvExp) {
 	if e.claimed && !e.expired {
 		e.expired = true
-		r.timers.set(idTimer(TimerExpect, e.id), now.Add(r.cfg.ClaimGrace))
+		r.timers.Set(idTimer(TimerExpect, e.id), now.Add(r.cfg.ClaimGrace))
 		return
 	}
 	r.expireExp(e)
@@ -539,8 +540,8 @@ func (r *Machine) sendKill(to, portName, text string) {
 
 // finishExp forgets e; held duplicates for it are refused with rule.
 func (r *Machine) finishExp(e *rvExp, rule error) {
-	r.timers.stop(idTimer(TimerExpect, e.id))
-	r.timers.stop(idTimer(TimerDialStagger, e.id))
+	r.timers.Stop(idTimer(TimerExpect, e.id))
+	r.timers.Stop(idTimer(TimerDialStagger, e.id))
 	if e.claimed {
 		delete(r.admitted, e.claimRef)
 	}
@@ -662,11 +663,11 @@ func (r *Machine) holdOrRefuse(now time.Time, ref ConnRef, id, peer string, hasG
 	r.held[ref] = h
 	r.heldByID[id] = append(r.heldByID[id], h)
 	r.heldPerPeer[peer]++
-	r.timers.set(holdTimer(ref), now.Add(r.cfg.EarlyHold))
+	r.timers.Set(holdTimer(ref), now.Add(r.cfg.EarlyHold))
 }
 
 func (r *Machine) unhold(h *rvHeld) {
-	r.timers.stop(holdTimer(h.ref))
+	r.timers.Stop(holdTimer(h.ref))
 	delete(r.held, h.ref)
 	list := r.heldByID[h.id]
 	if i := slices.Index(list, h); i >= 0 {
@@ -830,9 +831,9 @@ func (r *Machine) planStart(now time.Time, p *rvDialPlan) {
 		r.emit(Dial{ID: p.id, Addr: addr, Node: p.node})
 	}
 	if due := p.Due(); !due.IsZero() {
-		r.timers.set(idTimer(TimerDialStagger, p.id), due)
+		r.timers.Set(idTimer(TimerDialStagger, p.id), due)
 	} else {
-		r.timers.stop(idTimer(TimerDialStagger, p.id))
+		r.timers.Stop(idTimer(TimerDialStagger, p.id))
 	}
 }
 
