@@ -149,15 +149,21 @@ type DataConns struct {
 	ep   *endpoint
 	host Host
 
-	mu      sync.Mutex
-	rv      *rendezvous.Machine
-	closed  bool
-	funcs   map[string]InitFunc
-	refSeq  rendezvous.ConnRef
-	conns   map[rendezvous.ConnRef]net.Conn
-	holds   map[rendezvous.ConnRef]chan holdDecision
-	waiters map[string]chan *dcOutcome
-	cancels map[string]context.CancelFunc // id → cancels its dials and round trip
+	mu     sync.Mutex
+	rv     *rendezvous.Machine
+	closed bool
+	funcs  map[string]InitFunc
+	refSeq rendezvous.ConnRef
+	// handles holds one record per connection handle of the machine.
+	handles map[rendezvous.ConnRef]dcHandle
+	// requests holds one record per data connection id: ours, or one we
+	// dial back.
+	requests map[string]*dcRequest
+	// queue holds the actions the machine emitted and DataConns has not
+	// run yet, in order; running is set while a goroutine runs them (one
+	// at a time, so that the actions of two inputs never interleave).
+	queue   []any
+	running bool
 	timer   *time.Timer
 	timerAt time.Time
 	wg      sync.WaitGroup
@@ -165,6 +171,49 @@ type DataConns struct {
 	// so that init functions blocked on them return.
 	inits map[net.Conn]struct{}
 }
+
+// dcHandle is what DataConns keeps for one connection handle (a
+// rendezvous.ConnRef): the stream, once dialed or accepted, and for an
+// accepted greeting the channel that waits for Admit or Refuse.
+type dcHandle struct {
+	conn net.Conn
+	hold chan holdDecision
+}
+
+// dcRequest is what DataConns keeps for one data connection id, in one
+// allocation (a burst queues many set-ups; each stays small): for our own
+// set-ups what ConnectTo waits on (done, then outcome), the deadline and
+// whether the target killed the request's port; while dials or a round
+// trip of the id run, their flight. A dial-back's record has no done.
+type dcRequest struct {
+	d        *DataConns
+	id       string
+	deadline time.Time
+	done     chan struct{} // gets one value when outcome is set
+	outcome  *dcOutcome
+	flight   *dcFlight
+	killed   atomic.Bool
+}
+
+// finish sets the outcome of one of our set-ups and wakes its ConnectTo.
+func (r *dcRequest) finish(o *dcOutcome) {
+	if r.done != nil {
+		r.outcome = o
+		r.done <- struct{}{}
+	}
+}
+
+// dcFlight is the dials and round trip of one id in flight: cancel ends
+// them; n counts them, so that a dial-back's record goes with its last.
+type dcFlight struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	n      int
+}
+
+// closeUntaken follows the actions of IncomingDone in the queue: the
+// stream of ref, if no action took it, is closed.
+type closeUntaken struct{ ref rendezvous.ConnRef }
 
 type holdDecision struct {
 	extra []wire.KV
@@ -203,12 +252,10 @@ func newDataConns(ep *endpoint, host Host) *DataConns {
 			MaxQueuedPerTarget:    dc.MaxQueuedPerTarget,
 			MaxExpectQueuePerPeer: dc.MaxExpectQueuePerPeer,
 		}),
-		funcs:   map[string]InitFunc{},
-		inits:   map[net.Conn]struct{}{},
-		conns:   map[rendezvous.ConnRef]net.Conn{},
-		holds:   map[rendezvous.ConnRef]chan holdDecision{},
-		waiters: map[string]chan *dcOutcome{},
-		cancels: map[string]context.CancelFunc{},
+		funcs:    map[string]InitFunc{},
+		inits:    map[net.Conn]struct{}{},
+		handles:  map[rendezvous.ConnRef]dcHandle{},
+		requests: map[string]*dcRequest{},
 	}
 }
 
@@ -219,30 +266,57 @@ func (d *DataConns) Register(name string, f InitFunc) {
 	d.mu.Unlock()
 }
 
-// do runs one input on the machine and executes the resulting actions.
-func (d *DataConns) do(input func(now time.Time)) {
+// do runs one input on the machine and then the actions it emitted, in
+// order, followed by after (steps of DataConns itself). Actions of
+// different inputs run one at a time in the order of their inputs: when
+// another goroutine is running actions, it runs these too and do returns
+// at once.
+func (d *DataConns) do(input func(now time.Time), after ...any) {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		return
 	}
 	input(time.Now())
-	acts := d.drainLocked()
+	d.drainLocked()
+	d.queue = append(d.queue, after...)
+	if d.running {
+		d.mu.Unlock()
+		return
+	}
+	d.running = true
+	var closes []net.Conn
+	for i := 0; i < len(d.queue) && !d.closed; i++ {
+		a := d.queue[i]
+		d.queue[i] = nil
+		d.mu.Unlock()
+		if c := d.exec(a); c != nil {
+			closes = append(closes, c)
+		}
+		d.mu.Lock()
+	}
+	if cap(d.queue) > 64 {
+		d.queue = nil // a burst's backlog is not kept
+	} else {
+		d.queue = d.queue[:0]
+	}
+	d.running = false
 	d.mu.Unlock()
-	for _, a := range acts {
-		d.exec(a)
+	// Streams nobody takes are closed last, outside the lock and the
+	// queue: closing a TLS stream may wait for its peer.
+	for _, c := range closes {
+		c.Close()
 	}
 }
 
-// drainLocked collects pending actions and rearms the timer.
-func (d *DataConns) drainLocked() []rendezvous.Action {
-	var acts []rendezvous.Action
+// drainLocked queues the machine's pending actions and rearms the timer.
+func (d *DataConns) drainLocked() {
 	for {
 		a := d.rv.Poll()
 		if a == nil {
 			break
 		}
-		acts = append(acts, a)
+		d.queue = append(d.queue, a)
 	}
 	if dl := d.rv.Deadline(); !dl.IsZero() && (d.timer == nil || !dl.Equal(d.timerAt)) {
 		if d.timer != nil {
@@ -262,98 +336,124 @@ func (d *DataConns) drainLocked() []rendezvous.Action {
 			})
 		})
 	}
-	return acts
 }
 
-func (d *DataConns) exec(a rendezvous.Action) {
-	switch a := a.(type) {
-	case rendezvous.Send:
-		if err := d.host.SendControl(a.To, a.Msg); err != nil {
-			d.ep.log.Debug("data connection control message not sent", "to", a.To, "err", err)
+// exec runs one action; every action is quick and does not block (sends
+// to channels have room, goroutines do the waiting). It returns a stream
+// to close once the queue is done.
+func (d *DataConns) exec(a any) (closeConn net.Conn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s, ok := a.(rendezvous.Send); ok {
+		// Outside the lock: the host has locks of its own.
+		d.mu.Unlock()
+		if err := d.host.SendControl(s.To, s.Msg); err != nil {
+			d.ep.log.Debug("data connection control message not sent", "to", s.To, "err", err)
 		}
+		d.mu.Lock()
+		return nil
+	}
+	if d.closed {
+		return nil
+	}
+	switch a := a.(type) {
 	case rendezvous.RoundTrip:
-		ctx := d.idContext(a.ID)
-		d.wg.Add(1)
+		ctx := d.takeoffLocked(a.ID)
 		go func() {
-			defer d.wg.Done()
+			defer d.landed(a.ID)
 			if err := d.host.RoundTrip(ctx, a.To); err == nil {
 				d.do(func(now time.Time) { d.rv.RoundTripDone(now, a.ID) })
 			}
 		}()
 	case rendezvous.Dial:
-		ctx := d.idContext(a.ID)
-		d.wg.Add(1)
+		ctx := d.takeoffLocked(a.ID)
 		go func() {
-			defer d.wg.Done()
+			defer d.landed(a.ID)
 			d.dial(ctx, a)
 		}()
 	case rendezvous.Deliver:
-		d.mu.Lock()
-		c := d.conns[a.Ref]
-		delete(d.conns, a.Ref)
-		w := d.waiters[a.ID]
-		delete(d.waiters, a.ID)
-		d.stopIDLocked(a.ID)
-		d.mu.Unlock()
-		if w != nil && c != nil {
-			w <- &dcOutcome{conn: c}
-		} else if c != nil {
-			c.Close()
+		c := d.takeConnLocked(a.Ref)
+		r := d.endRequestLocked(a.ID)
+		if r == nil || r.done == nil || c == nil {
+			return c
 		}
+		r.finish(&dcOutcome{conn: c})
 	case rendezvous.Fail:
-		d.mu.Lock()
-		w := d.waiters[a.ID]
-		delete(d.waiters, a.ID)
-		d.stopIDLocked(a.ID)
-		d.mu.Unlock()
-		if w != nil {
-			w <- &dcOutcome{err: a.Reason, rule: a.Err}
+		if r := d.endRequestLocked(a.ID); r != nil {
+			r.finish(&dcOutcome{err: a.Reason, rule: a.Err})
 		}
 	case rendezvous.Admit:
-		d.mu.Lock()
-		h := d.holds[a.Ref]
-		delete(d.holds, a.Ref)
-		d.mu.Unlock()
-		if h != nil {
+		if h := d.takeHoldLocked(a.Ref); h != nil {
 			h <- holdDecision{extra: a.Extra}
 		}
 	case rendezvous.Refuse:
-		d.mu.Lock()
-		h := d.holds[a.Ref]
-		delete(d.holds, a.Ref)
-		c := d.conns[a.Ref]
-		delete(d.conns, a.Ref)
-		d.mu.Unlock()
-		if h != nil {
+		if h := d.takeHoldLocked(a.Ref); h != nil {
 			h <- holdDecision{err: a.Err}
 		}
-		if c != nil {
-			c.Close()
-		}
+		return d.takeConnLocked(a.Ref)
 	case rendezvous.CallInit:
-		d.mu.Lock()
-		c := d.conns[a.Ref]
-		delete(d.conns, a.Ref)
-		f := d.funcs[a.Func]
-		d.mu.Unlock()
+		c := d.takeConnLocked(a.Ref)
 		if c == nil {
-			return
+			return nil
 		}
+		f := d.funcs[a.Func]
 		if f == nil {
 			d.ep.log.Warn("data connection for unknown init function closed", "from", a.From, "func", a.Func)
-			c.Close()
-			return
+			return c
 		}
-		d.runInit(f, a.From, a.Data, c)
+		d.runInitLocked(f, a.From, a.Data, c)
 	case rendezvous.Close:
-		d.mu.Lock()
-		c := d.conns[a.Ref]
-		delete(d.conns, a.Ref)
-		d.mu.Unlock()
-		if c != nil {
-			c.Close()
-		}
+		return d.takeConnLocked(a.Ref)
+	case closeUntaken:
+		return d.takeConnLocked(a.ref)
 	}
+	return nil
+}
+
+// takeConnLocked removes and returns the stream of ref (nil if none).
+func (d *DataConns) takeConnLocked(ref rendezvous.ConnRef) net.Conn {
+	h, ok := d.handles[ref]
+	if !ok || h.conn == nil {
+		return nil
+	}
+	c := h.conn
+	if h.conn = nil; h.hold == nil {
+		delete(d.handles, ref)
+	} else {
+		d.handles[ref] = h
+	}
+	return c
+}
+
+// takeHoldLocked removes and returns the hold channel of ref (nil if
+// none).
+func (d *DataConns) takeHoldLocked(ref rendezvous.ConnRef) chan holdDecision {
+	h, ok := d.handles[ref]
+	if !ok || h.hold == nil {
+		return nil
+	}
+	hold := h.hold
+	if h.hold = nil; h.conn == nil {
+		delete(d.handles, ref)
+	} else {
+		d.handles[ref] = h
+	}
+	return hold
+}
+
+// endRequestLocked forgets the request id, cancels what of it is in
+// flight and returns its record (nil if none).
+func (d *DataConns) endRequestLocked(id string) *dcRequest {
+	r := d.requests[id]
+	if r == nil {
+		return nil
+	}
+	delete(d.requests, id)
+	if r.flight != nil {
+		r.flight.cancel()
+		r.flight = nil
+	}
+	return r
 }
 
 // runInit runs an init function in its own goroutine; its stream is
@@ -365,9 +465,13 @@ func (d *DataConns) runInit(f InitFunc, from string, data []any, c net.Conn) {
 		c.Close()
 		return
 	}
+	d.runInitLocked(f, from, data, c)
+	d.mu.Unlock()
+}
+
+func (d *DataConns) runInitLocked(f InitFunc, from string, data []any, c net.Conn) {
 	d.inits[c] = struct{}{}
 	d.wg.Add(1)
-	d.mu.Unlock()
 	go func() {
 		defer d.wg.Done()
 		defer func() {
@@ -379,35 +483,45 @@ func (d *DataConns) runInit(f InitFunc, from string, data []any, c net.Conn) {
 	}()
 }
 
-// idContext returns the context of a pending outgoing id (cancelled when
-// the id is decided).
-func (d *DataConns) idContext(id string) context.Context {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	if old := d.cancels[id]; old != nil {
-		prev := old
-		d.cancels[id] = func() { prev(); cancel() }
-	} else {
-		d.cancels[id] = cancel
+// takeoffLocked counts one more dial or round trip of id in flight and
+// returns its context, cancelled when the id is decided (or DataConns
+// closes). landed counts it back.
+func (d *DataConns) takeoffLocked(id string) context.Context {
+	r := d.requests[id]
+	if r == nil {
+		r = &dcRequest{id: id} // a dial-back
+		d.requests[id] = r
 	}
-	if d.closed {
-		cancel()
+	if r.flight == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		r.flight = &dcFlight{ctx: ctx, cancel: cancel}
 	}
-	return ctx
+	r.flight.n++
+	d.wg.Add(1)
+	return r.flight.ctx
 }
 
-func (d *DataConns) stopIDLocked(id string) {
-	if c := d.cancels[id]; c != nil {
-		c()
-		delete(d.cancels, id)
+// landed ends one dial or round trip of id. A dial-back's record (no
+// ConnectTo waits on it) goes with its last one.
+func (d *DataConns) landed(id string) {
+	d.mu.Lock()
+	if r := d.requests[id]; r != nil && r.flight != nil {
+		if r.flight.n--; r.flight.n == 0 {
+			r.flight.cancel()
+			r.flight = nil
+			if r.done == nil {
+				delete(d.requests, id)
+			}
+		}
 	}
+	d.mu.Unlock()
+	d.wg.Done()
 }
 
 func (d *DataConns) newRefLocked(c net.Conn) rendezvous.ConnRef {
 	d.refSeq++
 	if c != nil {
-		d.conns[d.refSeq] = c
+		d.handles[d.refSeq] = dcHandle{conn: c}
 	}
 	return d.refSeq
 }
@@ -498,21 +612,6 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	if portID == "" {
 		portID = d.ep.id + "#" + id
 	}
-	w := make(chan *dcOutcome, 1) // a pointer: a queued set-up holds a small channel
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return fail(ErrDataConnCancelled, "%s: node closed", target)
-	}
-	d.waiters[id] = w
-	d.mu.Unlock()
-	req := rendezvous.ConnectRequest{
-		ID: id, Target: target, Port: portID, Timeout: timeout, Start: start, Window: d.peerWindow(target),
-		InitFunc: initFunc, InitData: initData,
-		TargetAddrs: d.host.ListenerAddrs(target),
-		SelfAddrs:   d.host.ListenerAddrs(d.ep.id),
-		TargetIsGo:  d.host.IsGoPeer(target),
-	}
 	// The whole set-up, messaging connection included, ends at deadline.
 	// Ties are decided in one way (several events can fall on the same
 	// instant, in virtual time always): a stream delivered at the
@@ -521,16 +620,28 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	// its expectation expires (its timer started when the expectation
 	// arrived, so it never fires before our deadline) is never reported
 	// instead of the timeout.
-	sw := &setupWatch{d: d, id: id, deadline: start.Add(timeout)}
-	late := sw.late
-	killed := &sw.killed
+	rq := &dcRequest{d: d, id: id, deadline: start.Add(timeout), done: make(chan struct{}, 1)}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return fail(ErrDataConnCancelled, "%s: node closed", target)
+	}
+	d.requests[id] = rq
+	d.mu.Unlock()
+	req := rendezvous.ConnectRequest{
+		ID: id, Target: target, Port: portID, Timeout: timeout, Start: start, Window: d.peerWindow(target),
+		InitFunc: initFunc, InitData: initData,
+		TargetAddrs: d.host.ListenerAddrs(target),
+		SelfAddrs:   d.host.ListenerAddrs(d.ep.id),
+		TargetIsGo:  d.host.IsGoPeer(target),
+	}
 	timedOut := func() (net.Conn, error) {
 		return nil, &DataConnError{Node: target, Reason: rendezvous.TimeoutReason(target, timeout), Rule: fmt.Errorf("%w: %w", ErrDataConnTimeout, rendezvous.ErrTimeout)}
 	}
 	if pw, ok := d.host.(portWatcher); ok {
 		// The target kills the port named in the expectation when it
 		// refuses or expires it: fail at once with its reason.
-		defer pw.WatchPort(portID, sw.portKilled)()
+		defer pw.WatchPort(portID, rq.portKilled)()
 	}
 	d.do(func(now time.Time) { d.rv.Connect(now, req) })
 	// The whole set-up, messaging connection included, ends at the
@@ -538,14 +649,15 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	// cancels it (no timer of our own: a queued set-up stays small).
 	tctx := ctx
 	select {
-	case o := <-w:
+	case <-rq.done:
+		o := rq.outcome
 		if o.err != nil {
-			if late() {
+			if rq.late() {
 				return timedOut()
 			}
 			rule := ruleOf(o.err, o.rule)
 			// Only the watcher cancels while we wait here.
-			if killed.Load() && errors.Is(o.rule, rendezvous.ErrCancelled) {
+			if rq.killed.Load() && errors.Is(o.rule, rendezvous.ErrCancelled) {
 				rule = fmt.Errorf("%w: %w", ErrDataConnKilled, ruleOf(o.err, nil))
 			}
 			return nil, &DataConnError{Node: target, Reason: o.err, Rule: rule}
@@ -554,33 +666,25 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	case <-tctx.Done():
 		reason := d.ctxReason(tctx, target, timeout)
 		d.do(func(now time.Time) { d.rv.Cancel(now, id, reason) })
-		o := <-w
+		<-rq.done
+		o := rq.outcome
 		if o.conn != nil { // delivered just before the cancel
 			return o.conn, nil
 		}
-		if errors.Is(tctx.Err(), context.DeadlineExceeded) || late() {
+		if errors.Is(tctx.Err(), context.DeadlineExceeded) || rq.late() {
 			return timedOut()
 		}
 		return nil, &DataConnError{Node: target, Reason: o.err, Rule: ruleOf(o.err, o.rule)}
 	}
 }
 
-// setupWatch is what a set-up's port watcher needs, in one allocation
-// (a burst may queue many set-ups; each stays small).
-type setupWatch struct {
-	d        *DataConns
-	id       string
-	deadline time.Time
-	killed   atomic.Bool
-}
-
 // late reports that the set-up's deadline has passed: the timeout then
 // decides its outcome.
-func (s *setupWatch) late() bool { return !time.Now().Before(s.deadline) }
+func (s *dcRequest) late() bool { return !time.Now().Before(s.deadline) }
 
 // portKilled cancels the set-up with the target's kill reason, unless
 // the deadline passed.
-func (s *setupWatch) portKilled(reason []any) {
+func (s *dcRequest) portKilled(reason []any) {
 	if s.late() {
 		return // the timeout decides
 	}
@@ -720,7 +824,7 @@ func (d *DataConns) incomingGreetingProven(ctx context.Context, g wire.Greeting,
 		return 0, nil, ErrClosed
 	}
 	ref := d.newRefLocked(nil)
-	d.holds[ref] = h
+	d.handles[ref] = dcHandle{hold: h}
 	d.mu.Unlock()
 	isProven := false
 	d.do(func(now time.Time) {
@@ -735,7 +839,7 @@ func (d *DataConns) incomingGreetingProven(ctx context.Context, g wire.Greeting,
 		return ref, hd.extra, hd.err
 	case <-ctx.Done():
 		d.mu.Lock()
-		delete(d.holds, ref)
+		d.takeHoldLocked(ref)
 		d.mu.Unlock()
 		return ref, nil, ctx.Err()
 	}
@@ -753,17 +857,12 @@ func (d *DataConns) incomingDone(ref rendezvous.ConnRef, c net.Conn, res *handsh
 		c.Close()
 		return
 	}
-	d.conns[ref] = c
+	h := d.handles[ref]
+	h.conn = c
+	d.handles[ref] = h
 	d.mu.Unlock()
-	d.do(func(now time.Time) { d.rv.IncomingDone(now, ref) })
 	// A stream the machine did not take is closed.
-	d.mu.Lock()
-	left := d.conns[ref]
-	delete(d.conns, ref)
-	d.mu.Unlock()
-	if left != nil {
-		left.Close()
-	}
+	d.do(func(now time.Time) { d.rv.IncomingDone(now, ref) }, closeUntaken{ref})
 }
 
 func (d *DataConns) incomingFailed(ref rendezvous.ConnRef, err error) {
@@ -827,21 +926,23 @@ func (d *DataConns) close() {
 	if d.timer != nil {
 		d.timer.Stop()
 	}
-	for id, c := range d.cancels {
-		c()
-		delete(d.cancels, id)
+	clear(d.queue)
+	d.queue = d.queue[:0]
+	for ref, h := range d.handles {
+		if h.conn != nil {
+			h.conn.Close()
+		}
+		if h.hold != nil {
+			h.hold <- holdDecision{err: ErrClosed}
+		}
+		delete(d.handles, ref)
 	}
-	for ref, c := range d.conns {
-		c.Close()
-		delete(d.conns, ref)
-	}
-	for ref, h := range d.holds {
-		h <- holdDecision{err: ErrClosed}
-		delete(d.holds, ref)
-	}
-	for id, w := range d.waiters {
-		w <- &dcOutcome{err: wire.DataConnReason("%s: node closed", d.ep.id), rule: fmt.Errorf("%w: %w", rendezvous.ErrCancelled, ErrClosed)}
-		delete(d.waiters, id)
+	for id, r := range d.requests {
+		if r.flight != nil {
+			r.flight.cancel()
+		}
+		r.finish(&dcOutcome{err: wire.DataConnReason("%s: node closed", d.ep.id), rule: fmt.Errorf("%w: %w", rendezvous.ErrCancelled, ErrClosed)})
+		delete(d.requests, id)
 	}
 	for c := range d.inits {
 		c.Close()
