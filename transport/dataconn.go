@@ -55,7 +55,7 @@ func (c *DataConnConfig) setDefaults() {
 		c.MaxExpectPerPeer = rendezvous.DefaultMaxExpectPerPeer
 	}
 	if c.DialStagger <= 0 {
-		c.DialStagger = rendezvous.DefaultDialStagger
+		c.DialStagger = wire.DefaultDialStagger
 	}
 	if c.MaxQueuedPerTarget <= 0 {
 		c.MaxQueuedPerTarget = rendezvous.DefaultMaxQueuedPerTarget

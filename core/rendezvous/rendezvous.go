@@ -121,10 +121,10 @@ type rvHeld struct {
 }
 
 // rvDialPlan dials a list of addresses for a data connection id,
-// authenticating as node (DialPlan; its stagger is TimerDialStagger).
+// authenticating as node (wire.DialPlan; its stagger is TimerDialStagger).
 type rvDialPlan struct {
 	id, node string
-	*DialPlan
+	*wire.DialPlan
 }
 
 // New returns an empty machine.
@@ -820,7 +820,7 @@ func (r *Machine) PeerDown(now time.Time, node string, err error) {
 // ---- dial plans ----
 
 func (r *Machine) newPlan(id, node string, addrs []string) *rvDialPlan {
-	return &rvDialPlan{id: id, node: node, DialPlan: NewDialPlan(addrs, r.cfg.DialStagger)}
+	return &rvDialPlan{id: id, node: node, DialPlan: wire.NewDialPlan(addrs, r.cfg.DialStagger)}
 }
 
 // planStart starts the next dial, and arms the stagger timer for the one

@@ -28,8 +28,6 @@ const (
 	DefaultMaxEarlyPerPeer = 16
 	// DefaultMaxExpectPerPeer is the default Config.MaxExpectPerPeer.
 	DefaultMaxExpectPerPeer = 256
-	// DefaultDialStagger is the default Config.DialStagger.
-	DefaultDialStagger = 250 * time.Millisecond
 	// MaxTimeout caps every connect and expectation timeout, so that a
 	// peer cannot pin an expectation (and its memory) for longer, and time
 	// arithmetic cannot overflow. Reason texts still show the value asked for.
@@ -51,7 +49,7 @@ type Config struct {
 	// are refused with a kill sent back. 0 = DefaultMaxExpectPerPeer.
 	MaxExpectPerPeer int
 	// DialStagger is the happy-eyeballs delay between starting dials to
-	// successive addresses; 0 = DefaultDialStagger.
+	// successive addresses; 0 = wire.DefaultDialStagger.
 	DialStagger time.Duration
 	// PerlCompat is set when our own greetings omit KeyGo: peers of this
 	// project then neither confirm our ids nor hold our early streams, so
@@ -96,7 +94,7 @@ func (c Config) normalized() Config {
 		c.MaxExpectPerPeer = DefaultMaxExpectPerPeer
 	}
 	if c.DialStagger <= 0 {
-		c.DialStagger = DefaultDialStagger
+		c.DialStagger = wire.DefaultDialStagger
 	}
 	if c.ClaimGrace <= 0 {
 		c.ClaimGrace = DefaultClaimGrace
