@@ -44,24 +44,24 @@ type DataConnConfig struct {
 	MaxExpectQueuePerPeer int
 }
 
+// setDefaults fills in the rendezvous machine's defaults
+// (rendezvous.Config.WithDefaults), so that the values announced to
+// peers are the ones the machine applies.
 func (c *DataConnConfig) setDefaults() {
-	if c.EarlyHold <= 0 {
-		c.EarlyHold = rendezvous.DefaultEarlyHold
-	}
-	if c.MaxEarlyPerPeer <= 0 {
-		c.MaxEarlyPerPeer = rendezvous.DefaultMaxEarlyPerPeer
-	}
-	if c.MaxExpectPerPeer <= 0 {
-		c.MaxExpectPerPeer = rendezvous.DefaultMaxExpectPerPeer
-	}
-	if c.DialStagger <= 0 {
-		c.DialStagger = wire.DefaultDialStagger
-	}
-	if c.MaxQueuedPerTarget <= 0 {
-		c.MaxQueuedPerTarget = rendezvous.DefaultMaxQueuedPerTarget
-	}
-	if c.MaxExpectQueuePerPeer <= 0 {
-		c.MaxExpectQueuePerPeer = rendezvous.DefaultMaxExpectQueuePerPeer
+	d := c.rendezvousConfig().WithDefaults()
+	c.EarlyHold, c.MaxEarlyPerPeer, c.MaxExpectPerPeer = d.EarlyHold, d.MaxEarlyPerPeer, d.MaxExpectPerPeer
+	c.DialStagger, c.MaxQueuedPerTarget, c.MaxExpectQueuePerPeer = d.DialStagger, d.MaxQueuedPerTarget, d.MaxExpectQueuePerPeer
+}
+
+// rendezvousConfig returns the part of the machine's config c sets.
+func (c *DataConnConfig) rendezvousConfig() rendezvous.Config {
+	return rendezvous.Config{
+		EarlyHold:             c.EarlyHold,
+		MaxEarlyPerPeer:       c.MaxEarlyPerPeer,
+		MaxExpectPerPeer:      c.MaxExpectPerPeer,
+		DialStagger:           c.DialStagger,
+		MaxQueuedPerTarget:    c.MaxQueuedPerTarget,
+		MaxExpectQueuePerPeer: c.MaxExpectQueuePerPeer,
 	}
 }
 
@@ -237,21 +237,12 @@ func NewDataConns(cfg Config, host Host) (*DataConns, error) {
 }
 
 func newDataConns(ep *endpoint, host Host) *DataConns {
-	dc := ep.cfg.DataConn
+	rc := ep.cfg.DataConn.rendezvousConfig()
+	rc.Self, rc.PerlCompat = ep.id, ep.cfg.PerlCompat
 	return &DataConns{
-		ep:   ep,
-		host: host,
-		rv: rendezvous.New(rendezvous.Config{
-			Self:             ep.id,
-			EarlyHold:        dc.EarlyHold,
-			MaxEarlyPerPeer:  dc.MaxEarlyPerPeer,
-			MaxExpectPerPeer: dc.MaxExpectPerPeer,
-			DialStagger:      dc.DialStagger,
-			PerlCompat:       ep.cfg.PerlCompat,
-
-			MaxQueuedPerTarget:    dc.MaxQueuedPerTarget,
-			MaxExpectQueuePerPeer: dc.MaxExpectQueuePerPeer,
-		}),
+		ep:       ep,
+		host:     host,
+		rv:       rendezvous.New(rc),
 		funcs:    map[string]InitFunc{},
 		inits:    map[net.Conn]struct{}{},
 		handles:  map[rendezvous.ConnRef]dcHandle{},
@@ -593,7 +584,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	cancel()
 	if err != nil {
 		if errors.Is(err, ErrNoRoute) {
-			return fail(ErrDataConnNoRoute, "%s: no listeners found", target)
+			return nil, &DataConnError{Node: target, Reason: rendezvous.NoListenersReason(target), Rule: ErrDataConnNoRoute}
 		}
 		if cerr != nil {
 			return d.ctxFailure(cctx, target, timeout)

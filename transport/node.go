@@ -38,8 +38,9 @@ var (
 	ErrClosed = errors.New("aemp: node closed")
 	// ErrNoRoute means no address is known for a node.
 	ErrNoRoute = peer.ErrNoRoute
-	// ErrWrongPeer means a dialed address answered with another node ID.
-	ErrWrongPeer = errors.New("aemp: address belongs to another node")
+	// ErrWrongPeer is peer.ErrWrongPeer: a dialed address answered with
+	// another node ID.
+	ErrWrongPeer = peer.ErrWrongPeer
 	// ErrBadPortID means a port ID is not of the form NODE#NAME.
 	ErrBadPortID = peer.ErrBadPortID
 	// ErrPeerTimeout means nothing arrived from a peer within PeerTimeout.

@@ -109,9 +109,11 @@ func (n *Node) runDial(a peer.Dial) {
 	defer cancel()
 	c, res, _, err := n.dialFirst(ctx, a.Addrs, func(ctx context.Context, addr string) (net.Conn, *handshake.Result, error) {
 		c, res, err := n.dialHandshake(ctx, addr, wire.ProtocolMessaging, n.withTicket(a.Peer, nil))
-		if err == nil && res.PeerNodeID != a.Peer {
-			c.Close()
-			return nil, nil, fmt.Errorf("%w: %s answered as %q, expected %q", ErrWrongPeer, addr, res.PeerNodeID, a.Peer)
+		if err == nil {
+			if werr := peer.CheckDialed(addr, a.Peer, res.PeerNodeID); werr != nil {
+				c.Close()
+				return nil, nil, werr
+			}
 		}
 		return c, res, err
 	})

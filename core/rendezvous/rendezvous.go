@@ -130,7 +130,7 @@ type rvDialPlan struct {
 // New returns an empty machine.
 func New(cfg Config) *Machine {
 	return &Machine{
-		cfg:         cfg.normalized(),
+		cfg:         cfg.WithDefaults(),
 		out:         make(map[string]*rvOut),
 		exps:        make(map[string]*rvExp),
 		expPerPeer:  make(map[string]int),
@@ -199,7 +199,7 @@ func (r *Machine) Connect(now time.Time, req ConnectRequest) {
 	tAddrs := rvDedupe(req.TargetAddrs)
 	sAddrs := rvDedupe(req.SelfAddrs)
 	if len(tAddrs) == 0 && len(sAddrs) == 0 {
-		fail(ErrNoListeners, req.Target+": no listeners found")
+		fail(ErrNoListeners, noListenersText(req.Target))
 		return
 	}
 	if req.Timeout <= 0 {
@@ -262,6 +262,15 @@ func (r *Machine) connectExpired(o *rvOut) {
 	text := rvTimeoutText(o.req.Target, o.req.Timeout)
 	r.emit(Fail{ID: o.req.ID, Reason: wire.DataConnReason("%s", text), Err: rvErr(ErrTimeout, o.req.Target, text)})
 }
+
+// NoListenersReason is the kill reason of a set-up to target when no
+// listener address is known for either node (nor a route to target), as
+// Perl words it: "TARGET: no listeners found". Its rule is ErrNoListeners.
+func NoListenersReason(target string) *wire.KillReason {
+	return wire.DataConnReason("%s", noListenersText(target))
+}
+
+func noListenersText(target string) string { return target + ": no listeners found" }
 
 // TimeoutReason is the kill reason of a set-up to target that did not
 // succeed within d, as Perl words it: "TARGET: unable to establish

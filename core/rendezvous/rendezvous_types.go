@@ -83,7 +83,10 @@ const (
 // DefaultClaimGrace is the default Config.ClaimGrace.
 const DefaultClaimGrace = 30 * time.Second
 
-func (c Config) normalized() Config {
+// WithDefaults returns c with every zero (or negative) field set to its
+// default: the one place the defaults of data connections are applied
+// (transport.DataConnConfig takes them from here).
+func (c Config) WithDefaults() Config {
 	if c.EarlyHold <= 0 {
 		c.EarlyHold = DefaultEarlyHold
 	}
