@@ -182,7 +182,7 @@ func NewDataConns(cfg Config, host Host) (*DataConns, error) {
 
 func newDataConns(ep *endpoint, host Host) *DataConns {
 	rc := ep.cfg.DataConn.rendezvousConfig()
-	rc.Self, rc.PerlCompat = ep.id, ep.cfg.PerlCompat
+	rc.Self, rc.PerlCompat, rc.RequireInit = ep.id, ep.cfg.PerlCompat, true
 	return &DataConns{
 		ep:       ep,
 		host:     host,
@@ -198,6 +198,7 @@ func newDataConns(ep *endpoint, host Host) *DataConns {
 func (d *DataConns) Register(name string, f InitFunc) {
 	d.mu.Lock()
 	d.funcs[name] = f
+	d.rv.RegisterInit(name)
 	d.mu.Unlock()
 }
 

@@ -26,21 +26,9 @@ func (d *DataConns) HandleControl(from string, m wire.NodeMsg) bool {
 	return true
 }
 
+// expect hands an _expect to the machine, which refuses one for an init
+// function that is not registered (rendezvous.Config.RequireInit).
 func (d *DataConns) expect(from string, m wire.NodeMsgExpect) {
-	d.mu.Lock()
-	_, known := d.funcs[m.InitFunc]
-	d.mu.Unlock()
-	if !known {
-		// Refuse at once: the initiator's port is killed with the reason
-		// and its ConnectTo fails instead of handing over a stream that
-		// nobody reads.
-		if node, name, err := SplitPortID(m.Port); err == nil && node == from && name != "" {
-			r := wire.DataConnReason("%s: no init function %q", d.ep.id, m.InitFunc)
-			d.host.SendControl(from, wire.KillMsg(name, r.Values()...))
-		}
-		d.ep.log.Debug("expectation for unknown init function refused", "from", from, "func", m.InitFunc)
-		return
-	}
 	d.do(func(now time.Time) { d.rv.Expect(now, from, m) })
 }
 

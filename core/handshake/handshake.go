@@ -148,7 +148,7 @@ const (
 	stEnded                   // Done or Failed queued
 )
 
-// Handshake is the pure state machine of one side of an AEMP v1
+// Machine is the pure state machine of one side of an AEMP v1
 // handshake. It does no I/O and reads no clock: feed it events
 // (Receive, PeerClosed, TLSEstablished, TLSFailed, SendGreeting, Abort,
 // Tick) and drain its actions with Poll after each event. It is not safe

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aemp-go/dataconn/core/wire"
 )
 
-// Rendezvous is the pure state machine that pairs data connections
+// Machine is the pure rendezvous machine that pairs data connections
 // (aemp-dataconn) with the requests that asked for them, on both sides:
 //
 //   - initiator: Connect sends _expect to the target, then dials the
@@ -29,6 +30,7 @@ type Machine struct {
 	cfg     Config
 	seq     uint64
 	timers  rvTimerTable
+	inits   map[string]bool // registered init functions (RequireInit)
 	actions []Action
 	head    int
 
@@ -482,6 +484,12 @@ func (r *Machine) Expect(now time.Time, from string, m wire.NodeMsgExpect) {
 		r.sendKill(from, portName, text)
 	}
 	switch {
+	case r.cfg.RequireInit && !r.inits[m.InitFunc]:
+		// Only a port of the sender is killed.
+		if i := strings.LastIndexByte(m.Port, '#'); i > 0 && m.Port[:i] == from && m.Port[i+1:] != "" {
+			r.sendKill(from, m.Port[i+1:], r.cfg.Self+": no init function "+strconv.Quote(m.InitFunc))
+		}
+		return
 	case m.ID == "":
 		refuse(r.cfg.Self + ": empty data connection id from " + from)
 		return
@@ -510,6 +518,15 @@ func (r *Machine) Expect(now time.Time, from string, m wire.NodeMsgExpect) {
 		return
 	}
 	r.recordExp(e)
+}
+
+// RegisterInit records that the init function name exists on this node
+// (see Config.RequireInit).
+func (r *Machine) RegisterInit(name string) {
+	if r.inits == nil {
+		r.inits = make(map[string]bool)
+	}
+	r.inits[name] = true
 }
 
 // expectExpired runs when the timer of the recorded expectation e falls

@@ -34,7 +34,7 @@ const (
 	MaxTimeout = 24 * time.Hour
 )
 
-// Config configures a Rendezvous. Zero (or negative) fields take
+// Config configures a Machine. Zero (or negative) fields take
 // their defaults.
 type Config struct {
 	// Self is our node ID; it starts the texts of kill reasons we send.
@@ -56,6 +56,11 @@ type Config struct {
 	// TargetIsGo is ignored (the Perl flow is used) and DialDone does not
 	// require ConfirmKey.
 	PerlCompat bool
+	// RequireInit refuses, at once, an expectation whose init function
+	// was not registered (RegisterInit): the initiator's port is killed
+	// with "SELF: no init function NAME" (ErrNoInitFunc), so its
+	// ConnectTo fails instead of handing over a stream nobody reads.
+	RequireInit bool
 	// ClaimGrace is how long an expectation whose timer fired lives on
 	// while an accepted stream holds its claim (its match was already
 	// confirmed to the initiator); the stream's handshake timeout normally
@@ -155,7 +160,7 @@ type Send struct {
 }
 
 // RoundTrip: do a snd round trip to node To, then call
-// Rendezvous.RoundTripDone(ID).
+// Machine.RoundTripDone(ID).
 type RoundTrip struct{ ID, To string }
 
 // Dial: dial Addr now with protocol aemp-dataconn and dataconn_id=ID; the
