@@ -1,4 +1,4 @@
-// Package transport binds the pure machines of package core to real
+// Package transport binds the pure machines under core to real
 // streams: it holds the interfaces a network adapter provides (Network,
 // SecureNetwork), the driver that runs a handshake machine over a
 // stream (Drive), the Node — the embedding API — and DataConns, which
@@ -94,4 +94,18 @@
 // testing/synctest bubble with virtual time: latencies of seconds cost
 // nothing, and the same seed gives the same network behaviour (see package
 // memnet).
+//
+// # Files
+//
+// By concern: node.go (Config, Node), endpoint.go (what every handshake
+// of a node needs, dialing one), listener.go (accepting and admitting
+// handshakes), peers.go (running the peer machine), msgconn.go (a
+// messaging connection's reader and writer), send.go (sends, dials,
+// round trips), ports.go, global.go; dataconn.go (the DataConns API),
+// dataconn_run.go (running the rendezvous machine's actions, in order,
+// with one record per connection handle and per request),
+// dataconn_accept.go (the acceptor and target side), dataconn_host.go
+// (the Node as a Host), dataconn_flow.go, datastream.go (direct data
+// streams); driver.go (Drive); tls.go (TLS config, upgrade, peer
+// verification), tls_load.go (loading PEM files), tlsresume.go.
 package transport

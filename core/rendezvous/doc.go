@@ -38,10 +38,11 @@
 // # Files
 //
 // rendezvous.go (initiator, target, acceptor), rendezvous_flow.go
-// (windows and queues of set-ups), rendezvous_timers.go (its
-// timer kinds and index, on the table of core/internal/timers), rendezvous_types.go (Config, defaults, actions, rules, *Error),
-// reason.go (ClassifyKillReason). Dials follow wire.DialPlan, the
-// happy-eyeballs schedule of dials to a list of addresses.
+// (windows and queues of set-ups), rendezvous_timers.go (its timer kinds
+// and index, on the table of core/internal/timers), rendezvous_types.go
+// (Config, defaults, actions, rules, *Error), reason.go
+// (ClassifyKillReason). Dials follow wire.DialPlan, the happy-eyeballs
+// schedule of dials to a list of addresses.
 //
 // # Scripts
 //
