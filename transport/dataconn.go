@@ -349,15 +349,26 @@ func (d *DataConns) ctxReason(ctx context.Context, target string, timeout time.D
 	return wire.DataConnReason("%s: %v", target, ctx.Err())
 }
 
+// ctxRule is the rule of a set-up that ctx ended (or whose deadline
+// passed, ctx still live): the timeout, or the cancellation.
+func ctxRule(ctx context.Context) error {
+	if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return ErrDataConnCancelled
+	}
+	return ErrDataConnTimeout
+}
+
 func (d *DataConns) ctxFailure(ctx context.Context, target string, timeout time.Duration) (net.Conn, error) {
 	r := d.ctxReason(ctx, target, timeout)
-	return nil, &DataConnError{Node: target, Reason: r, Rule: ruleOf(r, nil)}
+	return nil, &DataConnError{Node: target, Reason: r, Rule: ctxRule(ctx)}
 }
 
 // ruleOf classifies a failure: the machine's rule when it gave one (a
 // *rendezvous.Error; rules without a name of their own here are wrapped in
-// ErrDataConnFailed), else the rule the reason text names
-// (rendezvous.ClassifyKillReason), a plain kill being ErrDataConnFailed.
+// ErrDataConnFailed), else, for a kill reason from the target (the one
+// text that is read), the rule it names (rendezvous.ClassifyKillReason),
+// a plain kill being ErrDataConnFailed. Failures the transport decides
+// itself (ctxRule, the no-route case) name their rule directly.
 func ruleOf(r *wire.KillReason, machine error) error {
 	if machine != nil {
 		for _, rule := range []error{rendezvous.ErrTimeout, rendezvous.ErrNoListeners, rendezvous.ErrCancelled, rendezvous.ErrQueueFull} {
