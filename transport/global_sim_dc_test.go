@@ -44,11 +44,7 @@ func (s *scriptedPerl) serveConn(p *perlNode, c net.Conn) {
 		return // a redial racing a connection that is up, or a node closing
 	}
 	if pc.proto != wire.ProtocolDataConn {
-		if s.global {
-			s.serveGlobalConn(pc)
-		} else {
-			s.serveMsgs(pc)
-		}
+		s.serveMsgConn(pc)
 		return
 	}
 	id, _ := pc.peer.Get(wire.KeyDataConnID)
@@ -150,8 +146,23 @@ func (s *scriptedPerl) connectTo(node string, n int, seed bool) (string, error) 
 			}
 			mc = pc
 			if !seed {
-				mc = p.mustHandshake(p.dial(addrs[0]), perlHS{role: perlDialed})
-				go s.serveMsgs(mc)
+				// A Perl node uses the connection it has to node, or
+				// opens one.
+				s.mu.Lock()
+				mc = s.peers[node]
+				s.mu.Unlock()
+				if mc == nil {
+					mc = p.mustHandshake(p.dial(addrs[0]), perlHS{role: perlDialed})
+					if !s.register(mc) {
+						scriptFail("a second connection to %s", node)
+					}
+					go func() {
+						s.serveMsgs(mc)
+						s.mu.Lock()
+						s.dropPeerLocked(node, mc)
+						s.mu.Unlock()
+					}()
+				}
 			}
 		}
 		id := fmt.Sprintf("%d@%s", n, s.id)

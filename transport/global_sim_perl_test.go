@@ -241,14 +241,16 @@ func (s *scriptedPerl) register(pc *perlConn) bool {
 	return true
 }
 
-// serveGlobalConn runs a global's messaging connection pc that is not the
-// one to its seed: g_global first, then the messages.
-func (s *scriptedPerl) serveGlobalConn(pc *perlConn) {
+// serveMsgConn runs a messaging connection pc that is not the one to its
+// seed: a global says g_global first; then the messages.
+func (s *scriptedPerl) serveMsgConn(pc *perlConn) {
 	if !s.register(pc) {
 		pc.raw.Close()
 		return
 	}
-	s.send(pc, `["","g_global"]`)
+	if s.global {
+		s.send(pc, `["","g_global"]`)
+	}
 	s.serveMsgs(pc)
 	s.mu.Lock()
 	s.dropPeerLocked(pc.peer.NodeID, pc)
@@ -293,7 +295,7 @@ func (s *scriptedPerl) redialGlobals() {
 			if err != nil {
 				return
 			}
-			s.serveGlobalConn(pc)
+			s.serveMsgConn(pc)
 		}()
 	}
 }
