@@ -97,6 +97,8 @@ func (s *scriptedPerl) serveMsgs(pc *perlConn) {
 			if err := <-goScript(s.id, func() { pc.answerSnd(m) }); err != nil {
 				s.fail(err)
 			}
+		case "mon1", "kil0":
+			s.onMonitorMsg(pc, m)
 		default:
 			if s.global {
 				s.onGlobalMsg(pc, m)

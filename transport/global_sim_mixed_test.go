@@ -8,6 +8,7 @@ package transport_test
 
 import (
 	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -167,13 +168,17 @@ func durationsSince(t0 time.Time, ts []time.Time) []time.Duration {
 
 // TestGlobalSimSeedCrashMixed: the Go seed S of the Go globals A and B
 // and of the Perl slaves P1 and P2 crashes and comes back (a new process,
-// same id and address). While S is down, A and B stay connected, and
-// they forget the Perl slaves' listeners, which they knew only from S's
+// same id and address). While S is down, A and B stay connected (A also
+// to P2, whose port it monitors), and they forget the Perl slaves' listeners, which they knew only from S's
 // shard; the Perl slaves redial S on Perl's schedule (at once, 2r, 6r,
 // ...). After the recovery every Perl slave is back within the retry
 // bound, every node knows every listener again, and data connections
 // succeed between every ordered pair of Go nodes, from every Go node to
-// every Perl slave, and from every Perl slave to S, A and B.
+// every Perl slave, and from every Perl slave to S, A and B. Monitors
+// fire exactly once with the right reason: A's monitor of a port P2 does
+// not have with no_such_port (P2's answer to mon1); P1's monitor of a
+// port of the new S with its kill reason (S's kil0), and no kil0 for the
+// port of the process that crashed.
 func TestGlobalSimSeedCrashMixed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := memnet.New(47, memnet.WithDefaultLink(memnet.LinkConfig{Latency: 2 * time.Millisecond}), memnet.WithTrace(0))
@@ -183,13 +188,29 @@ func TestGlobalSimSeedCrashMixed(t *testing.T) {
 		perls := []*scriptedPerl{startPerlSlave(t, w, "P1", "S"), startPerlSlave(t, w, "P2", "S")}
 		time.Sleep(5 * time.Second)
 		checkListeners(t, []*transport.Node{s, a, b}, perls)
+		// Monitors: P1 monitors a port of S (mon1 on its seed
+		// connection); A monitors a port P2 does not have.
+		sp := s.NewPort(func([]any) {})
+		if !perls[0].toSeed(jsonMsg("", "mon1", sp.Name())) {
+			t.Fatal("P1 is not connected to its seed")
+		}
+		var mu sync.Mutex
+		var fired [][]any
+		if _, err := a.Monitor("P2#nosuch", func(r []any) {
+			mu.Lock()
+			fired = append(fired, r)
+			mu.Unlock()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
 
 		w.Crash("S")
 		time.Sleep(8 * time.Second)
 		s.Close()
 		for _, n := range []*transport.Node{a, b} {
-			if got := n.Peers(); len(got) != 1 {
-				t.Errorf("after the crash %s's peers are %v, want the other Go global", n.ID(), got)
+			if got := n.Peers(); slices.Contains(got, "S") || !slices.Contains(got, map[string]string{"A": "B", "B": "A"}[n.ID()]) {
+				t.Errorf("after the crash %s's peers are %v, want the other Go global and not S", n.ID(), got)
 			}
 			for _, p := range perls {
 				if got, known := n.Listeners(p.id); known {
@@ -221,6 +242,24 @@ func TestGlobalSimSeedCrashMixed(t *testing.T) {
 			}
 		}
 		checkListeners(t, nodes, perls)
+		// After the recovery P1 monitors a port of the new S, which is
+		// killed with a reason: one kil0 with it, and none for the old
+		// process's port.
+		sp2 := s2.NewPort(func([]any) {})
+		if !perls[0].toSeed(jsonMsg("", "mon1", sp2.Name())) {
+			t.Fatal("P1 is not connected to the restarted seed")
+		}
+		time.Sleep(time.Second)
+		sp2.Kill("bye", "now")
+		time.Sleep(time.Second)
+		if got, want := perls[0].kills(), []string{canonical([]any{"", "kil0", sp2.Name(), "bye", "now"})}; !slices.Equal(got, want) {
+			t.Errorf("P1 got the kil0 messages %v, want exactly %v", got, want)
+		}
+		mu.Lock()
+		if want := canonical([][]any{{"no_such_port", "cannot monitor nonexistent port", "P2#nosuch"}}); canonical(fired) != want {
+			t.Errorf("A's monitor of P2#nosuch fired %s, want exactly %s", canonical(fired), want)
+		}
+		mu.Unlock()
 		dcs := 0
 		for _, p := range perls {
 			if got := strList(p.foundOf("S")); !slices.Equal(got, []string{seedAddr("S")}) {

@@ -56,6 +56,7 @@ type scriptedPerl struct {
 	peers   map[string]*perlConn
 	dialing map[string]bool
 	db      map[string]map[string]any // what it was told ('l, 'g, ...)
+	kil0s   []string                  // the kil0 messages it got (JSON)
 
 	sendMu sync.Mutex // one writer at a time on any of its connections
 }
@@ -190,6 +191,43 @@ func (s *scriptedPerl) foundOf(node string) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.found[node]
+}
+
+// toSeed sends msg to its seed (false when not connected).
+func (s *scriptedPerl) toSeed(msg string) bool {
+	s.mu.Lock()
+	pc := s.pc
+	s.mu.Unlock()
+	if pc == nil {
+		return false
+	}
+	s.send(pc, msg)
+	return true
+}
+
+// kills returns the kil0 messages it got, as JSON.
+func (s *scriptedPerl) kills() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.kil0s...)
+}
+
+// onMonitorMsg handles remote monitoring as Perl's Kernel does
+// (monitor.txt): the node has no ports of its own, so mon1 is answered
+// at once with kil0 no_such_port; a kil0 is recorded.
+func (s *scriptedPerl) onMonitorMsg(pc *perlConn, m wire.Message) {
+	if len(m) < 3 {
+		return
+	}
+	name, _ := wire.AsString(m[2])
+	switch tagOf(m) {
+	case "mon1":
+		s.send(pc, jsonMsg("", "kil0", name, "no_such_port", "cannot monitor nonexistent port", s.id+"#"+name))
+	case "kil0":
+		s.mu.Lock()
+		s.kil0s = append(s.kil0s, canonical([]any(m)))
+		s.mu.Unlock()
+	}
 }
 
 // upTimes returns when its seed connection came up, in order.
