@@ -20,7 +20,7 @@ import (
 // unlike the Perl A, whose node port dies and which then ignores every
 // request, ours still answers, and the connection stays up.
 func TestPerlNodeRequestsReplay(t *testing.T) {
-	onReplayNets(t, 66, func(t *testing.T, rn *replayNet) {
+	onReplayNets(t, 74, func(t *testing.T, rn *replayNet) {
 		a, aAddr := rn.goNode(t, "A", true, nil)
 		b := rn.perl(t, "B", true)
 		script := goScript("B", func() {

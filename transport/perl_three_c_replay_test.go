@@ -29,7 +29,7 @@ import (
 // the end A leaves (t=3.297): C sends S the deletions of A's entries, as
 // the recording's C does, S sends its own, C forgets A and redials it.
 func TestPerlSeedThreeCReplay(t *testing.T) {
-	onReplayNets(t, 68, func(t *testing.T, rn *replayNet) {
+	onReplayNets(t, 75, func(t *testing.T, rn *replayNet) {
 		s, a := rn.perl(t, "S", true), rn.perl(t, "A", true)
 		c, cAddr := rn.goNode(t, "C", true, func(cfg *transport.Config) { cfg.Seeds = []string{s.addr} })
 		calls := make(chan initCall, 2)
