@@ -66,7 +66,7 @@ func checkListeners(t *testing.T, nodes []*transport.Node, perls []*scriptedPerl
 		}
 		for _, p := range perls {
 			if got, known := n.Listeners(p.id); !known || !slices.Equal(got, []string{p.addr}) {
-				t.Errorf("%s knows Perl slave %s's listeners as %v (known=%v), want [%s]", n.ID(), p.id, got, known, p.addr)
+				t.Errorf("%s knows Perl node %s's listeners as %v (known=%v), want [%s]", n.ID(), p.id, got, known, p.addr)
 			}
 		}
 	}
@@ -162,13 +162,7 @@ func TestGlobalSimSeedWithTwentySlaves(t *testing.T) {
 				checkDataConnToPerl(t, a, p)
 			}
 		}
-		for _, p := range perls {
-			p.mu.Lock()
-			if len(p.errs) != 0 || len(p.expects) != 0 {
-				t.Errorf("Perl slave %s: failures %v, expectations never used %v", p.id, p.errs, p.expects)
-			}
-			p.mu.Unlock()
-		}
+		checkPerlServed(t, perls)
 		for _, n := range nodes {
 			n.Close()
 		}
