@@ -1,13 +1,13 @@
 package transport_test
 
-// The data-connection side of the scripted Perl slaves of the global
-// simulations (global_sim_test.go): a slave serves its listener as a
+// The data-connection side of the scripted Perl nodes of the global
+// simulations (global_sim_perl_test.go): a node serves its listener as a
 // Perl node with a DataConn does (messaging connections: _expect
 // recorded, snd answered; aemp-dataconn connections with an expected
 // id get "hello from ID"), and opens data connections itself the Perl
-// way: g_find of the target at its seed, a messaging connection to the
-// address found, _expect, the snd round trip, then the aemp-dataconn
-// connection with the id.
+// way: the target's address from g_find at its seed (a slave) or from
+// what it was told (a global), a messaging connection to it, _expect,
+// the snd round trip, then the aemp-dataconn connection with the id.
 
 import (
 	"fmt"

@@ -1,10 +1,11 @@
 package transport_test
 
-// memnet simulations (under testing/synctest) of mixed networks that join
-// through Config.Seeds: Go nodes in the global role (the default) and
-// scripted Perl slaves that answer as the Perl slaves of the recorded
-// transcripts do (seed_db.txt, seed_down.txt: at node-up with their seed
-// they send g_slave with their listeners and g_find of the seed).
+// memnet simulations (under testing/synctest) of networks that join
+// through Config.Seeds: Go nodes in the global role (Config.Global) and
+// scripted Perl nodes that answer as the Perl nodes of the recorded
+// transcripts do (global_sim_perl_test.go). The mixed variants of the
+// three-globals, late-seed and crash simulations are in
+// global_sim_mixed_test.go.
 
 import (
 	"context"
