@@ -488,6 +488,11 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		}
 		return nil, &DataConnError{Node: target, Reason: core.DataConnReason("%s", msg), Rule: ErrDataConnFailed, Cause: err}
 	}
+	// The messaging connection that just came up may carry direct data
+	// streams: half a round trip less than the rendezvous.
+	if c, err, ok := d.connectDirect(ctx, target, start.Add(timeout), timeout, initFunc, initData); ok {
+		return c, err
+	}
 	id, err := d.ep.randomID()
 	if err != nil {
 		return fail(ErrDataConnFailed, "%s: %v", target, err)
