@@ -3,6 +3,7 @@ package quic_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"testing"
@@ -195,4 +196,113 @@ func TestSetupRTTVirtual(t *testing.T) {
 	}
 	t.Run("cold-pair", cold(false))
 	t.Run("cold-pair-tls", cold(true))
+}
+
+// TestNodeConnectRTTVirtual: a new node authenticating over a new QUIC
+// connection (BenchmarkSetup's node-connect rows), in virtual time as in
+// TestSetupRTTVirtual. The QUIC handshake lets the client send after 1
+// round trip; the target learns of the messaging stream with the
+// client's greeting (1.5) and answers with its greeting and auth line,
+// which complete the client's side (Connect returns at 2); the client's
+// auth line completes the target's (2.5). The raw row it is compared
+// with, a QUIC handshake plus a 1-byte echo on a stream, takes 2.
+func TestNodeConnectRTTVirtual(t *testing.T) {
+	rtt := 2 * vDelay
+	for _, tls := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var ca *testca.CA
+				if tls {
+					var err error
+					if ca, err = testca.New("virtual rtt CA"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				p := newVPair(t, tls, false, ca)
+				up := make(chan time.Time, 1)
+				cancel := p.b.MonitorNodes(func(id string, isUp bool, _ error) {
+					if id == "a" && isUp {
+						select {
+						case up <- time.Now():
+						default:
+						}
+					}
+				})
+				defer cancel()
+				start := time.Now()
+				if err := p.a.Connect(context.Background(), "b"); err != nil {
+					t.Fatal(err)
+				}
+				local := time.Since(start)
+				var remote time.Duration
+				select {
+				case at := <-up:
+					remote = at.Sub(start)
+				case <-time.After(10 * time.Second):
+					t.Fatal("the target did not see the node come up")
+				}
+				t.Logf("node connect: Connect returned after %v (%.2f round trips), the target had the node up after %v (%.2f)", local, float64(local)/float64(rtt), remote, float64(remote)/float64(rtt))
+				if local != 2*rtt || remote != 5*rtt/2 {
+					t.Fatalf("node connect: %v and %v, want exactly %v and %v (2 and 2.5 round trips)", local, remote, 2*rtt, 5*rtt/2)
+				}
+				// The raw row on the same link: a new QUIC connection and
+				// a 1-byte echo.
+				var srvCfg quic.Config
+				if tls {
+					tc, err := ca.Issue("srv", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+					if err != nil {
+						t.Fatal(err)
+					}
+					srvCfg.TLS = tc
+				}
+				srv := quic.NewWithPacketConns(srvCfg, p.link.listen)
+				defer srv.Close()
+				l, err := srv.Listen(context.Background(), "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				go func() {
+					for {
+						c, err := l.Accept()
+						if err != nil {
+							return
+						}
+						go func() {
+							defer c.Close()
+							_, _ = io.Copy(c, c)
+						}()
+					}
+				}()
+				cliCfg := srvCfg
+				if tls {
+					tc, err := ca.Issue("cli", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+					if err != nil {
+						t.Fatal(err)
+					}
+					cliCfg.TLS = tc
+				}
+				cli := quic.NewWithPacketConns(cliCfg, p.link.listen)
+				defer cli.Close()
+				start = time.Now()
+				c, err := cli.Dial(context.Background(), l.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				var b [1]byte
+				if _, err := c.Write([]byte{'p'}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, b[:]); err != nil {
+					t.Fatal(err)
+				}
+				if raw := time.Since(start); raw != 2*rtt {
+					t.Fatalf("QUIC handshake and echo: %v, want exactly %v (2 round trips)", raw, 2*rtt)
+				}
+				_ = c.Close()
+				_ = cli.Close()
+				_ = srv.Close()
+				p.close()
+			})
+		})
+	}
 }
