@@ -4,21 +4,21 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // decodeAll feeds data to a fresh decoder of codec in chunks and returns
 // the messages and the first error. It checks the decoder contract: errors
-// are *core.FrameError naming ErrFrameTooLarge or ErrFrameMalformed, and
+// are *wire.FrameError naming ErrFrameTooLarge or ErrFrameMalformed, and
 // they are sticky.
-func decodeAll(t *testing.T, codec core.Codec, limit int, data []byte, ch *chunker) ([]core.Message, error) {
+func decodeAll(t *testing.T, codec wire.Codec, limit int, data []byte, ch *chunker) ([]wire.Message, error) {
 	t.Helper()
 	dec := codec.NewDecoder(limit)
-	var msgs []core.Message
+	var msgs []wire.Message
 	var first error
 	check := func(err error) {
-		var fe *core.FrameError
-		if !errors.As(err, &fe) || !(errors.Is(err, core.ErrFrameTooLarge) || errors.Is(err, core.ErrFrameMalformed)) {
+		var fe *wire.FrameError
+		if !errors.As(err, &fe) || !(errors.Is(err, wire.ErrFrameTooLarge) || errors.Is(err, wire.ErrFrameMalformed)) {
 			t.Fatalf("%s decoder: untyped or unexpected error %T %v", codec.Name(), err, err)
 		}
 		if fe.Codec != codec.Name() || fe.Error() == "" {
@@ -58,7 +58,7 @@ func decodeAll(t *testing.T, codec core.Codec, limit int, data []byte, ch *chunk
 		err := dec.Feed([]byte{0x91, 0xc0, '[', ']'})
 		if err == nil || err.Error() != first.Error() {
 			// Feed may report the error of the frame Next rejected.
-			if err == nil || !(errors.Is(err, core.ErrFrameTooLarge) || errors.Is(err, core.ErrFrameMalformed)) {
+			if err == nil || !(errors.Is(err, wire.ErrFrameTooLarge) || errors.Is(err, wire.ErrFrameMalformed)) {
 				t.Fatalf("%s decoder: error not sticky: first %v, then %v", codec.Name(), first, err)
 			}
 		}
@@ -73,7 +73,7 @@ func decodeAll(t *testing.T, codec core.Codec, limit int, data []byte, ch *chunk
 // chunks give typed errors only; every decoded message re-encodes, and the
 // encoding decodes to the same value; chunking never changes the result.
 func fuzzCodec(t *testing.T, name string, data, chunks []byte, limitIn uint16) {
-	codec, ok := core.CodecByName(name)
+	codec, ok := wire.CodecByName(name)
 	if !ok {
 		t.Fatalf("no codec %q", name)
 	}
@@ -117,7 +117,7 @@ func fuzzCodec(t *testing.T, name string, data, chunks []byte, limitIn uint16) {
 
 // FuzzMsgpackDecoder fuzzes the msgpack framing decoder.
 func FuzzMsgpackDecoder(f *testing.F) {
-	codec, _ := core.CodecByName("msgpack")
+	codec, _ := wire.CodecByName("msgpack")
 	for _, m := range seedMessages() {
 		b, err := codec.AppendMessage(nil, m)
 		if err != nil {
@@ -134,7 +134,7 @@ func FuzzMsgpackDecoder(f *testing.F) {
 
 // FuzzJSONDecoder fuzzes the json framing decoder.
 func FuzzJSONDecoder(f *testing.F) {
-	codec, _ := core.CodecByName("json")
+	codec, _ := wire.CodecByName("json")
 	for _, m := range seedMessages() {
 		b, err := codec.AppendMessage(nil, m)
 		if err != nil {
@@ -150,14 +150,14 @@ func FuzzJSONDecoder(f *testing.F) {
 }
 
 // seedMessages are typical node-port and data messages.
-func seedMessages() []core.Message {
-	return []core.Message{
-		core.ExpectMsg("b@A", "A#wS2gCZFTCb", 4, "main::receiver", "hello", int64(42)),
-		core.SndMsg("A#tmp"),
-		core.KillMsg("p", core.KillReasonDataConn, "B: unable to establish connection within 5 seconds"),
-		core.ConnectMsg("x@A", "A"),
-		core.GSlaveMsg("G", []string{"127.0.0.1:17003"}),
-		core.GFoundMsg("B", nil),
+func seedMessages() []wire.Message {
+	return []wire.Message{
+		wire.ExpectMsg("b@A", "A#wS2gCZFTCb", 4, "main::receiver", "hello", int64(42)),
+		wire.SndMsg("A#tmp"),
+		wire.KillMsg("p", wire.KillReasonDataConn, "B: unable to establish connection within 5 seconds"),
+		wire.ConnectMsg("x@A", "A"),
+		wire.GSlaveMsg("G", []string{"127.0.0.1:17003"}),
+		wire.GFoundMsg("B", nil),
 		{"port", 1.5, -7, true, nil, []byte{0, 0xff}, map[string]any{"k": []any{"v", int64(1)}}},
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite the seed corpus files in testdata/fuzz from ../testdata")
@@ -147,7 +147,7 @@ func seedCorpus(t *testing.T) map[string]map[string][]byte {
 			continue
 		}
 		add("FuzzParseGreeting", l)
-		g := core.ParseGreeting(l)
+		g := wire.ParseGreeting(l)
 		var kvs []string
 		for _, kv := range g.KV {
 			if kv.NoValue {
@@ -165,9 +165,9 @@ func seedCorpus(t *testing.T) map[string]map[string][]byte {
 	for _, a := range av {
 		sec := []byte(a.Secret)
 		// mode 0: the method comes from the input; 0x20: TLS active.
-		add("FuzzVerifyAuth", uint8(0), core.AuthHMAC, a.RAuthHMAC, sec, a.L1, a.L2, a.R1, a.R2, uint16(0))
-		add("FuzzVerifyAuth", uint8(0x20), core.AuthTLS, a.RAuthTLS, sec, a.L1, a.L2, a.R1, a.R2, uint16(0))
-		add("FuzzVerifyAuth", uint8(0), core.AuthCleartext, a.Cleartext, sec, a.L1, a.L2, a.R1, a.R2, uint16(0))
+		add("FuzzVerifyAuth", uint8(0), wire.AuthHMAC, a.RAuthHMAC, sec, a.L1, a.L2, a.R1, a.R2, uint16(0))
+		add("FuzzVerifyAuth", uint8(0x20), wire.AuthTLS, a.RAuthTLS, sec, a.L1, a.L2, a.R1, a.R2, uint16(0))
+		add("FuzzVerifyAuth", uint8(0), wire.AuthCleartext, a.Cleartext, sec, a.L1, a.L2, a.R1, a.R2, uint16(0))
 		add("FuzzVerifyAuth", uint8(0x51), "", "", sec, a.L1, a.L2, a.R1, a.R2, uint16(0x2a07))
 		// The local side's view of a Perl peer's handshake lines.
 		peer := a.R1 + "\n" + a.R2 + "\n" + strings.Replace(a.LAuthLineH, ";cbor", ";json", 1) + "\n"
@@ -175,8 +175,8 @@ func seedCorpus(t *testing.T) map[string]map[string][]byte {
 		add("FuzzHandshake", uint8(0), sec, []byte(peer), []byte{9, 40, 0}, uint16(0), uint8(0), uint8(1))
 	}
 
-	jsonCodec, _ := core.CodecByName("json")
-	mpCodec, _ := core.CodecByName("msgpack")
+	jsonCodec, _ := wire.CodecByName("json")
+	mpCodec, _ := wire.CodecByName("msgpack")
 	for _, k := range keys {
 		var hs, js, mp []byte
 		for _, l := range tr[k] {

@@ -6,7 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // strip removes every byte of cut from s.
@@ -34,15 +35,15 @@ func fuzzList(s string) []string {
 // fuzzKVs turns a fuzz string into key=value fields: entries split at LF,
 // each "key=value" or a bare key (no value); keys lose '=', ';', CR; values
 // keep everything but CR and LF (';' and '%' are what escaping is for).
-func fuzzKVs(s string) []core.KV {
-	var out []core.KV
+func fuzzKVs(s string) []wire.KV {
+	var out []wire.KV
 	for _, e := range strings.Split(s, "\n") {
 		k, v, found := strings.Cut(e, "=")
 		k = strip(k, "=;\r\n")
 		if k == "" {
 			continue
 		}
-		out = append(out, core.KV{Key: k, Value: strip(v, "\r\n"), NoValue: !found})
+		out = append(out, wire.KV{Key: k, Value: strip(v, "\r\n"), NoValue: !found})
 	}
 	return out
 }
@@ -56,7 +57,7 @@ func FuzzGreetingRoundTrip(f *testing.F) {
 	f.Add("aemp-dataconn", "1", "anon/57Cs", "hmac_sha3_512", "json", "dataconn_id=b@A\nweird=a;b%c%3b\nnovalue")
 	f.Add("", "", "", "", "", "")
 	f.Fuzz(func(t *testing.T, proto, version, node, auths, framings, kvs string) {
-		g := core.Greeting{
+		g := wire.Greeting{
 			Protocol: strip(proto, ";\r\n"),
 			Version:  strip(version, ";\r\n"),
 			NodeID:   strip(node, ";\r\n"),
@@ -68,7 +69,7 @@ func FuzzGreetingRoundTrip(f *testing.F) {
 		if strings.ContainsAny(line, "\r\n") {
 			t.Fatalf("encoded greeting contains a line break: %q", line)
 		}
-		p := core.ParseGreeting(line)
+		p := wire.ParseGreeting(line)
 		if p.Protocol != g.Protocol || p.Version != g.Version || p.NodeID != g.NodeID {
 			t.Fatalf("fields: got %q/%q/%q, want %q/%q/%q", p.Protocol, p.Version, p.NodeID, g.Protocol, g.Version, g.NodeID)
 		}
@@ -79,9 +80,9 @@ func FuzzGreetingRoundTrip(f *testing.F) {
 			t.Fatalf("got %d key=value fields, want %d (line %q)", len(p.KV), len(g.KV), line)
 		}
 		for i, kv := range g.KV {
-			want := core.KV{Key: kv.Key, NoValue: kv.NoValue}
+			want := wire.KV{Key: kv.Key, NoValue: kv.NoValue}
 			if !kv.NoValue {
-				want.Value = core.EscapeValue(kv.Value)
+				want.Value = wire.EscapeValue(kv.Value)
 			}
 			if p.KV[i] != want {
 				t.Fatalf("field %d: got %+v, want %+v", i, p.KV[i], want)
@@ -90,7 +91,7 @@ func FuzzGreetingRoundTrip(f *testing.F) {
 		// Get: the last occurrence wins.
 		for _, kv := range g.KV {
 			v, ok := p.Get(kv.Key)
-			var last core.KV
+			var last wire.KV
 			for _, x := range p.KV {
 				if x.Key == kv.Key {
 					last = x
@@ -111,7 +112,7 @@ func FuzzParseGreeting(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
-		g := core.ParseGreeting(line)
+		g := wire.ParseGreeting(line)
 		for _, s := range []string{g.Protocol, g.Version, g.NodeID} {
 			if strings.Contains(s, ";") {
 				t.Fatalf("field %q contains ';'", s)
@@ -134,8 +135,8 @@ func FuzzParseGreeting(f *testing.F) {
 		}
 		// The parse is stable: the first five fields re-encode to a line
 		// that parses to the same fields.
-		h := core.Greeting{Protocol: g.Protocol, Version: g.Version, NodeID: g.NodeID, Auths: g.Auths, Framings: g.Framings}
-		q := core.ParseGreeting(h.Encode())
+		h := wire.Greeting{Protocol: g.Protocol, Version: g.Version, NodeID: g.NodeID, Auths: g.Auths, Framings: g.Framings}
+		q := wire.ParseGreeting(h.Encode())
 		if q.Protocol != g.Protocol || q.Version != g.Version || q.NodeID != g.NodeID ||
 			!slices.Equal(q.Auths, g.Auths) || !slices.Equal(q.Framings, g.Framings) {
 			t.Fatalf("re-parse differs: %+v vs %+v", q, g)
@@ -159,15 +160,15 @@ func seedGreetingLines() []string {
 // own) must have sent with method.
 func authIsValid(method, data string, secret []byte, l1, l2, r1, r2 string, tlsOn bool) bool {
 	switch method {
-	case core.AuthHMAC:
-		want, err := core.AuthData(method, secret, r1, r2, l1, l2)
+	case wire.AuthHMAC:
+		want, err := handshake.AuthData(method, secret, r1, r2, l1, l2)
 		return err == nil && len(secret) > 0 && data == want
-	case core.AuthTLS:
-		want, err := core.AuthData(method, nil, r1, r2, l1, l2)
+	case wire.AuthTLS:
+		want, err := handshake.AuthData(method, nil, r1, r2, l1, l2)
 		return err == nil && tlsOn && data == want
-	case core.AuthTLSAnon:
+	case wire.AuthTLSAnon:
 		return tlsOn && data == ""
-	case core.AuthCleartext:
+	case wire.AuthCleartext:
 		return len(secret) > 0 && data == hexString(secret)
 	}
 	return false
@@ -184,7 +185,7 @@ func hexString(b []byte) string {
 
 // FuzzVerifyAuth calls VerifyAuth with arbitrary methods, data, secrets
 // and lines. It must not panic, must succeed exactly when the data is the
-// correct auth string, and must fail with a *core.HandshakeError naming
+// correct auth string, and must fail with a *handshake.Error naming
 // ErrAuthFailed or ErrAuthNotOffered. mode selects the method among the
 // known ones (or keeps the fuzzed one) and whether data is replaced by the
 // correct value before flipping the byte at flip (so that successes and
@@ -194,16 +195,16 @@ func FuzzVerifyAuth(f *testing.F) {
 	f.Add(uint8(0x12), "", "", []byte{}, "l1", "l2", "r1", "r2", uint16(7))
 	f.Add(uint8(0x04), "cleartext", "733363723374", []byte("s3cr3t"), "", "", "", "", uint16(0xffff))
 	f.Fuzz(func(t *testing.T, mode uint8, method, data string, secret []byte, l1, l2, r1, r2 string, flip uint16) {
-		methods := []string{method, core.AuthHMAC, core.AuthTLS, core.AuthTLSAnon, core.AuthCleartext}
+		methods := []string{method, wire.AuthHMAC, wire.AuthTLS, wire.AuthTLSAnon, wire.AuthCleartext}
 		method = methods[int(mode&7)%len(methods)]
 		tlsOn := mode&0x20 != 0
 		if mode&0x10 != 0 {
 			switch method {
-			case core.AuthHMAC, core.AuthTLS:
-				if d, err := core.AuthData(method, secret, r1, r2, l1, l2); err == nil {
+			case wire.AuthHMAC, wire.AuthTLS:
+				if d, err := handshake.AuthData(method, secret, r1, r2, l1, l2); err == nil {
 					data = d
 				}
-			case core.AuthCleartext:
+			case wire.AuthCleartext:
 				data = hexString(secret)
 			}
 			if mode&0x40 != 0 && len(data) > 0 {
@@ -212,14 +213,14 @@ func FuzzVerifyAuth(f *testing.F) {
 				data = string(b)
 			}
 		}
-		err := core.VerifyAuth(method, data, secret, l1, l2, r1, r2, tlsOn)
+		err := handshake.VerifyAuth(method, data, secret, l1, l2, r1, r2, tlsOn)
 		valid := authIsValid(method, data, secret, l1, l2, r1, r2, tlsOn)
 		if valid != (err == nil) {
 			t.Fatalf("VerifyAuth(%q, %q, tls=%v) = %v, valid=%v", method, data, tlsOn, err, valid)
 		}
 		if err != nil {
-			var he *core.HandshakeError
-			if !errors.As(err, &he) || !(errors.Is(err, core.ErrAuthFailed) || errors.Is(err, core.ErrAuthNotOffered)) {
+			var he *handshake.Error
+			if !errors.As(err, &he) || !(errors.Is(err, handshake.ErrAuthFailed) || errors.Is(err, handshake.ErrAuthNotOffered)) {
 				t.Fatalf("untyped error %T %v", err, err)
 			}
 		}

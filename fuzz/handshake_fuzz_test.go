@@ -6,23 +6,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 var hsT0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // hsRules are the sentinels a failed handshake may name.
 var hsRules = []error{
-	core.ErrVersionMismatch, core.ErrUnparsableGreeting, core.ErrEchoAttack,
-	core.ErrNoCommonAuth, core.ErrNoCommonFraming, core.ErrAuthFailed,
-	core.ErrNoTLSNoSecret, core.ErrTLSRequired, core.ErrLineTooLong,
-	core.ErrHandshakeTimeout, core.ErrSelfConnect, core.ErrAuthNotOffered,
-	core.ErrTLSFailed, core.ErrPeerClosed, core.ErrEarlyData, core.ErrBadConfig,
+	handshake.ErrVersionMismatch, handshake.ErrUnparsableGreeting, handshake.ErrEchoAttack,
+	handshake.ErrNoCommonAuth, handshake.ErrNoCommonFraming, handshake.ErrAuthFailed,
+	handshake.ErrNoTLSNoSecret, handshake.ErrTLSRequired, handshake.ErrLineTooLong,
+	handshake.ErrTimeout, handshake.ErrSelfConnect, handshake.ErrAuthNotOffered,
+	handshake.ErrTLSFailed, handshake.ErrPeerClosed, handshake.ErrEarlyData, handshake.ErrBadConfig,
 }
 
 func checkHSError(t *testing.T, err error) {
 	t.Helper()
-	var he *core.HandshakeError
+	var he *handshake.Error
 	if !errors.As(err, &he) {
 		t.Fatalf("handshake failed with untyped error %T: %v", err, err)
 	}
@@ -41,10 +42,10 @@ func checkHSError(t *testing.T, err error) {
 // but in memory: writes go to out, TLS requests are answered at once.
 type hsSide struct {
 	t       *testing.T
-	m       *core.Handshake
+	m       *handshake.Machine
 	out     []byte // bytes written to the other side, not yet delivered
 	failTLS bool
-	done    *core.Result
+	done    *handshake.Result
 	err     error
 	refeed  []byte // StartTLS pending bytes, re-fed after TLSEstablished
 }
@@ -66,26 +67,26 @@ func (s *hsSide) pump(now time.Time) {
 			s.t.Fatalf("action %T after the final action", a)
 		}
 		switch a := a.(type) {
-		case core.Write:
+		case handshake.Write:
 			s.out = append(s.out, a.Data...)
-		case core.StartTLS:
+		case handshake.StartTLS:
 			if s.failTLS {
 				s.m.TLSFailed(now, errors.New("fuzz: TLS refused"))
 				continue
 			}
-			s.m.TLSEstablished(now, core.TLSInfo{Exporter: []byte("exporter")})
+			s.m.TLSEstablished(now, handshake.TLSInfo{Exporter: []byte("exporter")})
 			if len(a.Pending) > 0 {
 				p := bytes.Clone(a.Pending)
 				s.m.Receive(now, p)
 			}
-		case core.PeerGreeting:
-			s.m.SendGreeting(now, []core.KV{{Key: "x", Value: "y"}})
-		case core.Done:
+		case handshake.PeerGreeting:
+			s.m.SendGreeting(now, []wire.KV{{Key: "x", Value: "y"}})
+		case handshake.Done:
 			if a.Result == nil {
 				s.t.Fatal("Done without result")
 			}
 			s.done = a.Result
-		case core.Failed:
+		case handshake.Failed:
 			checkHSError(s.t, a.Err)
 			s.err = a.Err
 		default:
@@ -113,14 +114,14 @@ func (s *hsSide) feed(now time.Time, p []byte, ch *chunker) {
 // tampered handshake byte never yields Done, that a waiting machine
 // holds no more than 4096 bytes of an unfinished line (1 MiB without LF
 // fails with ErrLineTooLong within 4096 bytes), and that the deadline,
-// when reached, fails it with ErrHandshakeTimeout.
+// when reached, fails it with handshake.ErrTimeout.
 func FuzzHandshake(f *testing.F) {
 	f.Add(uint8(0x01), []byte("s3cr3t"), []byte{}, []byte{}, uint16(0), uint8(0), uint8(0))
 	f.Add(uint8(0x13), []byte("s3cr3t"), []byte("after-auth"), []byte{3, 200, 1}, uint16(0), uint8(0), uint8(1))
 	f.Add(uint8(0x49), []byte("s3cr3t"), []byte{}, []byte{0}, uint16(40), uint8(0x20), uint8(2))
 	f.Add(uint8(0x00), []byte("s3cr3t"), []byte("aemp;1;B;hmac_sha3_512;json\nnonce\nhmac_sha3_512;00;json\n"), []byte{5}, uint16(0), uint8(0), uint8(0))
 	f.Fuzz(func(t *testing.T, flags uint8, secret, peer, chunks []byte, tamperAt uint16, tamperXor uint8, end uint8) {
-		cfg := core.HandshakeConfig{
+		cfg := handshake.Config{
 			NodeID:        "A",
 			Secret:        secret,
 			TLS:           flags&0x02 != 0,
@@ -129,12 +130,12 @@ func FuzzHandshake(f *testing.F) {
 			Timeout:       30 * time.Second,
 		}
 		if flags&0x40 != 0 {
-			cfg.Protocol = core.ProtocolDataConn
+			cfg.Protocol = wire.ProtocolDataConn
 		}
 		if end&0x10 != 0 {
-			cfg.AcceptAuths = []string{core.AuthTLS, core.AuthHMAC, core.AuthTLSAnon, core.AuthCleartext}
+			cfg.AcceptAuths = []string{wire.AuthTLS, wire.AuthHMAC, wire.AuthTLSAnon, wire.AuthCleartext}
 		}
-		m, err := core.NewHandshake(cfg, "nonce-of-A", hsT0)
+		m, err := handshake.New(cfg, "nonce-of-A", hsT0)
 		if err != nil {
 			t.Fatalf("valid config refused: %v", err)
 		}
@@ -148,11 +149,11 @@ func FuzzHandshake(f *testing.F) {
 			me.out = nil
 			me.feed(now, peer, ch)
 		} else {
-			pcfg := core.HandshakeConfig{NodeID: "B", Secret: secret, TLS: flags&0x10 != 0, Timeout: 30 * time.Second}
+			pcfg := handshake.Config{NodeID: "B", Secret: secret, TLS: flags&0x10 != 0, Timeout: 30 * time.Second}
 			if flags&0x80 != 0 {
-				pcfg.Protocol = core.ProtocolDataConn
+				pcfg.Protocol = wire.ProtocolDataConn
 			}
-			pm, err := core.NewHandshake(pcfg, "nonce-of-B", hsT0)
+			pm, err := handshake.New(pcfg, "nonce-of-B", hsT0)
 			if err != nil {
 				t.Fatalf("valid peer config refused: %v", err)
 			}
@@ -212,13 +213,13 @@ func FuzzHandshake(f *testing.F) {
 			}
 			m.Tick(dl)
 			me.pump(dl)
-			if !errors.Is(me.err, core.ErrHandshakeTimeout) {
-				t.Fatalf("at the deadline: %v, want ErrHandshakeTimeout", me.err)
+			if !errors.Is(me.err, handshake.ErrTimeout) {
+				t.Fatalf("at the deadline: %v, want handshake.ErrTimeout", me.err)
 			}
 		case 2:
 			m.PeerClosed(now, nil)
 			me.pump(now)
-			if !errors.Is(me.err, core.ErrPeerClosed) {
+			if !errors.Is(me.err, handshake.ErrPeerClosed) {
 				t.Fatalf("after EOF: %v, want ErrPeerClosed", me.err)
 			}
 		default:
@@ -232,12 +233,12 @@ func FuzzHandshake(f *testing.F) {
 				fed += n
 				me.pump(now)
 			}
-			if !errors.Is(me.err, core.ErrLineTooLong) {
+			if !errors.Is(me.err, handshake.ErrLineTooLong) {
 				t.Fatalf("after a flood without LF: %v, want ErrLineTooLong", me.err)
 			}
 			// The machine accepted `before` bytes of the line without
 			// failing: that is what it held.
-			if before >= core.MaxLineLen {
+			if before >= wire.MaxLineLen {
 				t.Fatalf("line too long detected only after %d bytes", before)
 			}
 		}

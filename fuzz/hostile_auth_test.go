@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/rendezvous"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
 	"github.com/aemp-go/dataconn/transport/testca"
@@ -50,7 +52,7 @@ func TestHostileReflection(t *testing.T) {
 		t.Fatal(err)
 	}
 	bl := readLines(t, c1, r1, 3) // B's greeting, nonce and auth line
-	if !strings.HasPrefix(bl[0], "aemp;1;B;") || !strings.HasPrefix(bl[2], core.AuthHMAC+";") {
+	if !strings.HasPrefix(bl[0], "aemp;1;B;") || !strings.HasPrefix(bl[2], wire.AuthHMAC+";") {
 		t.Fatalf("unexpected lines from B: %q", bl)
 	}
 
@@ -69,8 +71,8 @@ func TestHostileReflection(t *testing.T) {
 	io.WriteString(c1, bl[2]+"\n")
 	expectEOF(t, c1, 5*time.Second)
 
-	waitFor(t, 5*time.Second, func() bool { return logs.count(core.ErrSelfConnect) >= 2 }, "both self-greetings refused with ErrSelfConnect")
-	logs.wait(t, core.ErrAuthFailed, 5*time.Second)
+	waitFor(t, 5*time.Second, func() bool { return logs.count(handshake.ErrSelfConnect) >= 2 }, "both self-greetings refused with ErrSelfConnect")
+	logs.wait(t, handshake.ErrAuthFailed, 5*time.Second)
 	if p := b.Peers(); len(p) != 0 {
 		t.Fatalf("B has peers %v after the reflection attack", p)
 	}
@@ -100,9 +102,9 @@ type holdConn struct {
 }
 
 func (c *holdConn) Write(p []byte) (int, error) {
-	if !c.seen.Swap(true) && strings.HasPrefix(string(p), core.ProtocolDataConn+";") {
+	if !c.seen.Swap(true) && strings.HasPrefix(string(p), wire.ProtocolDataConn+";") {
 		line, _, _ := strings.Cut(string(p), "\n")
-		if id, ok := core.ParseGreeting(line).Get(core.KeyDataConnID); ok {
+		if id, ok := wire.ParseGreeting(line).Get(wire.KeyDataConnID); ok {
 			select {
 			case c.n.ids <- id:
 			default:
@@ -125,7 +127,7 @@ func (c *holdConn) CloseWrite() error {
 
 // TestHostileIDHijack: node C, authenticated with the shared secret,
 // learns the id of A's pending data connection and dials B with it first.
-// B refuses C (ErrRvIDHijack: the id is bound to A), and A's connection
+// B refuses C (rendezvous.ErrIDHijack: the id is bound to A), and A's connection
 // still succeeds.
 func TestHostileIDHijack(t *testing.T) {
 	e := newEnv(t)
@@ -164,21 +166,21 @@ func TestHostileIDHijack(t *testing.T) {
 
 	// C, a node with the secret, presents A's id.
 	cc := e.dial(addrB)
-	_, _, err := attackerHandshake(cc, core.HandshakeConfig{
-		NodeID: "C", Protocol: core.ProtocolDataConn, Secret: hostileSecret,
-		Extra: []core.KV{{Key: core.KeyGo, Value: "1"}, {Key: core.KeyDataConnID, Value: id}},
+	_, _, err := attackerHandshake(cc, handshake.Config{
+		NodeID: "C", Protocol: wire.ProtocolDataConn, Secret: hostileSecret,
+		Extra: []wire.KV{{Key: wire.KeyGo, Value: "1"}, {Key: wire.KeyDataConnID, Value: id}},
 	})
 	if err == nil {
 		close(hn.release)
 		t.Fatal("B completed a data-connection handshake with C for A's id")
 	}
-	if !errors.Is(err, core.ErrPeerClosed) {
+	if !errors.Is(err, handshake.ErrPeerClosed) {
 		t.Errorf("C's handshake failed with %v, want ErrPeerClosed (B closes before greeting)", err)
 	}
-	hj := logsB.wait(t, core.ErrRvIDHijack, 5*time.Second)
-	var re *core.RvError
+	hj := logsB.wait(t, rendezvous.ErrIDHijack, 5*time.Second)
+	var re *rendezvous.Error
 	if !errors.As(hj, &re) || re.Node != "C" {
-		t.Errorf("logged %v, want an *core.RvError naming C", hj)
+		t.Errorf("logged %v, want an *rendezvous.Error naming C", hj)
 	}
 
 	close(hn.release)
@@ -223,11 +225,11 @@ func TestHostileDowngrade(t *testing.T) {
 		defer e.finish()
 		_, addr, logs := e.node("B", func(c *transport.Config) { c.TLS, c.TLSRequired = tb, true })
 		c := e.dial(addr)
-		_, _, err := attackerHandshake(c, core.HandshakeConfig{NodeID: "M", Secret: hostileSecret})
+		_, _, err := attackerHandshake(c, handshake.Config{NodeID: "M", Secret: hostileSecret})
 		if err == nil {
 			t.Fatal("a peer without TLS authenticated to a node that requires TLS")
 		}
-		logs.wait(t, core.ErrTLSRequired, 5*time.Second)
+		logs.wait(t, handshake.ErrTLSRequired, 5*time.Second)
 	})
 	t.Run("cleartext", func(t *testing.T) {
 		e := newEnv(t)
@@ -237,10 +239,10 @@ func TestHostileDowngrade(t *testing.T) {
 		r := bufio.NewReader(c)
 		io.WriteString(c, "aemp;1;M;hmac_sha3_512,cleartext;json\n"+nonceLine()+"\n")
 		readLines(t, c, r, 3)
-		io.WriteString(c, core.AuthCleartext+";"+hex.EncodeToString(hostileSecret)+";json\n")
+		io.WriteString(c, wire.AuthCleartext+";"+hex.EncodeToString(hostileSecret)+";json\n")
 		expectEOF(t, c, 5*time.Second)
-		err := logs.wait(t, core.ErrAuthNotOffered, 5*time.Second)
-		if !strings.Contains(err.Error(), core.AuthCleartext) {
+		err := logs.wait(t, handshake.ErrAuthNotOffered, 5*time.Second)
+		if !strings.Contains(err.Error(), wire.AuthCleartext) {
 			t.Errorf("logged %q, want it to name the method", err)
 		}
 		if p := b.Peers(); len(p) != 0 {
@@ -298,7 +300,7 @@ func TestHostileTLSCertificates(t *testing.T) {
 			}
 			// B verifies A's certificate in either TLS role: it must
 			// report a TLS failure caused by certificate material.
-			serr := logsB.wait(t, core.ErrTLSFailed, 5*time.Second)
+			serr := logsB.wait(t, handshake.ErrTLSFailed, 5*time.Second)
 			var te *transport.TLSError
 			if c := causeOf(serr); !errors.As(c, &te) || !errors.Is(c, transport.ErrTLSCertificate) {
 				t.Errorf("acceptor's TLS failure cause %T %v, want a *transport.TLSError matching ErrTLSCertificate", c, c)
@@ -307,16 +309,16 @@ func TestHostileTLSCertificates(t *testing.T) {
 			// handshake (ErrTLSFailed); as TLS 1.3 client only from its
 			// first read after the handshake (ErrPeerClosed caused by
 			// the alert), as transport.TLSConfig.Upgrade documents.
-			var he *core.HandshakeError
+			var he *handshake.Error
 			var alert *net.OpError
 			switch {
 			case !errors.As(err, &he):
-				t.Fatalf("dialer error %T %v, want a *core.HandshakeError", err, err)
-			case errors.Is(err, core.ErrTLSFailed):
+				t.Fatalf("dialer error %T %v, want a *handshake.Error", err, err)
+			case errors.Is(err, handshake.ErrTLSFailed):
 				if !errors.As(he.Cause, &te) || !errors.Is(he.Cause, transport.ErrTLSHandshake) {
 					t.Errorf("dialer's TLS failure cause %T %v, want a *transport.TLSError", he.Cause, he.Cause)
 				}
-			case errors.Is(err, core.ErrPeerClosed) && errors.As(he.Cause, &alert) && alert.Op == "remote error":
+			case errors.Is(err, handshake.ErrPeerClosed) && errors.As(he.Cause, &alert) && alert.Op == "remote error":
 			default:
 				t.Fatalf("dialer error %v, want ErrTLSFailed or a TLS alert", err)
 			}
@@ -325,7 +327,7 @@ func TestHostileTLSCertificates(t *testing.T) {
 }
 
 func causeOf(err error) error {
-	var he *core.HandshakeError
+	var he *handshake.Error
 	if errors.As(err, &he) {
 		return he.Cause
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
 	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
 )
@@ -233,11 +233,11 @@ func nonceLine() string {
 
 // attackerHandshake runs an AEMP handshake as node id over conn, driven by
 // the core machine, the way a hand-written peer would.
-func attackerHandshake(conn net.Conn, cfg core.HandshakeConfig) (net.Conn, *core.Result, error) {
+func attackerHandshake(conn net.Conn, cfg handshake.Config) (net.Conn, *handshake.Result, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	m, err := core.NewHandshake(cfg, nonceLine(), time.Now())
+	m, err := handshake.New(cfg, nonceLine(), time.Now())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
 	"github.com/aemp-go/dataconn/transport"
 )
 
@@ -229,7 +229,7 @@ func TestHostileIdleFlood(t *testing.T) {
 	if len(alive) > hsCap {
 		t.Fatalf("%d idle connections still open, want at most the cap %d", len(alive), hsCap)
 	}
-	if got := logsB.count(core.ErrPeerClosed); got < dropped/2 {
+	if got := logsB.count(handshake.ErrPeerClosed); got < dropped/2 {
 		t.Fatalf("B logged %d handshakes failing with ErrPeerClosed for %d dropped connections", got, dropped)
 	}
 }

@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/transport"
 )
 
@@ -50,10 +51,10 @@ func TestHostileSlowloris(t *testing.T) {
 	if took < 1500*time.Millisecond || took > 5*time.Second {
 		t.Fatalf("slow peer dropped after %v, want about the 2 s handshake timeout", took)
 	}
-	err := logs.wait(t, core.ErrHandshakeTimeout, 2*time.Second)
-	var he *core.HandshakeError
+	err := logs.wait(t, handshake.ErrTimeout, 2*time.Second)
+	var he *handshake.Error
 	if !errors.As(err, &he) || !he.Timeout() {
-		t.Fatalf("logged %T %v, want a *core.HandshakeError that is a timeout", err, err)
+		t.Fatalf("logged %T %v, want a *handshake.Error that is a timeout", err, err)
 	}
 }
 
@@ -72,18 +73,18 @@ func TestHostileLongHandshakeLine(t *testing.T) {
 		expectEOF(t, c, 5*time.Second)
 		c.Close()
 		// Each case is refused for the line length, not for anything else.
-		logs.waitN(t, core.ErrLineTooLong, i+1, 10*time.Second)
+		logs.waitN(t, handshake.ErrLineTooLong, i+1, 10*time.Second)
 	}
 }
 
 // messagingAttacker authenticates to addr as node id (with the shared
 // secret) and returns the raw messaging stream and the handshake result.
-func messagingAttacker(t *testing.T, e *env, addr, id string, framings []string) (net.Conn, *core.Result) {
+func messagingAttacker(t *testing.T, e *env, addr, id string, framings []string) (net.Conn, *handshake.Result) {
 	t.Helper()
 	c := e.dial(addr)
-	conn, res, err := attackerHandshake(c, core.HandshakeConfig{
+	conn, res, err := attackerHandshake(c, handshake.Config{
 		NodeID: id, Secret: hostileSecret, AcceptFramings: framings, SendFramings: framings,
-		Extra: []core.KV{{Key: core.KeyGo, Value: "1"}},
+		Extra: []wire.KV{{Key: wire.KeyGo, Value: "1"}},
 	})
 	if err != nil {
 		t.Fatalf("attacker %s handshake: %v", id, err)
@@ -101,19 +102,19 @@ func TestHostileFrameTooLarge(t *testing.T) {
 			defer e.finish()
 			b, addr, logs := e.node("B", func(c *transport.Config) { c.MaxFrame = 1024 })
 			conn, res := messagingAttacker(t, e, addr, "M", []string{framing})
-			codec, _ := core.CodecByName(res.SendFraming)
-			small, _ := codec.AppendMessage(nil, core.Message{"", "devnull"})
-			big, _ := codec.AppendMessage(nil, core.Message{"", "devnull", strings.Repeat("y", 4096)})
+			codec, _ := wire.CodecByName(res.SendFraming)
+			small, _ := codec.AppendMessage(nil, wire.Message{"", "devnull"})
+			big, _ := codec.AppendMessage(nil, wire.Message{"", "devnull", strings.Repeat("y", 4096)})
 			if _, err := conn.Write(small); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, 5*time.Second, func() bool { return len(b.Peers()) == 1 }, "attacker connected")
 			go conn.Write(big)
 			expectEOF(t, conn, 5*time.Second)
-			logs.wait(t, core.ErrFrameTooLarge, 2*time.Second)
-			var fe *core.FrameError
-			if !errors.As(logs.find(core.ErrFrameTooLarge), &fe) || fe.Codec != framing {
-				t.Fatalf("logged %v, want a %s *core.FrameError", logs.find(core.ErrFrameTooLarge), framing)
+			logs.wait(t, wire.ErrFrameTooLarge, 2*time.Second)
+			var fe *wire.FrameError
+			if !errors.As(logs.find(wire.ErrFrameTooLarge), &fe) || fe.Codec != framing {
+				t.Fatalf("logged %v, want a %s *wire.FrameError", logs.find(wire.ErrFrameTooLarge), framing)
 			}
 			waitFor(t, 5*time.Second, func() bool { return len(b.Peers()) == 0 }, "attacker dropped")
 		})
@@ -133,8 +134,8 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool, what string) {
 
 // readMessages decodes messages from conn in the background until it is
 // closed, sending each node-port message to out.
-func readMessages(conn net.Conn, framing string, out chan<- core.NodeMsg) {
-	codec, _ := core.CodecByName(framing)
+func readMessages(conn net.Conn, framing string, out chan<- wire.NodeMsg) {
+	codec, _ := wire.CodecByName(framing)
 	dec := codec.NewDecoder(0)
 	buf := make([]byte, 32<<10)
 	for {
@@ -149,7 +150,7 @@ func readMessages(conn net.Conn, framing string, out chan<- core.NodeMsg) {
 					break
 				}
 				if len(msg) > 0 && msg[0] == "" {
-					if nm, err := core.ParseNodeMsg(msg[1:]); err == nil {
+					if nm, err := wire.ParseNodeMsg(msg[1:]); err == nil {
 						select {
 						case out <- nm:
 						default:
@@ -179,12 +180,12 @@ func TestHostileExpectFlood(t *testing.T) {
 	})
 	b.HandleDataConn("f", func(_ string, _ []any, c net.Conn) { c.Close() })
 	conn, res := messagingAttacker(t, e, addr, "M", []string{"msgpack"})
-	msgs := make(chan core.NodeMsg, 4*flood)
+	msgs := make(chan wire.NodeMsg, 4*flood)
 	go readMessages(conn, res.RecvFraming, msgs)
-	codec, _ := core.CodecByName(res.SendFraming)
+	codec, _ := wire.CodecByName(res.SendFraming)
 	var out []byte
 	for i := 0; i < flood; i++ {
-		out, _ = codec.AppendMessage(out, core.ExpectMsg(fmt.Sprintf("flood%d", i), fmt.Sprintf("M#p%d", i), 1, "f"))
+		out, _ = codec.AppendMessage(out, wire.ExpectMsg(fmt.Sprintf("flood%d", i), fmt.Sprintf("M#p%d", i), 1, "f"))
 	}
 	if _, err := conn.Write(out); err != nil {
 		t.Fatal(err)
@@ -200,9 +201,9 @@ func TestHostileExpectFlood(t *testing.T) {
 			if !ok {
 				t.Fatalf("node dropped the connection after %d kills", len(kills))
 			}
-			if k, isKill := nm.(core.NodeMsgKill); isKill {
-				r := core.KillReasonFromValues(k.Reason)
-				if r == nil || r.Family != core.KillReasonDataConn || r.Message == "" {
+			if k, isKill := nm.(wire.NodeMsgKill); isKill {
+				r := wire.KillReasonFromValues(k.Reason)
+				if r == nil || r.Family != wire.KillReasonDataConn || r.Message == "" {
 					t.Fatalf("kill of %s with reason %#v", k.Port, k.Reason)
 				}
 				kills[k.Port] = r.Error()

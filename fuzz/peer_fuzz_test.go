@@ -9,8 +9,9 @@ import (
 
 	"pgregory.net/rapid"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
 	"github.com/aemp-go/dataconn/core/peer"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // peerDriver plays the transport and the peers of one peer.Machine (node
@@ -54,7 +55,7 @@ func (d *peerDriver) checkErr(t *rapid.T, what string, err error) {
 		peer.ErrUnknownPort, peer.ErrPortExists, peer.ErrUnknownFunc, peer.ErrIgnored,
 		peer.ErrBadMessage, peer.ErrBadPortID, peer.ErrBadNodeID, peer.ErrSelf, peer.ErrFraming, peer.ErrClosed,
 		peer.ErrKillNodePort, peer.ErrUntrusted, peer.ErrUntrustedRequest, peer.ErrDBLimit, peer.ErrDBValue, peer.ErrDBReserved,
-		core.ErrNodeMsgMalformed, core.ErrFrameUnencodable,
+		wire.ErrNodeMsgMalformed, wire.ErrFrameUnencodable,
 	} {
 		if errors.Is(err, rule) {
 			if errors.Is(err, peer.ErrDBLimit) {
@@ -250,7 +251,7 @@ func (d *peerDriver) checkTimers(t *rapid.T) {
 
 // drawMsg returns a message a peer might send: well-formed requests,
 // garbage of every shape, or whatever bytes decode to in msgpack.
-func drawMsg(t *rapid.T) core.Message {
+func drawMsg(t *rapid.T) wire.Message {
 	val := rapid.OneOf(
 		rapid.Just[any](nil),
 		rapid.Map(rapid.Int64Range(-3, 3), func(i int64) any { return i }),
@@ -268,22 +269,22 @@ func drawMsg(t *rapid.T) core.Message {
 		tag := rapid.SampledFrom([]string{"", "snd", "kil1", "kil", "devnull", "g_slave", "g_find", "g_found", "mon1",
 			"mon0", "kil0", "g_global", "g_set", "g_upd", "g_mon1", "g_mon0", "g_chg1", "g_chg2", "g_reply",
 			"g_db_family", "g_db_keys", "g_db_values",
-			core.NodeMsgTagExpect, core.NodeMsgTagConnect, "f", "nofunc"}).Draw(t, "tag")
-		return append(core.Message{"", tag}, rapid.SliceOfN(val, 0, 4).Draw(t, "args")...)
+			wire.NodeMsgTagExpect, wire.NodeMsgTagConnect, "f", "nofunc"}).Draw(t, "tag")
+		return append(wire.Message{"", tag}, rapid.SliceOfN(val, 0, 4).Draw(t, "args")...)
 	case 1:
 		port := rapid.SampledFrom([]any{"p", "q", "nosuch", int64(1), nil}).Draw(t, "port")
-		return append(core.Message{port}, rapid.SliceOfN(val, 0, 3).Draw(t, "data")...)
+		return append(wire.Message{port}, rapid.SliceOfN(val, 0, 3).Draw(t, "data")...)
 	case 2:
-		codec, _ := core.CodecByName("msgpack")
+		codec, _ := wire.CodecByName("msgpack")
 		dec := codec.NewDecoder(1 << 12)
 		if dec.Feed(rapid.SliceOfN(rapid.Byte(), 0, 64).Draw(t, "bytes")) == nil {
 			if msg, ok, err := dec.Next(); ok && err == nil {
 				return msg
 			}
 		}
-		return core.Message{}
+		return wire.Message{}
 	}
-	return core.Message{"", ""}
+	return wire.Message{"", ""}
 }
 
 // peerProperty drives one machine with arbitrary inputs in any order,
@@ -362,7 +363,7 @@ func peerProperty(t *rapid.T) {
 		case 7:
 			err := errors.New("refused")
 			if rapid.Bool().Draw(t, "peer closed") {
-				err = fmt.Errorf("handshake: %w", core.ErrPeerClosed)
+				err = fmt.Errorf("handshake: %w", handshake.ErrPeerClosed)
 			}
 			att := d.attempts[p] - uint64(rapid.IntRange(0, 1).Draw(t, "stale"))
 			d.input(t, "dial-fail", 0, func() error { return m.DialFailed(d.now, p, att, err) })
@@ -465,7 +466,7 @@ func peerProperty(t *rapid.T) {
 		case 20, 21:
 			// A message of the global protocol from an up peer.
 			c := anyConn("recv g")
-			msg := append(core.Message{"", rapid.SampledFrom([]string{"g_global", "g_set", "g_upd", "g_slave", "g_mon1", "g_find", "mon1", "kil0"}).Draw(t, "g tag")},
+			msg := append(wire.Message{"", rapid.SampledFrom([]string{"g_global", "g_set", "g_upd", "g_slave", "g_mon1", "g_find", "mon1", "kil0"}).Draw(t, "g tag")},
 				rapid.SliceOfN(rapid.SampledFrom([]any{"svc", "'l", "'g", "p", "k", nil, map[string]any{"svc": map[string]any{"k": int64(1)}}, map[string]any{"k": "v"}, []any{"k"}}), 0, 3).Draw(t, "g args")...)
 			d.input(t, "recv g", 0, func() error { return m.Received(d.now, c, msg) })
 		case 17:

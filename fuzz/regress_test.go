@@ -4,14 +4,14 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // TestDecoderNextErrorIsSticky pins a bug found by FuzzJSONDecoder (seed
 // `["",1e999]["\ud800"]`): when Next fails to decode a complete frame
 // (here a number out of range, or a msgpack map key of a bad type), the
 // frames queued after it are still returned by later Next calls, although
-// core.FrameDecoder promises that errors are sticky ("after them Next
+// wire.FrameDecoder promises that errors are sticky ("after them Next
 // returns the sticky error"). A reader that logs and continues instead of
 // dropping the connection would go on dispatching messages from a stream
 // it already declared malformed.
@@ -26,13 +26,13 @@ func TestDecoderNextErrorIsSticky(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.codec, func(t *testing.T) {
-			codec, _ := core.CodecByName(c.codec)
+			codec, _ := wire.CodecByName(c.codec)
 			dec := codec.NewDecoder(0)
 			if err := dec.Feed(c.data); err != nil {
 				t.Fatalf("Feed: %v (the frames are well delimited)", err)
 			}
 			_, ok, err := dec.Next()
-			if ok || !errors.Is(err, core.ErrFrameMalformed) {
+			if ok || !errors.Is(err, wire.ErrFrameMalformed) {
 				t.Fatalf("first Next: ok=%v err=%v, want ErrFrameMalformed", ok, err)
 			}
 			msg, ok, err2 := dec.Next()

@@ -6,25 +6,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/rendezvous"
+	"github.com/aemp-go/dataconn/core/wire"
 	"pgregory.net/rapid"
 )
 
-// rvDriver plays the adapter and the peers of one core.Rendezvous (node
+// rvDriver plays the adapter and the peers of one rendezvous.Machine (node
 // "A") with operations drawn by rapid, and checks every action.
 type rvDriver struct {
-	r     *core.Rendezvous
+	r     *rendezvous.Machine
 	now   time.Time
 	peers []string
 
 	connIDs  []string
-	outcomes map[string]int // Connect id -> RvDeliver/RvFail count
-	rtPend   []string       // ids with an unanswered RvRoundTrip
-	dials    []core.RvDial  // unanswered RvDials
-	nextRef  core.RvConnRef
-	greeted  map[core.RvConnRef]bool // IncomingGreeting reported
-	answered map[core.RvConnRef]bool // got RvAdmit or RvRefuse
-	admitted []core.RvConnRef        // RvAdmit without IncomingDone/Failed yet
+	outcomes map[string]int    // Connect id -> rendezvous.Deliver/rendezvous.Fail count
+	rtPend   []string          // ids with an unanswered rendezvous.RoundTrip
+	dials    []rendezvous.Dial // unanswered Dial actions
+	nextRef  rendezvous.ConnRef
+	greeted  map[rendezvous.ConnRef]bool // IncomingGreeting reported
+	answered map[rendezvous.ConnRef]bool // got rendezvous.Admit or rendezvous.Refuse
+	admitted []rendezvous.ConnRef        // rendezvous.Admit without IncomingDone/Failed yet
 	steps    int
 }
 
@@ -33,9 +34,9 @@ func (d *rvDriver) fatalf(t *rapid.T, format string, args ...any) {
 }
 
 func checkRvErr(t *rapid.T, err error) {
-	var re *core.RvError
+	var re *rendezvous.Error
 	if !errors.As(err, &re) || re.Rule == nil || !errors.Is(err, re.Rule) {
-		t.Fatalf("rendezvous error %T %v is not a *core.RvError with a rule", err, err)
+		t.Fatalf("rendezvous error %T %v is not a *rendezvous.Error with a rule", err, err)
 	}
 }
 
@@ -50,37 +51,37 @@ func (d *rvDriver) drain(t *rapid.T) {
 			return
 		}
 		switch a := a.(type) {
-		case core.RvDeliver:
+		case rendezvous.Deliver:
 			d.outcome(t, a.ID)
-		case core.RvFail:
+		case rendezvous.Fail:
 			d.outcome(t, a.ID)
-			if a.Reason == nil || a.Reason.Message == "" || a.Reason.Family != core.KillReasonDataConn {
-				d.fatalf(t, "RvFail %s with reason %#v", a.ID, a.Reason)
+			if a.Reason == nil || a.Reason.Message == "" || a.Reason.Family != wire.KillReasonDataConn {
+				d.fatalf(t, "rendezvous.Fail %s with reason %#v", a.ID, a.Reason)
 			}
 			checkRvErr(t, a.Err)
-		case core.RvRoundTrip:
+		case rendezvous.RoundTrip:
 			d.rtPend = append(d.rtPend, a.ID)
-		case core.RvDial:
+		case rendezvous.Dial:
 			if a.Addr == "" || a.Node == "" {
 				d.fatalf(t, "dial %+v", a)
 			}
 			d.dials = append(d.dials, a)
-		case core.RvAdmit:
+		case rendezvous.Admit:
 			d.answer(t, a.Ref)
 			d.admitted = append(d.admitted, a.Ref)
-		case core.RvRefuse:
+		case rendezvous.Refuse:
 			d.answer(t, a.Ref)
 			checkRvErr(t, a.Err)
-		case core.RvClose:
+		case rendezvous.Close:
 			checkRvErr(t, a.Err)
-		case core.RvSend:
+		case rendezvous.Send:
 			if len(a.Msg) < 2 || a.Msg[0] != "" || a.To == "" {
 				d.fatalf(t, "send %+v is not a node-port message", a)
 			}
-			if _, err := core.ParseNodeMsg(a.Msg[1:]); err != nil {
+			if _, err := wire.ParseNodeMsg(a.Msg[1:]); err != nil {
 				d.fatalf(t, "sent message %#v does not parse: %v", a.Msg, err)
 			}
-		case core.RvCallInit:
+		case rendezvous.CallInit:
 			if a.From == "" {
 				d.fatalf(t, "init call without a peer")
 			}
@@ -101,7 +102,7 @@ func (d *rvDriver) outcome(t *rapid.T, id string) {
 	d.outcomes[id] = n + 1
 }
 
-func (d *rvDriver) answer(t *rapid.T, ref core.RvConnRef) {
+func (d *rvDriver) answer(t *rapid.T, ref rendezvous.ConnRef) {
 	if !d.greeted[ref] {
 		d.fatalf(t, "admit/refuse for ref %d, never greeted", ref)
 	}
@@ -127,13 +128,13 @@ func (d *rvDriver) idPool(t *rapid.T) string {
 	return rapid.SampledFrom(pool).Draw(t, "id")
 }
 
-func (d *rvDriver) greeting(t *rapid.T, node string) core.Greeting {
-	g := core.Greeting{Protocol: core.ProtocolDataConn, Version: "1", NodeID: node}
+func (d *rvDriver) greeting(t *rapid.T, node string) wire.Greeting {
+	g := wire.Greeting{Protocol: wire.ProtocolDataConn, Version: "1", NodeID: node}
 	if rapid.Bool().Draw(t, "go") {
-		g.KV = append(g.KV, core.KV{Key: core.KeyGo, Value: "1"})
+		g.KV = append(g.KV, wire.KV{Key: wire.KeyGo, Value: "1"})
 	}
 	if rapid.Bool().Draw(t, "confirm") {
-		g.KV = append(g.KV, core.KV{Key: core.RvConfirmKey, Value: "1"})
+		g.KV = append(g.KV, wire.KV{Key: rendezvous.ConfirmKey, Value: "1"})
 	}
 	return g
 }
@@ -153,7 +154,7 @@ func (d *rvDriver) actions() map[string]func(*rapid.T) {
 			d.connIDs = append(d.connIDs, id)
 			d.outcomes[id] = 0
 			target := rapid.SampledFrom(append([]string{"A", ""}, d.peers...)).Draw(t, "target")
-			d.r.Connect(d.now, core.RvConnectRequest{
+			d.r.Connect(d.now, rendezvous.ConnectRequest{
 				ID: id, Target: target, Port: "A#" + id, Timeout: d.secs(t, "timeout"),
 				InitFunc: "f", InitData: []any{"x", int64(1)},
 				TargetAddrs: d.addrs(t, "taddrs", []string{"t1", "t2", "t3", ""}),
@@ -161,7 +162,7 @@ func (d *rvDriver) actions() map[string]func(*rapid.T) {
 				TargetIsGo:  rapid.Bool().Draw(t, "targetGo"),
 				Window:      rapid.IntRange(0, 3).Draw(t, "window"),
 			})
-			if s := d.r.Stats(); s.InFlight > 3*len(d.peers)+core.RvDefaultMaxExpectPerPeer {
+			if s := d.r.Stats(); s.InFlight > 3*len(d.peers)+rendezvous.DefaultMaxExpectPerPeer {
 				t.Fatalf("%d set-ups in flight", s.InFlight)
 			}
 		},
@@ -188,16 +189,16 @@ func (d *rvDriver) actions() map[string]func(*rapid.T) {
 		"cancel": func(t *rapid.T) {
 			if len(d.connIDs) > 0 {
 				id := rapid.SampledFrom(d.connIDs).Draw(t, "cancel")
-				var reason *core.KillReason
+				var reason *wire.KillReason
 				if rapid.Bool().Draw(t, "withReason") {
-					reason = &core.KillReason{}
+					reason = &wire.KillReason{}
 				}
 				d.r.Cancel(d.now, id, reason)
 			}
 		},
 		"expect": func(t *rapid.T) {
 			from := rapid.SampledFrom(d.peers).Draw(t, "from")
-			d.r.Expect(d.now, from, core.NodeMsgExpect{
+			d.r.Expect(d.now, from, wire.NodeMsgExpect{
 				ID: d.idPool(t), Port: rapid.SampledFrom([]string{from + "#p", "", "x#"}).Draw(t, "port"),
 				Timeout: float64(rapid.IntRange(0, 5000).Draw(t, "expTimeout")) / 1000, InitFunc: "f",
 			})
@@ -208,14 +209,14 @@ func (d *rvDriver) actions() map[string]func(*rapid.T) {
 			if rapid.Bool().Draw(t, "otherNode") {
 				node = rapid.SampledFrom(d.peers).Draw(t, "node")
 			}
-			d.r.ConnectBack(d.now, from, core.NodeMsgConnect{ID: d.idPool(t), Node: node}, d.addrs(t, "backAddrs", []string{"b1", "b2"}))
+			d.r.ConnectBack(d.now, from, wire.NodeMsgConnect{ID: d.idPool(t), Node: node}, d.addrs(t, "backAddrs", []string{"b1", "b2"}))
 		},
 		"incomingGreeting": func(t *rapid.T) {
 			d.nextRef++
 			ref := d.nextRef
 			g := d.greeting(t, rapid.SampledFrom(d.peers).Draw(t, "peer"))
 			if id := d.idPool(t); id != "" {
-				g.KV = append(g.KV, core.KV{Key: core.KeyDataConnID, Value: id})
+				g.KV = append(g.KV, wire.KV{Key: wire.KeyDataConnID, Value: id})
 			}
 			d.greeted[ref] = true
 			d.r.IncomingGreeting(d.now, ref, g)
@@ -249,7 +250,7 @@ func (d *rvDriver) actions() map[string]func(*rapid.T) {
 }
 
 // rendezvousProperty drives the machine with arbitrary operation sequences
-// and checks its invariants: exactly one RvDeliver or RvFail per Connect
+// and checks its invariants: exactly one rendezvous.Deliver or rendezvous.Fail per Connect
 // (never two, never for an unknown id), every stream answered at most once,
 // typed errors and non-empty kill reasons, and once every stream and dial
 // is settled and every timer has fired, Counts() back to zero.
@@ -258,10 +259,10 @@ func rendezvousProperty(t *rapid.T) {
 		now:      time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		peers:    []string{"P1", "P2"}[:rapid.IntRange(1, 2).Draw(t, "peers")],
 		outcomes: map[string]int{},
-		greeted:  map[core.RvConnRef]bool{},
-		answered: map[core.RvConnRef]bool{},
+		greeted:  map[rendezvous.ConnRef]bool{},
+		answered: map[rendezvous.ConnRef]bool{},
 	}
-	d.r = core.NewRendezvous(core.RendezvousConfig{
+	d.r = rendezvous.New(rendezvous.Config{
 		Self:             "A",
 		EarlyHold:        time.Duration(rapid.IntRange(0, 3000).Draw(t, "hold")) * time.Millisecond,
 		MaxEarlyPerPeer:  rapid.IntRange(0, 3).Draw(t, "maxEarly"),

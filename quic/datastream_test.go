@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/quic"
 	"github.com/aemp-go/dataconn/transport"
 )
@@ -72,7 +72,7 @@ func noCall(t *testing.T, ch <-chan initCall, within time.Duration) {
 // header encodes a direct data stream header.
 func header(t *testing.T, from, to, fn string, data ...any) []byte {
 	t.Helper()
-	h, err := core.AppendDataStreamHeader(nil, core.DataStreamHeader{From: from, To: to, InitFunc: fn, InitData: data})
+	h, err := wire.AppendDataStreamHeader(nil, wire.DataStreamHeader{From: from, To: to, InitFunc: fn, InitData: data})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,9 +92,9 @@ func answer(t *testing.T, s net.Conn) (accepted bool, refusal string, closed boo
 		t.Fatalf("reading the answer: %v", err)
 	}
 	switch b[0] {
-	case core.DataStreamAccept:
+	case wire.DataStreamAccept:
 		return true, "", false
-	case core.DataStreamRefuse:
+	case wire.DataStreamRefuse:
 		if _, err := io.ReadFull(s, b[1:]); err != nil {
 			t.Fatal(err)
 		}
@@ -231,24 +231,24 @@ func TestDirectDataStreamHostile(t *testing.T) {
 		noCall(t, calls, 50*time.Millisecond)
 
 		// Garbage and oversized headers on the authenticated connection.
-		long := strings.Repeat("f", core.MaxLineLen+1)
+		long := strings.Repeat("f", wire.MaxLineLen+1)
 		for _, bad := range []struct {
 			name   string
 			bytes  []byte
 			refuse string // "" = closed without an answer
 		}{
-			{"wrong version", []byte{core.DataStreamMagic, 9, 0, 1, 0x90}, "version"},
-			{"empty body", []byte{core.DataStreamMagic, 1, 0, 0}, "empty body"},
-			{"not msgpack", []byte{core.DataStreamMagic, 1, 0, 2, 0xc1, 0xc1}, "malformed"},
-			{"not an array", []byte{core.DataStreamMagic, 1, 0, 1, 0x01}, "malformed"},
-			{"too few fields", append([]byte{core.DataStreamMagic, 1, 0, 3}, 0x92, 0xa1, 'a'), "malformed"},
+			{"wrong version", []byte{wire.DataStreamMagic, 9, 0, 1, 0x90}, "version"},
+			{"empty body", []byte{wire.DataStreamMagic, 1, 0, 0}, "empty body"},
+			{"not msgpack", []byte{wire.DataStreamMagic, 1, 0, 2, 0xc1, 0xc1}, "malformed"},
+			{"not an array", []byte{wire.DataStreamMagic, 1, 0, 1, 0x01}, "malformed"},
+			{"too few fields", append([]byte{wire.DataStreamMagic, 1, 0, 3}, 0x92, 0xa1, 'a'), "malformed"},
 			{"init function too long", header(t, "a", "b", "x")[:0], ""},
-			{"truncated body", []byte{core.DataStreamMagic, 1, 0xff, 0xff, 0x94}, ""},
+			{"truncated body", []byte{wire.DataStreamMagic, 1, 0xff, 0xff, 0x94}, ""},
 		} {
 			if bad.name == "init function too long" {
 				body := append([]byte{0x93, 0xa1, 'a', 0xa1, 'b', 0xda, 0, 0}, long...)
 				binary.BigEndian.PutUint16(body[6:], uint16(len(long)))
-				bad.bytes = append([]byte{core.DataStreamMagic, 1, 0, 0}, body...)
+				bad.bytes = append([]byte{wire.DataStreamMagic, 1, 0, 0}, body...)
 				binary.BigEndian.PutUint16(bad.bytes[2:], uint16(len(body)))
 				bad.refuse = "malformed"
 			}
@@ -295,7 +295,7 @@ func TestDirectDataStreamHostile(t *testing.T) {
 		_, err := a.ConnectTo(testCtx(t), "b", 5*time.Second, "test::nope")
 		var de *transport.DataConnError
 		if !errors.As(err, &de) || !errors.Is(err, transport.ErrNoInitFunc) || !errors.Is(err, transport.ErrDataConnKilled) ||
-			de.Reason.Family != core.KillReasonDataConn || de.Reason.Message != `b: no init function "test::nope"` {
+			de.Reason.Family != wire.KillReasonDataConn || de.Reason.Message != `b: no init function "test::nope"` {
 			t.Fatalf("ConnectTo: %v (%#v), want a *DataConnError for the unknown init function", err, de)
 		}
 	})
@@ -305,7 +305,7 @@ func TestDirectDataStreamHostile(t *testing.T) {
 		// the rendezvous and the handshake instead.
 		a, _ := dialNode(t, "a3", quic.Config{}, nil)
 		a.AddPeer("b", bAddr)
-		big := strings.Repeat("d", core.MaxDataStreamHeader)
+		big := strings.Repeat("d", wire.MaxDataStreamHeader)
 		c, err := a.ConnectTo(testCtx(t), "b", 5*time.Second, "test::rec", big)
 		if err != nil {
 			t.Fatal(err)

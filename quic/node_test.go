@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/quic"
 	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
@@ -450,7 +450,7 @@ func TestNodeDataConnFailures(t *testing.T) {
 			if !errors.Is(err, tc.rule) {
 				t.Fatalf("error %q matches the wrong rule, want %v", err, tc.rule)
 			}
-			if de.Node != "b" || de.Reason.Family != core.KillReasonDataConn || !strings.HasPrefix(err.Error(), "b: ") {
+			if de.Node != "b" || de.Reason.Family != wire.KillReasonDataConn || !strings.HasPrefix(err.Error(), "b: ") {
 				t.Fatalf("node %q family %q text %q", de.Node, de.Reason.Family, err)
 			}
 			if !slices.ContainsFunc(tc.text, func(s string) bool { return strings.Contains(err.Error(), s) }) {

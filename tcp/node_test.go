@@ -16,7 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
 	"github.com/aemp-go/dataconn/transport/testca"
@@ -342,7 +343,7 @@ func fakeListener(t *testing.T) (addr string, greetings func() int) {
 			c.SetDeadline(time.Now().Add(dcTimeout))
 			var got []byte
 			buf := make([]byte, 512)
-			for strings.Count(string(got), "\n") < 2 && len(got) < 2*core.MaxLineLen {
+			for strings.Count(string(got), "\n") < 2 && len(got) < 2*wire.MaxLineLen {
 				k, err := c.Read(buf)
 				got = append(got, buf[:k]...)
 				if err != nil {
@@ -388,7 +389,7 @@ func wantDataConnError(t *testing.T, c net.Conn, err error, target string, rules
 	if !errors.As(err, &de) {
 		t.Fatalf("error %T (%v) is not a *transport.DataConnError", err, err)
 	}
-	if de.Node != target || de.Reason == nil || de.Reason.Family != core.KillReasonDataConn {
+	if de.Node != target || de.Reason == nil || de.Reason.Family != wire.KillReasonDataConn {
 		t.Fatalf("error for node %q with reason %#v", de.Node, de.Reason)
 	}
 	if !strings.HasPrefix(err.Error(), target+": ") {
@@ -417,7 +418,7 @@ func TestDataConnFailures(t *testing.T) {
 		{
 			name:  "wrong secret",
 			b:     func(c *transport.Config) { c.Secret = []byte("another secret") },
-			rules: []error{transport.ErrDataConnFailed, core.ErrAuthFailed},
+			rules: []error{transport.ErrDataConnFailed, handshake.ErrAuthFailed},
 			text:  "authentication",
 		},
 		{
@@ -431,7 +432,7 @@ func TestDataConnFailures(t *testing.T) {
 			name:  "TLS required, peer without TLS",
 			a:     func(c *transport.Config) { c.TLS, c.TLSRequired = certs[0], true },
 			b:     func(c *transport.Config) {},
-			rules: []error{transport.ErrDataConnFailed, core.ErrTLSRequired},
+			rules: []error{transport.ErrDataConnFailed, handshake.ErrTLSRequired},
 			text:  "TLS",
 		},
 		{
@@ -443,7 +444,7 @@ func TestDataConnFailures(t *testing.T) {
 		{
 			name:  "peer gone mid-handshake",
 			fake:  true,
-			rules: []error{transport.ErrDataConnFailed, core.ErrPeerClosed},
+			rules: []error{transport.ErrDataConnFailed, handshake.ErrPeerClosed},
 		},
 	}
 	for _, tc := range cases {
@@ -516,11 +517,11 @@ func TestDataConnTLSRequiredByTarget(t *testing.T) {
 	if d := time.Since(start); d >= dcTimeout {
 		t.Errorf("failure took %v: reported by the timeout, not by the refusal", d)
 	}
-	wantDataConnError(t, c, err, "b", transport.ErrDataConnFailed, core.ErrPeerClosed)
+	wantDataConnError(t, c, err, "b", transport.ErrDataConnFailed, handshake.ErrPeerClosed)
 	a.Close()
 	b.Close()
-	if !logs.has(core.ErrTLSRequired) {
-		t.Errorf("b logged %v, want a refusal for core.ErrTLSRequired", logs.all())
+	if !logs.has(handshake.ErrTLSRequired) {
+		t.Errorf("b logged %v, want a refusal for handshake.ErrTLSRequired", logs.all())
 	}
 	if n := h.calls.Load(); n != 0 {
 		t.Fatalf("init function ran %d times", n)
@@ -593,7 +594,7 @@ func TestDataConnGoneMidHandshake(t *testing.T) {
 	if time.Since(start) >= dcTimeout {
 		t.Errorf("failure took %v: reported by the timeout, not by the cause", time.Since(start))
 	}
-	wantDataConnError(t, c, err, "b", transport.ErrDataConnFailed, core.ErrPeerClosed)
+	wantDataConnError(t, c, err, "b", transport.ErrDataConnFailed, handshake.ErrPeerClosed)
 	t.Logf("error: %v", err)
 	if greetings() == 0 {
 		t.Error("the fake listener never read a greeting")

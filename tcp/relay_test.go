@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
 	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
 )
@@ -205,7 +205,7 @@ func TestDataConnTLSRelay(t *testing.T) {
 			if d := time.Since(start); d >= dcTimeout {
 				t.Errorf("failure took %v: reported by the timeout, not by the authentication", d)
 			}
-			wantDataConnError(t, c, err, "b", transport.ErrDataConnFailed, core.ErrAuthFailed)
+			wantDataConnError(t, c, err, "b", transport.ErrDataConnFailed, handshake.ErrAuthFailed)
 			if relay.tlsSessions() == 0 {
 				t.Error("the relay never completed its two TLS sessions: the test did not attack")
 			}

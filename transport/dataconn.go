@@ -10,7 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/rendezvous"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // DataConnConfig tunes data connections.
@@ -44,22 +46,22 @@ type DataConnConfig struct {
 
 func (c *DataConnConfig) setDefaults() {
 	if c.EarlyHold <= 0 {
-		c.EarlyHold = core.RvDefaultEarlyHold
+		c.EarlyHold = rendezvous.DefaultEarlyHold
 	}
 	if c.MaxEarlyPerPeer <= 0 {
-		c.MaxEarlyPerPeer = core.RvDefaultMaxEarlyPerPeer
+		c.MaxEarlyPerPeer = rendezvous.DefaultMaxEarlyPerPeer
 	}
 	if c.MaxExpectPerPeer <= 0 {
-		c.MaxExpectPerPeer = core.RvDefaultMaxExpectPerPeer
+		c.MaxExpectPerPeer = rendezvous.DefaultMaxExpectPerPeer
 	}
 	if c.DialStagger <= 0 {
-		c.DialStagger = core.RvDefaultDialStagger
+		c.DialStagger = rendezvous.DefaultDialStagger
 	}
 	if c.MaxQueuedPerTarget <= 0 {
-		c.MaxQueuedPerTarget = core.RvDefaultMaxQueuedPerTarget
+		c.MaxQueuedPerTarget = rendezvous.DefaultMaxQueuedPerTarget
 	}
 	if c.MaxExpectQueuePerPeer <= 0 {
-		c.MaxExpectQueuePerPeer = core.RvDefaultMaxExpectQueuePerPeer
+		c.MaxExpectQueuePerPeer = rendezvous.DefaultMaxExpectQueuePerPeer
 	}
 }
 
@@ -73,7 +75,7 @@ type InitFunc func(from string, data []any, conn net.Conn)
 // messaging.
 type Host interface {
 	// SendControl sends msg (["", TAG, args...]) to node's node port.
-	SendControl(node string, msg core.Message) error
+	SendControl(node string, msg wire.Message) error
 	// RoundTrip returns once every control message sent to node before the
 	// call has been processed there (the Perl flow's snd round trip).
 	RoundTrip(ctx context.Context, node string) error
@@ -81,7 +83,7 @@ type Host interface {
 	// or this node's own when node is our ID.
 	ListenerAddrs(node string) []string
 	// IsGoPeer reports whether node greeted with the key of this project
-	// (core.KeyGo) on its messaging connection: it then supports the fast
+	// (wire.KeyGo) on its messaging connection: it then supports the fast
 	// flow and the match confirmation.
 	IsGoPeer(node string) bool
 	// NetworkFor returns the network that dials an announced address and
@@ -96,25 +98,25 @@ type Host interface {
 // The rules the rendezvous machine decides are its sentinels under a
 // second name, so errors.Is matches either name.
 var (
-	// ErrDataConnTimeout is core.ErrRvTimeout.
-	ErrDataConnTimeout = core.ErrRvTimeout
-	// ErrDataConnNoRoute is core.ErrRvNoListeners.
-	ErrDataConnNoRoute = core.ErrRvNoListeners
-	// ErrDataConnKilled is core.ErrRvKilled: the target killed the
-	// request's port; the rule its reason names (core.ClassifyKillReason)
+	// ErrDataConnTimeout is rendezvous.ErrTimeout.
+	ErrDataConnTimeout = rendezvous.ErrTimeout
+	// ErrDataConnNoRoute is rendezvous.ErrNoListeners.
+	ErrDataConnNoRoute = rendezvous.ErrNoListeners
+	// ErrDataConnKilled is rendezvous.ErrKilled: the target killed the
+	// request's port; the rule its reason names (rendezvous.ClassifyKillReason)
 	// is wrapped too.
-	ErrDataConnKilled = core.ErrRvKilled
-	// ErrDataConnCancelled is core.ErrRvCancelled.
-	ErrDataConnCancelled = core.ErrRvCancelled
+	ErrDataConnKilled = rendezvous.ErrKilled
+	// ErrDataConnCancelled is rendezvous.ErrCancelled.
+	ErrDataConnCancelled = rendezvous.ErrCancelled
 	// ErrDataConnFailed: any other failure (a dial, a handshake, the
 	// messaging connection); the rule underneath is wrapped too.
 	ErrDataConnFailed = errors.New("data connection: failed")
-	// ErrNoInitFunc is core.ErrRvNoInitFunc.
-	ErrNoInitFunc = core.ErrRvNoInitFunc
-	// ErrDataConnQueueFull is core.ErrRvQueueFull:
+	// ErrNoInitFunc is rendezvous.ErrNoInitFunc.
+	ErrNoInitFunc = rendezvous.ErrNoInitFunc
+	// ErrDataConnQueueFull is rendezvous.ErrQueueFull:
 	// DataConnConfig.MaxQueuedPerTarget set-ups already wait for the
 	// target.
-	ErrDataConnQueueFull = core.ErrRvQueueFull
+	ErrDataConnQueueFull = rendezvous.ErrQueueFull
 )
 
 // DataConnError is the error of a failed data connection. Its text is the
@@ -122,7 +124,7 @@ var (
 // reason ["AnyEvent::MP::DataConn", message] and Rule the sentinel.
 type DataConnError struct {
 	Node   string
-	Reason *core.KillReason
+	Reason *wire.KillReason
 	Rule   error
 	// Cause is the failure underneath the rule, when known.
 	Cause error
@@ -131,7 +133,7 @@ type DataConnError struct {
 func (e *DataConnError) Error() string { return e.Reason.Error() }
 
 // Unwrap returns the rule broken and, when known, the failure underneath
-// (a *core.HandshakeError, *TLSError, *net.OpError...).
+// (a *handshake.Error, *TLSError, *net.OpError...).
 func (e *DataConnError) Unwrap() []error {
 	if e.Cause == nil {
 		return []error{e.Rule}
@@ -148,12 +150,12 @@ type DataConns struct {
 	host Host
 
 	mu      sync.Mutex
-	rv      *core.Rendezvous
+	rv      *rendezvous.Machine
 	closed  bool
 	funcs   map[string]InitFunc
-	refSeq  core.RvConnRef
-	conns   map[core.RvConnRef]net.Conn
-	holds   map[core.RvConnRef]chan holdDecision
+	refSeq  rendezvous.ConnRef
+	conns   map[rendezvous.ConnRef]net.Conn
+	holds   map[rendezvous.ConnRef]chan holdDecision
 	waiters map[string]chan *dcOutcome
 	cancels map[string]context.CancelFunc // id → cancels its dials and round trip
 	timer   *time.Timer
@@ -165,13 +167,13 @@ type DataConns struct {
 }
 
 type holdDecision struct {
-	extra []core.KV
+	extra []wire.KV
 	err   error
 }
 
 type dcOutcome struct {
 	conn net.Conn
-	err  *core.KillReason
+	err  *wire.KillReason
 	rule error
 }
 
@@ -190,7 +192,7 @@ func newDataConns(ep *endpoint, host Host) *DataConns {
 	return &DataConns{
 		ep:   ep,
 		host: host,
-		rv: core.NewRendezvous(core.RendezvousConfig{
+		rv: rendezvous.New(rendezvous.Config{
 			Self:             ep.id,
 			EarlyHold:        dc.EarlyHold,
 			MaxEarlyPerPeer:  dc.MaxEarlyPerPeer,
@@ -203,8 +205,8 @@ func newDataConns(ep *endpoint, host Host) *DataConns {
 		}),
 		funcs:   map[string]InitFunc{},
 		inits:   map[net.Conn]struct{}{},
-		conns:   map[core.RvConnRef]net.Conn{},
-		holds:   map[core.RvConnRef]chan holdDecision{},
+		conns:   map[rendezvous.ConnRef]net.Conn{},
+		holds:   map[rendezvous.ConnRef]chan holdDecision{},
 		waiters: map[string]chan *dcOutcome{},
 		cancels: map[string]context.CancelFunc{},
 	}
@@ -233,8 +235,8 @@ func (d *DataConns) do(input func(now time.Time)) {
 }
 
 // drainLocked collects pending actions and rearms the timer.
-func (d *DataConns) drainLocked() []core.RvAction {
-	var acts []core.RvAction
+func (d *DataConns) drainLocked() []rendezvous.Action {
+	var acts []rendezvous.Action
 	for {
 		a := d.rv.Poll()
 		if a == nil {
@@ -263,13 +265,13 @@ func (d *DataConns) drainLocked() []core.RvAction {
 	return acts
 }
 
-func (d *DataConns) exec(a core.RvAction) {
+func (d *DataConns) exec(a rendezvous.Action) {
 	switch a := a.(type) {
-	case core.RvSend:
+	case rendezvous.Send:
 		if err := d.host.SendControl(a.To, a.Msg); err != nil {
 			d.ep.log.Debug("data connection control message not sent", "to", a.To, "err", err)
 		}
-	case core.RvRoundTrip:
+	case rendezvous.RoundTrip:
 		ctx := d.idContext(a.ID)
 		d.wg.Add(1)
 		go func() {
@@ -278,14 +280,14 @@ func (d *DataConns) exec(a core.RvAction) {
 				d.do(func(now time.Time) { d.rv.RoundTripDone(now, a.ID) })
 			}
 		}()
-	case core.RvDial:
+	case rendezvous.Dial:
 		ctx := d.idContext(a.ID)
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
 			d.dial(ctx, a)
 		}()
-	case core.RvDeliver:
+	case rendezvous.Deliver:
 		d.mu.Lock()
 		c := d.conns[a.Ref]
 		delete(d.conns, a.Ref)
@@ -298,7 +300,7 @@ func (d *DataConns) exec(a core.RvAction) {
 		} else if c != nil {
 			c.Close()
 		}
-	case core.RvFail:
+	case rendezvous.Fail:
 		d.mu.Lock()
 		w := d.waiters[a.ID]
 		delete(d.waiters, a.ID)
@@ -307,7 +309,7 @@ func (d *DataConns) exec(a core.RvAction) {
 		if w != nil {
 			w <- &dcOutcome{err: a.Reason, rule: a.Err}
 		}
-	case core.RvAdmit:
+	case rendezvous.Admit:
 		d.mu.Lock()
 		h := d.holds[a.Ref]
 		delete(d.holds, a.Ref)
@@ -315,7 +317,7 @@ func (d *DataConns) exec(a core.RvAction) {
 		if h != nil {
 			h <- holdDecision{extra: a.Extra}
 		}
-	case core.RvRefuse:
+	case rendezvous.Refuse:
 		d.mu.Lock()
 		h := d.holds[a.Ref]
 		delete(d.holds, a.Ref)
@@ -328,7 +330,7 @@ func (d *DataConns) exec(a core.RvAction) {
 		if c != nil {
 			c.Close()
 		}
-	case core.RvCallInit:
+	case rendezvous.CallInit:
 		d.mu.Lock()
 		c := d.conns[a.Ref]
 		delete(d.conns, a.Ref)
@@ -343,7 +345,7 @@ func (d *DataConns) exec(a core.RvAction) {
 			return
 		}
 		d.runInit(f, a.From, a.Data, c)
-	case core.RvClose:
+	case rendezvous.Close:
 		d.mu.Lock()
 		c := d.conns[a.Ref]
 		delete(d.conns, a.Ref)
@@ -402,7 +404,7 @@ func (d *DataConns) stopIDLocked(id string) {
 	}
 }
 
-func (d *DataConns) newRefLocked(c net.Conn) core.RvConnRef {
+func (d *DataConns) newRefLocked(c net.Conn) rendezvous.ConnRef {
 	d.refSeq++
 	if c != nil {
 		d.conns[d.refSeq] = c
@@ -410,13 +412,13 @@ func (d *DataConns) newRefLocked(c net.Conn) core.RvConnRef {
 	return d.refSeq
 }
 
-func (d *DataConns) dial(ctx context.Context, a core.RvDial) {
+func (d *DataConns) dial(ctx context.Context, a rendezvous.Dial) {
 	ctx = withRefusedRetry(ctx) // see dataconn_flow.go
 	nw, addr, err := d.host.NetworkFor(a.Addr)
 	var c net.Conn
-	var res *core.Result
+	var res *handshake.Result
 	if err == nil {
-		c, res, err = d.ep.dialDataConn(ctx, nw, addr, d.ep.withTicket(a.Node, []core.KV{{Key: core.KeyDataConnID, Value: a.ID}}))
+		c, res, err = d.ep.dialDataConn(ctx, nw, addr, d.ep.withTicket(a.Node, []wire.KV{{Key: wire.KeyDataConnID, Value: a.ID}}))
 	}
 	if err == nil && res.Untrusted {
 		c.Close()
@@ -459,7 +461,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		timeout = 10 * time.Second
 	}
 	fail := func(rule error, format string, args ...any) (net.Conn, error) {
-		return nil, &DataConnError{Node: target, Reason: core.DataConnReason(format, args...), Rule: rule}
+		return nil, &DataConnError{Node: target, Reason: wire.DataConnReason(format, args...), Rule: rule}
 	}
 	if target == d.ep.id {
 		return d.localPair(target, initFunc, initData)
@@ -486,7 +488,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		if !strings.HasPrefix(msg, target+": ") {
 			msg = target + ": " + msg
 		}
-		return nil, &DataConnError{Node: target, Reason: core.DataConnReason("%s", msg), Rule: ErrDataConnFailed, Cause: err}
+		return nil, &DataConnError{Node: target, Reason: wire.DataConnReason("%s", msg), Rule: ErrDataConnFailed, Cause: err}
 	}
 	// The messaging connection that just came up may carry direct data
 	// streams: half a round trip less than the rendezvous.
@@ -509,7 +511,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	}
 	d.waiters[id] = w
 	d.mu.Unlock()
-	req := core.RvConnectRequest{
+	req := rendezvous.ConnectRequest{
 		ID: id, Target: target, Port: portID, Timeout: timeout, Start: start, Window: d.peerWindow(target),
 		InitFunc: initFunc, InitData: initData,
 		TargetAddrs: d.host.ListenerAddrs(target),
@@ -528,7 +530,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	late := sw.late
 	killed := &sw.killed
 	timedOut := func() (net.Conn, error) {
-		return nil, &DataConnError{Node: target, Reason: core.RvTimeoutReason(target, timeout), Rule: fmt.Errorf("%w: %w", ErrDataConnTimeout, core.ErrRvTimeout)}
+		return nil, &DataConnError{Node: target, Reason: rendezvous.TimeoutReason(target, timeout), Rule: fmt.Errorf("%w: %w", ErrDataConnTimeout, rendezvous.ErrTimeout)}
 	}
 	if pw, ok := d.host.(portWatcher); ok {
 		// The target kills the port named in the expectation when it
@@ -548,7 +550,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 			}
 			rule := ruleOf(o.err, o.rule)
 			// Only the watcher cancels while we wait here.
-			if killed.Load() && errors.Is(o.rule, core.ErrRvCancelled) {
+			if killed.Load() && errors.Is(o.rule, rendezvous.ErrCancelled) {
 				rule = fmt.Errorf("%w: %w", ErrDataConnKilled, ruleOf(o.err, nil))
 			}
 			return nil, &DataConnError{Node: target, Reason: o.err, Rule: rule}
@@ -588,15 +590,15 @@ func (s *setupWatch) portKilled(reason []any) {
 		return // the timeout decides
 	}
 	s.killed.Store(true)
-	r := core.KillReasonFromValues(reason)
+	r := wire.KillReasonFromValues(reason)
 	s.d.do(func(now time.Time) { s.d.rv.Cancel(now, s.id, r) })
 }
 
-func (d *DataConns) ctxReason(ctx context.Context, target string, timeout time.Duration) *core.KillReason {
+func (d *DataConns) ctxReason(ctx context.Context, target string, timeout time.Duration) *wire.KillReason {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return core.RvTimeoutReason(target, timeout)
+		return rendezvous.TimeoutReason(target, timeout)
 	}
-	return core.DataConnReason("%s: %v", target, ctx.Err())
+	return wire.DataConnReason("%s: %v", target, ctx.Err())
 }
 
 func (d *DataConns) ctxFailure(ctx context.Context, target string, timeout time.Duration) (net.Conn, error) {
@@ -605,19 +607,19 @@ func (d *DataConns) ctxFailure(ctx context.Context, target string, timeout time.
 }
 
 // ruleOf classifies a failure: the machine's rule when it gave one (a
-// *core.RvError; rules without a name of their own here are wrapped in
+// *rendezvous.Error; rules without a name of their own here are wrapped in
 // ErrDataConnFailed), else the rule the reason text names
-// (core.ClassifyKillReason), a plain kill being ErrDataConnFailed.
-func ruleOf(r *core.KillReason, machine error) error {
+// (rendezvous.ClassifyKillReason), a plain kill being ErrDataConnFailed.
+func ruleOf(r *wire.KillReason, machine error) error {
 	if machine != nil {
-		for _, rule := range []error{core.ErrRvTimeout, core.ErrRvNoListeners, core.ErrRvCancelled, core.ErrRvQueueFull} {
+		for _, rule := range []error{rendezvous.ErrTimeout, rendezvous.ErrNoListeners, rendezvous.ErrCancelled, rendezvous.ErrQueueFull} {
 			if errors.Is(machine, rule) {
 				return machine
 			}
 		}
 		return fmt.Errorf("%w: %w", ErrDataConnFailed, machine)
 	}
-	if rule := core.ClassifyKillReason(r); rule != core.ErrRvKilled {
+	if rule := rendezvous.ClassifyKillReason(r); rule != rendezvous.ErrKilled {
 		return rule
 	}
 	return ErrDataConnFailed
@@ -631,10 +633,10 @@ func (d *DataConns) localPair(self, initFunc string, initData []any) (net.Conn, 
 	closed := d.closed
 	d.mu.Unlock()
 	if closed {
-		return nil, &DataConnError{Node: self, Reason: core.DataConnReason("%s: node closed", self), Rule: ErrDataConnCancelled}
+		return nil, &DataConnError{Node: self, Reason: wire.DataConnReason("%s: node closed", self), Rule: ErrDataConnCancelled}
 	}
 	if f == nil {
-		return nil, &DataConnError{Node: self, Reason: core.DataConnReason("%s: init function %q not found", self, initFunc), Rule: ErrNoInitFunc}
+		return nil, &DataConnError{Node: self, Reason: wire.DataConnReason("%s: init function %q not found", self, initFunc), Rule: ErrNoInitFunc}
 	}
 	a, b := newPipe()
 	d.runInit(f, self, initData, b)
@@ -655,7 +657,7 @@ func (n *Node) ConnectToPort(port *Port, target string, timeout time.Duration, c
 			if errors.As(err, &de) {
 				port.Kill(de.Reason.Values()...)
 			} else {
-				port.Kill(core.DataConnReason("%s: %v", target, err).Values()...)
+				port.Kill(wire.DataConnReason("%s: %v", target, err).Values()...)
 			}
 			return
 		}
@@ -666,11 +668,11 @@ func (n *Node) ConnectToPort(port *Port, target string, timeout time.Duration, c
 // HandleControl feeds a control message addressed to this node's node port
 // (already parsed) from node `from`. It reports whether the message was a
 // data-connection message.
-func (d *DataConns) HandleControl(from string, m core.NodeMsg) bool {
+func (d *DataConns) HandleControl(from string, m wire.NodeMsg) bool {
 	switch m := m.(type) {
-	case core.NodeMsgExpect:
+	case wire.NodeMsgExpect:
 		d.expect(from, m)
-	case core.NodeMsgConnect:
+	case wire.NodeMsgConnect:
 		d.connectBack(from, m)
 	default:
 		return false
@@ -678,7 +680,7 @@ func (d *DataConns) HandleControl(from string, m core.NodeMsg) bool {
 	return true
 }
 
-func (d *DataConns) expect(from string, m core.NodeMsgExpect) {
+func (d *DataConns) expect(from string, m wire.NodeMsgExpect) {
 	d.mu.Lock()
 	_, known := d.funcs[m.InitFunc]
 	d.mu.Unlock()
@@ -687,8 +689,8 @@ func (d *DataConns) expect(from string, m core.NodeMsgExpect) {
 		// and its ConnectTo fails instead of handing over a stream that
 		// nobody reads.
 		if node, name, err := SplitPortID(m.Port); err == nil && node == from && name != "" {
-			r := core.DataConnReason("%s: no init function %q", d.ep.id, m.InitFunc)
-			d.host.SendControl(from, core.KillMsg(name, r.Values()...))
+			r := wire.DataConnReason("%s: no init function %q", d.ep.id, m.InitFunc)
+			d.host.SendControl(from, wire.KillMsg(name, r.Values()...))
 		}
 		d.ep.log.Debug("expectation for unknown init function refused", "from", from, "func", m.InitFunc)
 		return
@@ -696,7 +698,7 @@ func (d *DataConns) expect(from string, m core.NodeMsgExpect) {
 	d.do(func(now time.Time) { d.rv.Expect(now, from, m) })
 }
 
-func (d *DataConns) connectBack(from string, m core.NodeMsgConnect) {
+func (d *DataConns) connectBack(from string, m wire.NodeMsgConnect) {
 	addrs := d.host.ListenerAddrs(m.Node)
 	d.do(func(now time.Time) { d.rv.ConnectBack(now, from, m, addrs) })
 }
@@ -708,14 +710,14 @@ func (d *DataConns) PeerDown(node string, err error) {
 
 // incomingGreeting decides on an accepted stream whose peer asked for
 // aemp-dataconn; it may hold the stream until its expectation arrives.
-func (d *DataConns) incomingGreeting(ctx context.Context, g core.Greeting) (core.RvConnRef, []core.KV, error) {
+func (d *DataConns) incomingGreeting(ctx context.Context, g wire.Greeting) (rendezvous.ConnRef, []wire.KV, error) {
 	return d.incomingGreetingProven(ctx, g, nil)
 }
 
 // incomingGreetingProven is incomingGreeting that calls proven (when not
 // nil), before any wait, if the stream's id matches an expectation or
-// dial-back of its peer (core.Rendezvous.Proven).
-func (d *DataConns) incomingGreetingProven(ctx context.Context, g core.Greeting, proven func()) (core.RvConnRef, []core.KV, error) {
+// dial-back of its peer (rendezvous.Machine.Proven).
+func (d *DataConns) incomingGreetingProven(ctx context.Context, g wire.Greeting, proven func()) (rendezvous.ConnRef, []wire.KV, error) {
 	h := make(chan holdDecision, 1)
 	d.mu.Lock()
 	if d.closed {
@@ -744,7 +746,7 @@ func (d *DataConns) incomingGreetingProven(ctx context.Context, g core.Greeting,
 	}
 }
 
-func (d *DataConns) incomingDone(ref core.RvConnRef, c net.Conn, res *core.Result) {
+func (d *DataConns) incomingDone(ref rendezvous.ConnRef, c net.Conn, res *handshake.Result) {
 	if res.Untrusted {
 		c.Close()
 		d.incomingFailed(ref, ErrUntrustedPeer)
@@ -769,7 +771,7 @@ func (d *DataConns) incomingDone(ref core.RvConnRef, c net.Conn, res *core.Resul
 	}
 }
 
-func (d *DataConns) incomingFailed(ref core.RvConnRef, err error) {
+func (d *DataConns) incomingFailed(ref rendezvous.ConnRef, err error) {
 	d.do(func(now time.Time) { d.rv.IncomingFailed(now, ref, err) })
 }
 
@@ -784,18 +786,18 @@ func (d *DataConns) ServeConn(ctx context.Context, nw Network, c net.Conn) error
 		c.Close()
 		return err
 	}
-	m, err := core.NewHandshake(d.ep.handshakeConfig(core.ProtocolMessaging, nil, true, nw, c), nonce, time.Now())
+	m, err := handshake.New(d.ep.handshakeConfig(wire.ProtocolMessaging, nil, true, nw, c), nonce, time.Now())
 	if err != nil {
 		c.Close()
 		return err
 	}
 	opts := d.ep.driveOptions(nw)
-	var ref core.RvConnRef
-	opts.OnPeerGreeting = func(ctx context.Context, g core.Greeting, protocol string) ([]core.KV, error) {
-		if protocol != core.ProtocolDataConn {
+	var ref rendezvous.ConnRef
+	opts.OnPeerGreeting = func(ctx context.Context, g wire.Greeting, protocol string) ([]wire.KV, error) {
+		if protocol != wire.ProtocolDataConn {
 			return nil, fmt.Errorf("aemp: %q refused: this endpoint serves data connections only", protocol)
 		}
-		var extra []core.KV
+		var extra []wire.KV
 		var err error
 		ref, extra, err = d.incomingGreeting(ctx, g)
 		return extra, err
@@ -843,7 +845,7 @@ func (d *DataConns) close() {
 		delete(d.holds, ref)
 	}
 	for id, w := range d.waiters {
-		w <- &dcOutcome{err: core.DataConnReason("%s: node closed", d.ep.id), rule: fmt.Errorf("%w: %w", core.ErrRvCancelled, ErrClosed)}
+		w <- &dcOutcome{err: wire.DataConnReason("%s: node closed", d.ep.id), rule: fmt.Errorf("%w: %w", rendezvous.ErrCancelled, ErrClosed)}
 		delete(d.waiters, id)
 	}
 	for c := range d.inits {
@@ -883,7 +885,7 @@ func (h nodeHost) WatchPort(portID string, f func(reason []any)) (stop func()) {
 
 type nodeHost struct{ n *Node }
 
-func (h nodeHost) SendControl(node string, msg core.Message) error { return h.n.sendTo(node, msg) }
+func (h nodeHost) SendControl(node string, msg wire.Message) error { return h.n.sendTo(node, msg) }
 func (h nodeHost) RoundTrip(ctx context.Context, node string) error {
 	return h.n.roundTrip(ctx, node)
 }

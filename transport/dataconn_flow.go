@@ -7,12 +7,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // Flow control of data-connection set-ups (see core/rendezvous_flow.go):
 // a node announces in its greeting how many pending set-ups it holds per
-// peer (core.KeyDataConnWindow = DataConnConfig.MaxExpectPerPeer); an
+// peer (rendezvous.KeyDataConnWindow = DataConnConfig.MaxExpectPerPeer); an
 // initiator keeps at most that many in flight to it and queues the rest,
 // each within its own timeout. A target queues expectations past its limit
 // instead of refusing them, and holds a stream that arrives for a waiting
@@ -81,19 +82,19 @@ const droppedRetryFor = 3 * time.Second
 // initiator. A listener at its handshake cap may drop a connection it has
 // not read yet (listener.go), and during an honest burst the initiator's
 // own greeting can be late enough for that. The initiator then sees the
-// stream close before the acceptor's greeting (core.HandshakeError's
+// stream close before the acceptor's greeting (handshake.Error's
 // Unanswered), which proves the acceptor did nothing with it: the dial is
 // made again with the refused-dial backoff, for up to droppedRetryFor and
 // within ctx (the set-up's own, which ends with its timeout), instead of
 // failing the set-up. A refusal the acceptor answers (a wrong secret, TLS
 // required) still fails at once; an acceptor that closes every connection
 // unanswered fails the set-up after droppedRetryFor.
-func (n *endpoint) dialDataConn(ctx context.Context, nw Network, addr string, extra []core.KV) (net.Conn, *core.Result, error) {
+func (n *endpoint) dialDataConn(ctx context.Context, nw Network, addr string, extra []wire.KV) (net.Conn, *handshake.Result, error) {
 	start := time.Now()
 	delay := refusedRetryFirst
 	for {
-		c, res, err := n.dialHandshake(ctx, nw, addr, core.ProtocolDataConn, extra)
-		var he *core.HandshakeError
+		c, res, err := n.dialHandshake(ctx, nw, addr, wire.ProtocolDataConn, extra)
+		var he *handshake.Error
 		if err == nil || !errors.As(err, &he) || !he.Unanswered || time.Since(start)+delay > droppedRetryFor {
 			return c, res, err
 		}

@@ -21,7 +21,8 @@ import (
 
 	"pgregory.net/rapid"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/rendezvous"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/memnet"
 	"github.com/aemp-go/dataconn/transport"
 )
@@ -323,7 +324,7 @@ func runSchedule(t propT, seed int64, s dcSchedule, faulty bool, st *propStats) 
 	// fired after this (message dials take up to two handshake timeouts,
 	// a partition holds messages up to 3s, an expectation lives up to
 	// maxCallTimeout, a held stream EarlyHold).
-	time.Sleep(2*s.HandshakeTimeout + 3*time.Second + maxCallTimeout + core.RvDefaultEarlyHold + time.Second)
+	time.Sleep(2*s.HandshakeTimeout + 3*time.Second + maxCallTimeout + rendezvous.DefaultEarlyHold + time.Second)
 	if r := running.Load(); r != 0 {
 		t.Errorf("seed %d: %d init functions still blocked on their stream after every timer fired", seed, r)
 	}
@@ -395,7 +396,7 @@ func runSchedule(t propT, seed int64, s dcSchedule, faulty bool, st *propStats) 
 			t.Errorf("%s: error %v is a %T, not a *DataConnError", who, o.err, o.err)
 		} else {
 			v := de.Reason.Values()
-			if len(v) < 2 || v[0] != core.KillReasonDataConn || !strings.HasPrefix(o.err.Error(), to+": ") || len(o.err.Error()) <= len(to)+2 {
+			if len(v) < 2 || v[0] != wire.KillReasonDataConn || !strings.HasPrefix(o.err.Error(), to+": ") || len(o.err.Error()) <= len(to)+2 {
 				t.Errorf("%s: reason %#v", who, v)
 			}
 			if errors.Is(o.err, transport.ErrDataConnTimeout) != strings.Contains(o.err.Error(), "unable to establish connection within") {

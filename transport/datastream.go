@@ -10,19 +10,21 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/rendezvous"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // Direct data streams: on a multiplexed network (QUIC), a data connection
 // to a peer that authenticated on the connection is a new stream of that
-// connection with a short header (core.AppendDataStreamHeader) instead of
+// connection with a short header (wire.AppendDataStreamHeader) instead of
 // the rendezvous and an AEMP handshake: one round trip for the initiator,
 // half a round trip until the init function runs, no HMAC and no greeting.
 //
 // It is used only between nodes of this project that both announced
 // ExtDataStream in the KeyGo key of their messaging greeting on that
 // connection, and only when the connection is authenticated for AEMP: the
-// peer's messaging handshake on it used core.AuthHMACCB (whose MAC covers
+// peer's messaging handshake on it used handshake.AuthHMACCB (whose MAC covers
 // the connection's exporter, so the handshake could not have been relayed
 // from another connection), or the transport verified certificates on
 // both ends (TLS reported by SecureNetwork.TLSState). A tls_anon peer
@@ -30,7 +32,7 @@ import (
 // handshake are used as before.
 
 // ExtDataStream is the extension name, in the comma-separated value of
-// core.KeyGo, that announces direct data streams on this connection.
+// wire.KeyGo, that announces direct data streams on this connection.
 const ExtDataStream = "qstream"
 
 // MuxNetwork is implemented by SecureNetworks whose connections carry
@@ -62,14 +64,14 @@ type bytePeeker interface {
 }
 
 // hasExt reports whether the KeyGo value of g lists ext.
-func hasExt(g core.Greeting, ext string) bool {
-	v, ok := g.Get(core.KeyGo)
+func hasExt(g wire.Greeting, ext string) bool {
+	v, ok := g.Get(wire.KeyGo)
 	return ok && slices.Contains(strings.Split(v, ","), ext)
 }
 
-// goExtensions is the value of core.KeyGo in a greeting on c of nw.
+// goExtensions is the value of wire.KeyGo in a greeting on c of nw.
 func (n *endpoint) goExtensions(protocol string, nw Network, c net.Conn) string {
-	if mux, ok := nw.(MuxNetwork); ok && protocol == core.ProtocolMessaging && mux.AcceptsStreams(c) {
+	if mux, ok := nw.(MuxNetwork); ok && protocol == wire.ProtocolMessaging && mux.AcceptsStreams(c) {
 		return "1," + ExtDataStream
 	}
 	return "1"
@@ -79,8 +81,8 @@ func (n *endpoint) goExtensions(protocol string, nw Network, c net.Conn) string 
 // connection c with handshake result res, or nil when they are not
 // allowed (see the top of this file). It binds the peer to the connection
 // so that the peer's direct streams are accepted.
-func (n *Node) directMux(c net.Conn, res *core.Result) MuxNetwork {
-	if n.cfg.PerlCompat || res.Untrusted || !(res.PeerAuth == core.AuthHMACCB || res.TLS) {
+func (n *Node) directMux(c net.Conn, res *handshake.Result) MuxNetwork {
+	if n.cfg.PerlCompat || res.Untrusted || !(res.PeerAuth == handshake.AuthHMACCB || res.TLS) {
 		return nil
 	}
 	n.mu.Lock()
@@ -146,14 +148,14 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 	if mux == nil {
 		return nil, nil, false
 	}
-	hdr, herr := core.AppendDataStreamHeader(nil, core.DataStreamHeader{From: d.ep.id, To: target, InitFunc: initFunc, InitData: initData})
+	hdr, herr := wire.AppendDataStreamHeader(nil, wire.DataStreamHeader{From: d.ep.id, To: target, InitFunc: initFunc, InitData: initData})
 	if herr != nil {
 		return nil, nil, false
 	}
 	s, oerr := mux.OpenStream(ctx, deadline, mc)
 	if oerr != nil {
 		if ctx.Err() != nil || !time.Now().Before(deadline) {
-			r := core.RvTimeoutReason(target, timeout)
+			r := rendezvous.TimeoutReason(target, timeout)
 			if ctx.Err() != nil {
 				r = d.ctxReason(ctx, target, timeout)
 			}
@@ -165,7 +167,7 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 	if d.closed {
 		d.mu.Unlock()
 		s.Close()
-		return nil, &DataConnError{Node: target, Reason: core.DataConnReason("%s: node closed", target), Rule: ErrDataConnCancelled}, true
+		return nil, &DataConnError{Node: target, Reason: wire.DataConnReason("%s: node closed", target), Rule: ErrDataConnCancelled}, true
 	}
 	// Close closes it, like an init function's stream.
 	d.inits[s] = struct{}{}
@@ -179,7 +181,7 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 			s.Close()
 			var de *DataConnError
 			if closed && !errors.As(err, &de) {
-				err = &DataConnError{Node: target, Reason: core.DataConnReason("%s: node closed", target), Rule: ErrDataConnCancelled}
+				err = &DataConnError{Node: target, Reason: wire.DataConnReason("%s: node closed", target), Rule: ErrDataConnCancelled}
 			}
 		}
 	}()
@@ -197,16 +199,16 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 			return nil, &DataConnError{Node: target, Reason: r, Rule: ruleOf(r, nil), Cause: cause}, true
 		}
 		if !time.Now().Before(deadline) || ctx.Err() != nil {
-			r := core.RvTimeoutReason(target, timeout)
+			r := rendezvous.TimeoutReason(target, timeout)
 			return nil, &DataConnError{Node: target, Reason: r, Rule: ErrDataConnTimeout, Cause: cause}, true
 		}
 		d.mu.Lock()
 		closed := d.closed
 		d.mu.Unlock()
 		if closed {
-			return nil, &DataConnError{Node: target, Reason: core.DataConnReason("%s: node closed", target), Rule: ErrDataConnCancelled, Cause: cause}, true
+			return nil, &DataConnError{Node: target, Reason: wire.DataConnReason("%s: node closed", target), Rule: ErrDataConnCancelled, Cause: cause}, true
 		}
-		return nil, &DataConnError{Node: target, Reason: core.DataConnReason(format, args...), Rule: rule, Cause: cause}, true
+		return nil, &DataConnError{Node: target, Reason: wire.DataConnReason(format, args...), Rule: rule, Cause: cause}, true
 	}
 	if _, err := s.Write(hdr); err != nil {
 		return fail(ErrDataConnFailed, err, "%s: %v", target, err)
@@ -216,17 +218,17 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 		return fail(ErrDataConnFailed, err, "%s: connection lost before the data connection was accepted (%v)", target, err)
 	}
 	switch ans[0] {
-	case core.DataStreamAccept:
+	case wire.DataStreamAccept:
 		if !stop() {
 			return fail(ErrDataConnCancelled, ctx.Err(), "%s: %v", target, ctx.Err())
 		}
 		s.SetDeadline(time.Time{})
 		return s, nil, true
-	case core.DataStreamRefuse:
+	case wire.DataStreamRefuse:
 		if _, err := io.ReadFull(s, ans[1:3]); err != nil {
 			return fail(ErrDataConnFailed, err, "%s: truncated refusal (%v)", target, err)
 		}
-		n, perr := core.ParseDataStreamRefusalLen(ans[1:3])
+		n, perr := wire.ParseDataStreamRefusalLen(ans[1:3])
 		if perr != nil {
 			return fail(ErrDataConnFailed, perr, "%s: %v", target, perr)
 		}
@@ -234,19 +236,19 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 		if _, err := io.ReadFull(s, text); err != nil {
 			return fail(ErrDataConnFailed, err, "%s: truncated refusal (%v)", target, err)
 		}
-		msg, perr := core.ParseDataStreamRefusalText(text)
+		msg, perr := wire.ParseDataStreamRefusalText(text)
 		if perr != nil {
 			return fail(ErrDataConnFailed, perr, "%s: %v", target, perr)
 		}
-		r := core.DataConnReason("%s", msg)
+		r := wire.DataConnReason("%s", msg)
 		return nil, &DataConnError{Node: target, Reason: r, Rule: fmt.Errorf("%w: %w", ErrDataConnKilled, ruleOf(r, nil))}, true
 	}
-	perr := error(&core.DataStreamError{Detail: "unknown answer byte"})
+	perr := error(&wire.DataStreamError{Detail: "unknown answer byte"})
 	return fail(ErrDataConnFailed, perr, "%s: %v", target, perr)
 }
 
 // serveDataStream serves a stream of mux whose first byte was
-// core.DataStreamMagic: it reads and checks the header, waits (within the
+// wire.DataStreamMagic: it reads and checks the header, waits (within the
 // handshake timeout) until the connection is authenticated for the node
 // the header names, and answers: refused with the reason, or accepted,
 // after which the init function runs with the stream. done is called once
@@ -273,12 +275,12 @@ func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.C
 	c.SetDeadline(deadline)
 	refuse := func(format string, args ...any) {
 		untrack()
-		r := core.DataConnReason(format, args...)
+		r := wire.DataConnReason(format, args...)
 		d.ep.log.Debug("direct data stream refused", "remote", c.RemoteAddr(), "reason", r.Message)
 		// The refusal gets a fresh deadline: holding may have used up
 		// the first.
 		c.SetWriteDeadline(time.Now().Add(hs))
-		c.Write(core.AppendDataStreamRefusal(nil, r.Message))
+		c.Write(wire.AppendDataStreamRefusal(nil, r.Message))
 		c.Close()
 	}
 	// One buffer, filled by as few Reads as the data arrived in.
@@ -296,29 +298,29 @@ func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.C
 		}
 		return true
 	}
-	if !fill(core.DataStreamPrefixLen) {
+	if !fill(wire.DataStreamPrefixLen) {
 		untrack()
 		c.Close()
 		return
 	}
-	n, err := core.DataStreamBodyLen(buf[:core.DataStreamPrefixLen])
+	n, err := wire.DataStreamBodyLen(buf[:wire.DataStreamPrefixLen])
 	if err != nil {
 		refuse("%s: %v", d.ep.id, err)
 		return
 	}
-	if !fill(core.DataStreamPrefixLen + n) {
+	if !fill(wire.DataStreamPrefixLen + n) {
 		untrack()
 		c.Close()
 		return
 	}
-	if len(buf) > core.DataStreamPrefixLen+n {
+	if len(buf) > wire.DataStreamPrefixLen+n {
 		// An initiator sends nothing after the header before it has the
 		// answer.
 		refuse("%s: data stream: bytes after the header before the answer", d.ep.id)
 		return
 	}
-	body := buf[core.DataStreamPrefixLen:]
-	h, err := core.ParseDataStreamBody(body)
+	body := buf[wire.DataStreamPrefixLen:]
+	h, err := wire.ParseDataStreamBody(body)
 	if err != nil {
 		refuse("%s: %v", d.ep.id, err)
 		return
@@ -343,7 +345,7 @@ func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.C
 		refuse("%s: no init function %q", d.ep.id, h.InitFunc)
 		return
 	}
-	if _, err := c.Write([]byte{core.DataStreamAccept}); err != nil {
+	if _, err := c.Write([]byte{wire.DataStreamAccept}); err != nil {
 		untrack()
 		c.Close()
 		return
@@ -374,7 +376,7 @@ func (n *Node) peekDataStream(mux MuxNetwork, c net.Conn, done func()) bool {
 		c.Close()
 		return true
 	}
-	if b != core.DataStreamMagic {
+	if b != wire.DataStreamMagic {
 		return false
 	}
 	n.dc.serveDataStream(n.ctx, mux, c, done)

@@ -13,8 +13,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
 	"github.com/aemp-go/dataconn/core/peer"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // TestLimitDefaults pins every default of the README's limits table (and
@@ -29,7 +29,7 @@ func TestLimitDefaults(t *testing.T) {
 		row       string
 		got, want any
 	}{
-		{"handshake line, terminator included", core.MaxLineLen, 4096},
+		{"handshake line, terminator included", wire.MaxLineLen, 4096},
 		{"handshake time (HandshakeTimeout)", cfg.HandshakeTimeout, 10 * time.Second},
 		{"concurrent handshakes per listener (MaxHandshakes)", cfg.MaxHandshakes, 256},
 		{"one received message (MaxFrame)", cfg.MaxFrame, 16 << 20},
@@ -78,10 +78,10 @@ func (r *recordingRand) handedOut() []byte {
 // gets a data connection through.
 type expectHost struct {
 	mu   sync.Mutex
-	sent []core.Message
+	sent []wire.Message
 }
 
-func (h *expectHost) SendControl(node string, msg core.Message) error {
+func (h *expectHost) SendControl(node string, msg wire.Message) error {
 	h.mu.Lock()
 	h.sent = append(h.sent, msg)
 	h.mu.Unlock()
@@ -119,7 +119,7 @@ func TestDataConnIDs128BitFromRand(t *testing.T) {
 			h.mu.Lock()
 			last := h.sent[len(h.sent)-1]
 			h.mu.Unlock()
-			if len(last) < 3 || last[1] != core.NodeMsgTagExpect {
+			if len(last) < 3 || last[1] != wire.NodeMsgTagExpect {
 				t.Fatalf("last control message %v, want an _expect", last)
 			}
 			id, _ := last[2].(string)

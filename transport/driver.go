@@ -9,7 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // handshakeReadSize is the read buffer used while a handshake runs. Bytes
@@ -26,7 +27,7 @@ type DriveOptions struct {
 	// Config.Clock.
 	Clock Clock
 	// TLS is used when the machine asks to start TLS. Nil while the
-	// machine asks for TLS is a failure (core.ErrTLSFailed).
+	// machine asks for TLS is a failure (handshake.ErrTLSFailed).
 	TLS *TLSConfig
 	// Secure, when non-nil, is a transport that already encrypts and
 	// authenticates the stream (QUIC). If it reports a TLS state for the
@@ -39,7 +40,7 @@ type DriveOptions struct {
 	// connection. It may block (for example to hold an early data
 	// connection until its expectation arrives); ctx is the drive's
 	// context.
-	OnPeerGreeting func(ctx context.Context, g core.Greeting, protocol string) ([]core.KV, error)
+	OnPeerGreeting func(ctx context.Context, g wire.Greeting, protocol string) ([]wire.KV, error)
 
 	// resume is the node's TLS resumption state (tlsresume.go); nil
 	// means full handshakes only.
@@ -53,8 +54,8 @@ type DriveOptions struct {
 // On success it returns the authenticated stream, with the bytes that
 // arrived after the peer's auth line served first (see WithPending), and the
 // machine's result. On failure conn is closed and the error is the machine's
-// typed error (a *core.HandshakeError) or the context's error.
-func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptions) (net.Conn, *core.Result, error) {
+// typed error (a *handshake.Error) or the context's error.
+func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOptions) (net.Conn, *handshake.Result, error) {
 	// One clock for the machine and the socket deadlines: Drive hands
 	// m.Deadline() to SetReadDeadline/SetWriteDeadline, which read
 	// time.Now, so the machine is fed time.Now too.
@@ -82,19 +83,19 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 	}
 	if opt.Secure != nil {
 		if st, ok := opt.Secure.TLSState(conn); ok {
-			m.TLSEstablished(time.Now(), core.TLSInfo{Exporter: ChannelBindingOf(st)})
+			m.TLSEstablished(time.Now(), handshake.TLSInfo{Exporter: ChannelBindingOf(st)})
 		}
 	}
 
 	buf := make([]byte, handshakeReadSize)
-	fail := func(err error) (net.Conn, *core.Result, error) {
+	fail := func(err error) (net.Conn, *handshake.Result, error) {
 		conn.Close()
 		if ctx.Err() != nil {
 			return nil, nil, fmt.Errorf("aemp handshake: %w", context.Cause(ctx))
 		}
 		return nil, nil, err
 	}
-	var pending core.Action // an action polled while coalescing writes
+	var pending handshake.Action // an action polled while coalescing writes
 	for {
 		act := pending
 		pending = nil
@@ -102,13 +103,13 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 			act = m.Poll()
 		}
 		switch a := act.(type) {
-		case core.Write:
+		case handshake.Write:
 			// Consecutive writes (greeting, nonce, auth line) go out in
 			// one system call and, on TCP, usually one segment.
 			data := a.Data
 			for {
 				next := m.Poll()
-				w, ok := next.(core.Write)
+				w, ok := next.(handshake.Write)
 				if !ok {
 					pending = next
 					break
@@ -126,7 +127,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 					m.PeerClosed(time.Now(), err)
 				}
 			}
-		case core.StartTLS:
+		case handshake.StartTLS:
 			if opt.TLS == nil {
 				m.TLSFailed(time.Now(), errors.New("TLS requested but no certificate is configured"))
 				continue
@@ -140,9 +141,9 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 			}
 			st := tc.ConnectionState()
 			conn = tc
-			m.TLSEstablished(time.Now(), core.TLSInfo{Exporter: ChannelBindingOf(st)})
-		case core.PeerGreeting:
-			var extra []core.KV
+			m.TLSEstablished(time.Now(), handshake.TLSInfo{Exporter: ChannelBindingOf(st)})
+		case handshake.PeerGreeting:
+			var extra []wire.KV
 			var err error
 			if opt.OnPeerGreeting != nil {
 				hctx, cancel := context.WithDeadline(ctx, m.Deadline())
@@ -154,7 +155,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 			} else {
 				m.SendGreeting(time.Now(), extra)
 			}
-		case core.Done:
+		case handshake.Done:
 			if !stop() {
 				// The cancellation callback ran (or is running) and may
 				// set a deadline in the past: the stream is not usable.
@@ -162,7 +163,7 @@ func Drive(ctx context.Context, conn net.Conn, m *core.Handshake, opt DriveOptio
 			}
 			conn.SetDeadline(time.Time{})
 			return WithPending(conn, a.Result.Pending), a.Result, nil
-		case core.Failed:
+		case handshake.Failed:
 			return fail(a.Err)
 		case nil:
 			setDeadline(conn.SetReadDeadline, m.Deadline())

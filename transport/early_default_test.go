@@ -8,7 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/memnet"
 )
 
@@ -30,8 +30,8 @@ func TestMaxEarlyPerPeerDefault(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				c, _, err := rawHandshake(context.Background(), w, "c", b.Addrs()[0], core.ProtocolDataConn, nil, simSecret,
-					core.KV{Key: core.KeyDataConnID, Value: fmt.Sprintf("early%d", i)}, core.KV{Key: core.KeyGo, Value: "1"})
+				c, _, err := rawHandshake(context.Background(), w, "c", b.Addrs()[0], wire.ProtocolDataConn, nil, simSecret,
+					wire.KV{Key: wire.KeyDataConnID, Value: fmt.Sprintf("early%d", i)}, wire.KV{Key: wire.KeyGo, Value: "1"})
 				if c != nil {
 					c.Close()
 				}

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/memnet"
 	"github.com/aemp-go/dataconn/transport"
 )
@@ -81,11 +81,11 @@ type toyNode struct {
 // when done is set.
 type toyMsg struct {
 	from string
-	msg  core.Message
+	msg  wire.Message
 	done chan struct{}
 }
 
-func (n *toyNode) SendControl(node string, msg core.Message) error {
+func (n *toyNode) SendControl(node string, msg wire.Message) error {
 	p, ok := n.peers[node]
 	if !ok {
 		return transport.ErrNoRoute
@@ -140,7 +140,7 @@ func (n *toyNode) start(l net.Listener) {
 			if len(m.msg) == 0 || m.msg[0] != "" {
 				continue // the framework's own messages would go here
 			}
-			if nm, err := core.ParseNodeMsg(m.msg[1:]); err == nil {
+			if nm, err := wire.ParseNodeMsg(m.msg[1:]); err == nil {
 				n.dc.HandleControl(m.from, nm)
 			}
 		}

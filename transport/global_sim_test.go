@@ -17,7 +17,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/memnet"
 	"github.com/aemp-go/dataconn/transport"
 )
@@ -77,8 +77,8 @@ func startPerlSlave(t *testing.T, w *memnet.World, id, seed string) *scriptedPer
 			if err != nil {
 				return
 			}
-			if tagOf(m) == core.NodeMsgTagGFound && len(m) == 4 {
-				node, _ := core.AsString(m[2])
+			if tagOf(m) == wire.NodeMsgTagGFound && len(m) == 4 {
+				node, _ := wire.AsString(m[2])
 				s.mu.Lock()
 				s.found[node] = m[3]
 				s.mu.Unlock()

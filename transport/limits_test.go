@@ -12,7 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
 	"github.com/aemp-go/dataconn/memnet"
 	"github.com/aemp-go/dataconn/transport"
 )
@@ -54,7 +54,7 @@ func (l *errLog) count(rule error) int {
 // README's limits table) reads a first handshake line of exactly 4096
 // bytes, terminator included, and answers; at 4097 it drops the
 // connection for ErrLineTooLong without answering; a connection that sends
-// nothing is dropped for ErrHandshakeTimeout after exactly 10 s.
+// nothing is dropped for handshake.ErrTimeout after exactly 10 s.
 func TestHandshakeLimitsAtDefaults(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := memnet.New(41)
@@ -88,7 +88,7 @@ func TestHandshakeLimitsAtDefaults(t *testing.T) {
 			c.Close()
 		}
 		synctest.Wait()
-		if n := logs.count(core.ErrLineTooLong); n != 1 {
+		if n := logs.count(handshake.ErrLineTooLong); n != 1 {
 			t.Errorf("%d connections dropped for ErrLineTooLong, want the 4097-byte one", n)
 		}
 
@@ -105,8 +105,8 @@ func TestHandshakeLimitsAtDefaults(t *testing.T) {
 		}
 		c.Close()
 		synctest.Wait()
-		if n := logs.count(core.ErrHandshakeTimeout); n != 1 {
-			t.Errorf("%d connections dropped for ErrHandshakeTimeout, want 1", n)
+		if n := logs.count(handshake.ErrTimeout); n != 1 {
+			t.Errorf("%d connections dropped for handshake.ErrTimeout, want 1", n)
 		}
 		closeAll(b)
 	})

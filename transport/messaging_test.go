@@ -17,7 +17,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/memnet"
 	"github.com/aemp-go/dataconn/transport"
 )
@@ -362,8 +363,8 @@ func TestMessagingFramingMatrix(t *testing.T) {
 				meshPeers(a, b)
 				err := a.Connect(context.Background(), "b")
 				if tc.aSends == "" {
-					if !errors.Is(err, core.ErrNoCommonFraming) {
-						t.Fatalf("Connect: %v, want core.ErrNoCommonFraming", err)
+					if !errors.Is(err, handshake.ErrNoCommonFraming) {
+						t.Fatalf("Connect: %v, want handshake.ErrNoCommonFraming", err)
 					}
 					if !strings.Contains(err.Error(), "no common framing") {
 						t.Errorf("error text %q does not name the rule", err)
@@ -414,7 +415,7 @@ func TestMessagingFramingMatrix(t *testing.T) {
 func hostileConn(t *testing.T, w *memnet.World, b *transport.Node, framing string) (io.ReadWriteCloser, *nodeEvents) {
 	t.Helper()
 	ev := watchNode(b, "c")
-	c, res, err := rawHandshake(context.Background(), w, "c", b.Addrs()[0], core.ProtocolMessaging, []string{framing}, simSecret)
+	c, res, err := rawHandshake(context.Background(), w, "c", b.Addrs()[0], wire.ProtocolMessaging, []string{framing}, simSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,12 +475,12 @@ func testOversizedFrame(t *testing.T, framing string, limit int) {
 		}
 		p := b.NewPort(func(d []any) { mu.Lock(); calls = append(calls, d); mu.Unlock() })
 		c, ev := hostileConn(t, w, b, framing)
-		codec, _ := core.CodecByName(framing)
-		small, _ := codec.AppendMessage(nil, core.Message{p.Name(), "small"})
+		codec, _ := wire.CodecByName(framing)
+		small, _ := codec.AppendMessage(nil, wire.Message{p.Name(), "small"})
 		// Framing overhead is under 64 bytes for these messages.
 		nearText := strings.Repeat("n", max-64)
-		near, _ := codec.AppendMessage(nil, core.Message{p.Name(), nearText})
-		big, _ := codec.AppendMessage(nil, core.Message{p.Name(), strings.Repeat("y", max+1)})
+		near, _ := codec.AppendMessage(nil, wire.Message{p.Name(), nearText})
+		big, _ := codec.AppendMessage(nil, wire.Message{p.Name(), strings.Repeat("y", max+1)})
 		if len(near) > max || len(big) <= max {
 			t.Fatalf("test messages of %d and %d bytes do not straddle the limit %d", len(near), len(big), max)
 		}
@@ -488,7 +489,7 @@ func testOversizedFrame(t *testing.T, framing string, limit int) {
 			c.Write(near)
 			c.Write(big)
 		}()
-		expectDropped(t, c, ev, core.ErrFrameTooLarge)
+		expectDropped(t, c, ev, wire.ErrFrameTooLarge)
 		c.Close()
 		synctest.Wait()
 		mu.Lock()
@@ -531,7 +532,7 @@ func TestMessagingGarbageDropsConnection(t *testing.T) {
 				b := listening(t, w, "b", nil)
 				c, ev := hostileConn(t, w, b, tc.framing)
 				c.Write(tc.garbage)
-				expectDropped(t, c, ev, core.ErrFrameMalformed)
+				expectDropped(t, c, ev, wire.ErrFrameMalformed)
 				c.Close()
 				closeAll(b)
 			})
@@ -550,11 +551,11 @@ func TestMessagingFloodToMissingPort(t *testing.T) {
 		got := make(chan []any, 1)
 		p := b.NewPort(func(d []any) { got <- d })
 		c, ev := hostileConn(t, w, b, "msgpack")
-		codec, _ := core.CodecByName("msgpack")
+		codec, _ := wire.CodecByName("msgpack")
 		junk := bytes.Repeat([]byte{0xab}, 1024)
 		var batch []byte
 		for range 64 {
-			batch, _ = codec.AppendMessage(batch, core.Message{"no-such-port", junk, int64(7)})
+			batch, _ = codec.AppendMessage(batch, wire.Message{"no-such-port", junk, int64(7)})
 		}
 		var before, after runtime.MemStats
 		runtime.GC()
@@ -565,7 +566,7 @@ func TestMessagingFloodToMissingPort(t *testing.T) {
 				t.Fatalf("write %d: %v", i, err)
 			}
 		}
-		end, _ := codec.AppendMessage(nil, core.Message{p.Name(), "end"})
+		end, _ := codec.AppendMessage(nil, wire.Message{p.Name(), "end"})
 		c.Write(end)
 		select {
 		case d := <-got:

@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
 	"github.com/aemp-go/dataconn/core/peer"
+	"github.com/aemp-go/dataconn/core/rendezvous"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // Sizes of a messaging connection's read buffer.
@@ -28,7 +30,7 @@ type msgConn struct {
 	id     peer.ConnID
 	peerID string
 	conn   net.Conn
-	res    *core.Result
+	res    *handshake.Result
 	// direct is the network for direct data streams to the peer on this
 	// connection, nil when not allowed (see datastream.go).
 	direct MuxNetwork
@@ -129,7 +131,7 @@ func (mc *msgConn) writeLoop() {
 func (mc *msgConn) readLoop() {
 	n := mc.n
 	defer n.wg.Done()
-	codec, ok := core.CodecByName(mc.res.RecvFraming)
+	codec, ok := wire.CodecByName(mc.res.RecvFraming)
 	if !ok {
 		mc.conn.Close()
 		n.input(mc.peerID, func(now time.Time) error {
@@ -229,10 +231,10 @@ func (n *Node) logReceived(from string, err error) {
 
 // addConn hands an authenticated messaging connection to the machine.
 // It returns false (and closes c) when the machine refuses it.
-func (n *Node) addConn(id peer.ConnID, c net.Conn, res *core.Result, info peer.ConnInfo) error {
+func (n *Node) addConn(id peer.ConnID, c net.Conn, res *handshake.Result, info peer.ConnInfo) error {
 	mc := &msgConn{n: n, id: id, peerID: res.PeerNodeID, conn: c, res: res}
 	mc.direct = n.directMux(c, res)
-	_, isGo := res.Peer.Get(core.KeyGo)
+	_, isGo := res.Peer.Get(wire.KeyGo)
 	info.Conn, info.Peer = id, res.PeerNodeID
 	info.IsGo = isGo
 	info.Untrusted = res.Untrusted
@@ -248,7 +250,7 @@ func (n *Node) addConn(id peer.ConnID, c net.Conn, res *core.Result, info peer.C
 			delete(n.mconns, id)
 			return nil
 		}
-		if v, ok := res.Peer.Get(core.KeyDataConnWindow); ok && isGo {
+		if v, ok := res.Peer.Get(rendezvous.KeyDataConnWindow); ok && isGo {
 			if x, e := strconv.Atoi(v); e == nil && x > 0 {
 				mc.window = x
 			}

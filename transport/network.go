@@ -39,7 +39,7 @@ type SecureNetwork interface {
 // the transport even when the peer's certificate is not verified (QUIC
 // with throw-away certificates). ChannelBinding returns the session's
 // RFC 9266 exporter value for the stream, which the channel-binding auth
-// method (core.AuthHMACCB) covers, so a relay that terminates the
+// method (handshake.AuthHMACCB) covers, so a relay that terminates the
 // encryption on both sides is detected. It must not be used to enable
 // tls_* auth methods: only SecureNetwork.TLSState does that.
 type ChannelBinder interface {

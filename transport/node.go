@@ -14,8 +14,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
 	"github.com/aemp-go/dataconn/core/peer"
+	"github.com/aemp-go/dataconn/core/rendezvous"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // Defaults of Config.
@@ -76,11 +78,11 @@ type Config struct {
 	// AllowCleartext accepts the insecure cleartext auth method.
 	AllowCleartext bool
 	// Framings the node accepts and can send, in preference order;
-	// default core.CodecNames() (msgpack, json).
+	// default wire.CodecNames() (msgpack, json).
 	Framings []string
 	// HandshakeTimeout bounds every handshake; default 10s.
 	HandshakeTimeout time.Duration
-	// MaxFrame bounds one received message; default core.DefaultMaxFrame.
+	// MaxFrame bounds one received message; default wire.DefaultMaxFrame.
 	MaxFrame int
 	// KeepAlive is the idle interval after which a keepalive message is
 	// sent on a messaging connection; default 10s.
@@ -114,7 +116,7 @@ type Config struct {
 	// node=NodeID.
 	Logger *slog.Logger
 	// Extra greeting keys announced on every connection.
-	Extra []core.KV
+	Extra []wire.KV
 	// PerlCompat makes the node greet exactly like a Perl node (without
 	// the key that marks nodes of this project), so peers use the Perl
 	// flow with it. For tests and measurements of that flow.
@@ -146,7 +148,7 @@ type Config struct {
 	MaxDBFamilies int
 	MaxDBKeys     int
 	MaxDBValue    int
-	// DisableChannelBinding stops offering core.AuthHMACCB (the auth method
+	// DisableChannelBinding stops offering handshake.AuthHMACCB (the auth method
 	// whose MAC also covers roles, node IDs and the TLS exporter) to nodes
 	// of this project; they then use hmac_sha3_512 like Perl nodes.
 	DisableChannelBinding bool
@@ -157,10 +159,10 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("aemp: invalid node id %q (must be non-empty, without ';', '#', CR, LF)", c.NodeID)
 	}
 	if len(c.Framings) == 0 {
-		c.Framings = core.CodecNames()
+		c.Framings = wire.CodecNames()
 	}
 	for _, f := range c.Framings {
-		if _, ok := core.CodecByName(f); !ok {
+		if _, ok := wire.CodecByName(f); !ok {
 			return fmt.Errorf("aemp: unsupported framing %q", f)
 		}
 	}
@@ -168,7 +170,7 @@ func (c *Config) setDefaults() error {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if c.MaxFrame <= 0 {
-		c.MaxFrame = core.DefaultMaxFrame
+		c.MaxFrame = wire.DefaultMaxFrame
 	}
 	if c.KeepAlive <= 0 {
 		c.KeepAlive = DefaultKeepAlive
@@ -417,39 +419,39 @@ func (n *Node) Close() error {
 }
 
 // handshakeConfig builds the core configuration for one connection.
-func (n *endpoint) handshakeConfig(protocol string, extra []core.KV, deferGreeting bool, nw Network, c net.Conn) core.HandshakeConfig {
+func (n *endpoint) handshakeConfig(protocol string, extra []wire.KV, deferGreeting bool, nw Network, c net.Conn) handshake.Config {
 	remote := c.RemoteAddr()
 	var binding []byte
 	if b, ok := nw.(ChannelBinder); ok {
 		binding = b.ChannelBinding(c)
 	}
-	accept := []string{core.AuthTLS, core.AuthHMAC}
-	offer := []string{core.AuthTLS, core.AuthHMAC}
+	accept := []string{wire.AuthTLS, wire.AuthHMAC}
+	offer := []string{wire.AuthTLS, wire.AuthHMAC}
 	if !n.cfg.PerlCompat && !n.cfg.DisableChannelBinding {
 		// Offered first to nodes of this project; Perl nodes skip it.
-		accept = append([]string{core.AuthHMACCB}, accept...)
-		offer = append([]string{core.AuthHMACCB}, offer...)
+		accept = append([]string{handshake.AuthHMACCB}, accept...)
+		offer = append([]string{handshake.AuthHMACCB}, offer...)
 	}
 	if n.cfg.AllowTLSAnon {
-		accept = append(accept, core.AuthTLSAnon)
+		accept = append(accept, wire.AuthTLSAnon)
 	}
 	if n.cfg.AllowCleartext {
-		accept = append(accept, core.AuthCleartext)
+		accept = append(accept, wire.AuthCleartext)
 	}
-	kv := []core.KV{{Key: core.KeyProvider, Value: Provider}}
+	kv := []wire.KV{{Key: wire.KeyProvider, Value: Provider}}
 	if !n.cfg.PerlCompat {
-		kv = append(kv, core.KV{Key: core.KeyGo, Value: n.goExtensions(protocol, nw, c)})
+		kv = append(kv, wire.KV{Key: wire.KeyGo, Value: n.goExtensions(protocol, nw, c)})
 	}
 	if remote != nil {
-		kv = append(kv, core.KV{Key: core.KeyPeerAddr, Value: remote.String()})
+		kv = append(kv, wire.KV{Key: wire.KeyPeerAddr, Value: remote.String()})
 	}
-	if !n.cfg.PerlCompat && protocol == core.ProtocolMessaging {
+	if !n.cfg.PerlCompat && protocol == wire.ProtocolMessaging {
 		// Our data-connection window, for peers to pace their set-ups.
-		kv = append(kv, core.KV{Key: core.KeyDataConnWindow, Value: strconv.Itoa(n.cfg.DataConn.MaxExpectPerPeer)})
+		kv = append(kv, wire.KV{Key: rendezvous.KeyDataConnWindow, Value: strconv.Itoa(n.cfg.DataConn.MaxExpectPerPeer)})
 	}
 	kv = append(kv, n.cfg.Extra...)
 	kv = append(kv, extra...)
-	return core.HandshakeConfig{
+	return handshake.Config{
 		NodeID:         n.id,
 		Protocol:       protocol,
 		Secret:         n.cfg.Secret,
@@ -507,7 +509,7 @@ func (n *Node) networkFor(a string) (Network, string, error) {
 
 // dialHandshake dials one announced address and runs the handshake with
 // the given protocol and extra keys.
-func (n *Node) dialHandshake(ctx context.Context, a, protocol string, extra []core.KV) (net.Conn, *core.Result, error) {
+func (n *Node) dialHandshake(ctx context.Context, a, protocol string, extra []wire.KV) (net.Conn, *handshake.Result, error) {
 	nw, addr, err := n.networkFor(a)
 	if err != nil {
 		return nil, nil, err
@@ -528,7 +530,7 @@ type endpoint struct {
 
 // dialHandshake dials addr on nw and runs the handshake as the connecting
 // side with the given protocol and extra greeting keys.
-func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol string, extra []core.KV) (net.Conn, *core.Result, error) {
+func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol string, extra []wire.KV) (net.Conn, *handshake.Result, error) {
 	hctx, cancel := context.WithTimeout(ctx, n.cfg.HandshakeTimeout)
 	defer cancel()
 	c, err := n.dialNet(hctx, nw, addr)
@@ -543,7 +545,7 @@ func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol
 		c.Close()
 		return nil, nil, err
 	}
-	m, err := core.NewHandshake(n.handshakeConfig(protocol, extra, false, nw, c), nonce, n.clock.Now())
+	m, err := handshake.New(n.handshakeConfig(protocol, extra, false, nw, c), nonce, n.clock.Now())
 	if err != nil {
 		c.Close()
 		return nil, nil, err
@@ -573,18 +575,18 @@ func (l *listener) serve(p *pendingHS) {
 		c.Close()
 		return
 	}
-	m, err := core.NewHandshake(n.handshakeConfig(core.ProtocolMessaging, nil, true, l.nw, c), nonce, n.clock.Now())
+	m, err := handshake.New(n.handshakeConfig(wire.ProtocolMessaging, nil, true, l.nw, c), nonce, n.clock.Now())
 	if err != nil {
 		done()
 		c.Close()
 		return
 	}
 	opts := n.driveOptions(l.nw)
-	var ref core.RvConnRef
+	var ref rendezvous.ConnRef
 	var admitted peer.ConnID
-	opts.OnPeerGreeting = func(ctx context.Context, g core.Greeting, protocol string) ([]core.KV, error) {
+	opts.OnPeerGreeting = func(ctx context.Context, g wire.Greeting, protocol string) ([]wire.KV, error) {
 		l.greeted(p)
-		if protocol == core.ProtocolMessaging {
+		if protocol == wire.ProtocolMessaging {
 			// The machine admits it or refuses it (the tie-break).
 			n.mu.Lock()
 			id := n.newConnIDLocked()
@@ -595,17 +597,17 @@ func (l *listener) serve(p *pendingHS) {
 			}
 			return n.ticketFor(g, nil), n.publicErr(err)
 		}
-		if protocol != core.ProtocolDataConn {
+		if protocol != wire.ProtocolDataConn {
 			return nil, fmt.Errorf("aemp: unsupported protocol %q", protocol)
 		}
-		var extra []core.KV
+		var extra []wire.KV
 		ref, extra, err = n.dc.incomingGreetingProven(ctx, g, func() { l.proven(p) })
 		return n.ticketFor(g, extra), err
 	}
 	conn, res, err := Drive(n.ctx, c, m, opts)
 	done()
 	if admitted != 0 {
-		if err == nil && res.Protocol == core.ProtocolMessaging {
+		if err == nil && res.Protocol == wire.ProtocolMessaging {
 			if aerr := n.addConn(admitted, conn, res, peer.ConnInfo{}); aerr != nil {
 				n.log.Debug("incoming messaging connection refused", "addr", l.addr, "peer", res.PeerNodeID, "err", aerr)
 			}
@@ -625,7 +627,7 @@ func (l *listener) serve(p *pendingHS) {
 		return
 	}
 	switch res.Protocol {
-	case core.ProtocolDataConn:
+	case wire.ProtocolDataConn:
 		n.dc.incomingDone(ref, conn, res)
 	default:
 		conn.Close()

@@ -13,7 +13,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/memnet"
 	"github.com/aemp-go/dataconn/transport"
 )
@@ -196,7 +197,7 @@ func TestDataConnNoListeners(t *testing.T) {
 		if !errors.As(err, &de) || !errors.Is(err, transport.ErrDataConnNoRoute) {
 			t.Fatalf("err = %v", err)
 		}
-		if err.Error() != "b: no listeners found" || de.Reason.Family != core.KillReasonDataConn {
+		if err.Error() != "b: no listeners found" || de.Reason.Family != wire.KillReasonDataConn {
 			t.Fatalf("reason %q family %q", err.Error(), de.Reason.Family)
 		}
 		b.Close()
@@ -222,8 +223,8 @@ func TestDataConnWrongSecretFailsAtOnce(t *testing.T) {
 		if d := time.Since(start); d != 4*time.Millisecond {
 			t.Errorf("failed after %v, want 4ms (four 1ms hops)", d)
 		}
-		if !errors.Is(err, core.ErrAuthFailed) || errors.Is(err, transport.ErrDataConnTimeout) {
-			t.Errorf("err = %v, want the auth failure (core.ErrAuthFailed), not a timeout", err)
+		if !errors.Is(err, handshake.ErrAuthFailed) || errors.Is(err, transport.ErrDataConnTimeout) {
+			t.Errorf("err = %v, want the auth failure (handshake.ErrAuthFailed), not a timeout", err)
 		}
 		dcErr(t, err, "b", transport.ErrDataConnFailed)
 		if called.Load() != 0 {

@@ -7,8 +7,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
 	"github.com/aemp-go/dataconn/core/peer"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // The peer table: the node's messaging rules live in a peer.Machine (tie
@@ -259,9 +259,9 @@ func (n *Node) actLocked(a peer.Action, w *pendingWork) {
 		})
 	case peer.DataConn:
 		switch m := a.Msg.(type) {
-		case core.NodeMsgExpect:
+		case wire.NodeMsgExpect:
 			w.cbs = append(w.cbs, func() { n.dc.expect(a.From, m) })
-		case core.NodeMsgConnect:
+		case wire.NodeMsgConnect:
 			w.cbs = append(w.cbs, func() { n.dc.connectBack(a.From, m) })
 		}
 	}

@@ -17,7 +17,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/memnet"
 	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
@@ -48,8 +48,8 @@ func (pc *perlConn) expectBurst(want ...string) {
 		if err != nil {
 			scriptFail("%s: burst %v: after %v: %v", pc.p.id, exp, got, err)
 		}
-		if tag := tagOf(m); len(m) <= 1 || (tag == "" || tag == core.NodeMsgTagDevNull) && len(m) == 2 {
-			if s, _ := core.AsString(m[0]); s == "" {
+		if tag := tagOf(m); len(m) <= 1 || (tag == "" || tag == wire.NodeMsgTagDevNull) && len(m) == 2 {
+			if s, _ := wire.AsString(m[0]); s == "" {
 				continue
 			}
 		}
@@ -150,7 +150,7 @@ func replayMonitor(t *testing.T, nw, perlNet transport.Network, bind string) {
 	// The application: main::mon_server opens three ports and reports
 	// them; a "kill_me" message kills its port with the rest as reason.
 	a.RegisterFunc("main::mon_server", func(from string, args []any) {
-		reply, _ := core.AsString(args[0])
+		reply, _ := wire.AsString(args[0])
 		ids := []any{"ports"}
 		for _, key := range []string{"b", "f", "g"} {
 			var p *transport.Port
@@ -176,7 +176,7 @@ func replayMonitor(t *testing.T, nw, perlNet transport.Network, bind string) {
 			scriptFail("ports answer %v", m)
 		}
 		name := func(v any) string {
-			s, _ := core.AsString(v)
+			s, _ := wire.AsString(v)
 			return s[strings.LastIndexByte(s, '#')+1:]
 		}
 		pb, pf, pg := name(m[2]), name(m[3]), name(m[4])

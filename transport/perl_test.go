@@ -8,7 +8,7 @@ package transport_test
 // The scripted node writes what the Perl node wrote in the transcripts:
 // its greeting with Perl's key set (in an order recorded in a transcript;
 // a real Perl node shuffles it per process), an 88-character base64 nonce,
-// an auth line computed with core.AuthData over the real lines, JSON
+// an auth line computed with handshake.AuthData over the real lines, JSON
 // messages back to back, raw bytes on data connections. It checks what our
 // node writes the way the Perl code checks it.
 
@@ -34,7 +34,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/memnet"
 	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
@@ -75,7 +76,7 @@ const (
 // A node with a certificate adds tls=1.0 before the last key
 // (tls_patched.txt).
 func perlGreeting(role perlRole, id, peeraddr, dataconnID string, withTLS bool) string {
-	proto := core.ProtocolMessaging
+	proto := wire.ProtocolMessaging
 	var kv []string
 	switch role {
 	case perlAccepted:
@@ -83,7 +84,7 @@ func perlGreeting(role perlRole, id, peeraddr, dataconnID string, withTLS bool) 
 	case perlDialed:
 		kv = []string{"mproto=1", "provider=" + perlProvider, "gproto=1", "peeraddr=" + peeraddr}
 	case perlDataDialed:
-		proto = core.ProtocolDataConn
+		proto = wire.ProtocolDataConn
 		kv = []string{"provider=" + perlProvider, "peeraddr=" + peeraddr, "dataconn_id=" + dataconnID}
 	}
 	if withTLS {
@@ -282,19 +283,19 @@ type perlConn struct {
 	raw  net.Conn
 	w    net.Conn      // writes (the TLS conn when TLS is on)
 	r    *bufio.Reader // reads
-	dec  core.FrameDecoder
+	dec  wire.FrameDecoder
 	buf  []byte
 	eof  error
 	tlsV bool
 
 	proto                string // after the upgrade
 	lines, peerLines     [2]string
-	peer                 core.Greeting
+	peer                 wire.Greeting
 	sentAuth, peerAuth   string
 	sendFraming, framing string // ours, the peer's
 
 	// skipped holds the messages expect passed over.
-	skipped []core.Message
+	skipped []wire.Message
 }
 
 // handshake runs the Perl side of the AEMP handshake on c. It returns an
@@ -312,26 +313,26 @@ func (p *perlNode) handshake(c net.Conn, o perlHS) (*perlConn, error) {
 	if _, err := io.WriteString(c, l1+"\n"+l2+"\n"); err != nil {
 		return fail("write greeting: %v", err)
 	}
-	br := bufio.NewReaderSize(c, core.MaxLineLen)
+	br := bufio.NewReaderSize(c, wire.MaxLineLen)
 	r1, err := readLine(br)
 	if err != nil {
 		return fail("greeting: %w: %w", errPerlNoGreeting, err)
 	}
-	g := core.ParseGreeting(r1)
-	proto := core.ProtocolMessaging
+	g := wire.ParseGreeting(r1)
+	proto := wire.ProtocolMessaging
 	if o.role == perlDataDialed {
-		proto = core.ProtocolDataConn
+		proto = wire.ProtocolDataConn
 	}
 	switch {
-	case proto == core.ProtocolMessaging && strings.HasPrefix(g.Protocol, "aemp-"):
+	case proto == wire.ProtocolMessaging && strings.HasPrefix(g.Protocol, "aemp-"):
 		proto = g.Protocol
-	case g.Protocol != proto && g.Protocol != core.ProtocolMessaging:
+	case g.Protocol != proto && g.Protocol != wire.ProtocolMessaging:
 		return fail("unparsable greeting, expected '%s', got '%s'", proto, g.Protocol)
 	}
 	if g.Version != "1" {
 		return fail("version mismatch (we: 1, they: %s)", g.Version)
 	}
-	if proto == core.ProtocolMessaging && g.NodeID == p.id {
+	if proto == wire.ProtocolMessaging && g.NodeID == p.id {
 		return fail("I refuse to talk to myself")
 	}
 	r2, err := readLine(br)
@@ -343,7 +344,7 @@ func (p *perlNode) handshake(c net.Conn, o perlHS) (*perlConn, error) {
 	}
 	pc.proto, pc.peer, pc.peerLines = proto, g, [2]string{r1, r2}
 
-	if v, ok := g.Get(core.KeyTLS); ok && p.tls != nil && strings.SplitN(v, ".", 2)[0] == "1" {
+	if v, ok := g.Get(wire.KeyTLS); ok && p.tls != nil && strings.SplitN(v, ".", 2)[0] == "1" {
 		client := l2 < r2 // the lower nonce line is the TLS client
 		pending, _ := br.Peek(br.Buffered())
 		tc, err := perlTLS(transport.WithPending(c, append([]byte(nil), pending...)), p.tls, client)
@@ -351,12 +352,12 @@ func (p *perlNode) handshake(c net.Conn, o perlHS) (*perlConn, error) {
 			return fail("TLS as client=%v: %v", client, err)
 		}
 		pc.w, pc.tlsV = tc, true
-		br = bufio.NewReaderSize(tc, core.MaxLineLen)
+		br = bufio.NewReaderSize(tc, wire.MaxLineLen)
 	}
 	// Auth method: the first of the peer's list that Perl's auth_offer
 	// (tls_sha3_512, hmac_sha3_512) holds and can make now.
 	for _, a := range g.Auths {
-		if (a == core.AuthTLS && pc.tlsV) || (a == core.AuthHMAC && len(p.secret) > 0) {
+		if (a == wire.AuthTLS && pc.tlsV) || (a == wire.AuthHMAC && len(p.secret) > 0) {
 			pc.sentAuth = a
 			break
 		}
@@ -373,7 +374,7 @@ func (p *perlNode) handshake(c net.Conn, o perlHS) (*perlConn, error) {
 	if pc.sendFraming == "" {
 		return fail("FRAMINGS: no common framing method supported (peer offers %v)", g.Framings)
 	}
-	data, err := core.AuthData(pc.sentAuth, p.secret, l1, l2, r1, r2)
+	data, err := handshake.AuthData(pc.sentAuth, p.secret, l1, l2, r1, r2)
 	if err != nil {
 		return fail("auth data: %v", err)
 	}
@@ -394,16 +395,16 @@ func (p *perlNode) handshake(c net.Conn, o perlHS) (*perlConn, error) {
 	method, adata, framing := parts[0], parts[1], parts[2]
 	var want string
 	switch method {
-	case core.AuthHMAC, core.AuthTLS:
-		if method == core.AuthTLS && !pc.tlsV {
+	case wire.AuthHMAC, wire.AuthTLS:
+		if method == wire.AuthTLS && !pc.tlsV {
 			return fail("tls_sha3_512 authentication without TLS")
 		}
-		want, _ = core.AuthData(method, p.secret, r1, r2, l1, l2)
-	case core.AuthTLSAnon:
+		want, _ = handshake.AuthData(method, p.secret, r1, r2, l1, l2)
+	case wire.AuthTLSAnon:
 		if !pc.tlsV {
 			return fail("tls_anon authentication without TLS")
 		}
-	case core.AuthCleartext:
+	case wire.AuthCleartext:
 		want = hex.EncodeToString(p.secret)
 	default:
 		return fail("authentication method %q not accepted", method)
@@ -419,8 +420,8 @@ func (p *perlNode) handshake(c net.Conn, o perlHS) (*perlConn, error) {
 	}
 	c.SetDeadline(time.Time{})
 	pc.r = br
-	if pc.proto == core.ProtocolMessaging {
-		codec, ok := core.CodecByName(framing)
+	if pc.proto == wire.ProtocolMessaging {
+		codec, ok := wire.CodecByName(framing)
 		if !ok || framing != "json" {
 			return fail("peer framing %q: the scripted node reads json only", framing)
 		}
@@ -439,7 +440,7 @@ func (p *perlNode) mustHandshake(c net.Conn, o perlHS) *perlConn {
 }
 
 // readLine reads one handshake line (LF, CR LF tolerated) of at most
-// core.MaxLineLen bytes.
+// wire.MaxLineLen bytes.
 // errPerlNoGreeting: the scripted Perl node's peer closed (or reset) the
 // stream before sending its greeting line.
 var errPerlNoGreeting = errors.New("no greeting from the peer")
@@ -506,7 +507,7 @@ func (pc *perlConn) send(msgs ...string) {
 
 // next returns the next message our node sent, or an error when none
 // arrives within d or the stream ends.
-func (pc *perlConn) next(d time.Duration) (core.Message, error) {
+func (pc *perlConn) next(d time.Duration) (wire.Message, error) {
 	if pc.buf == nil {
 		pc.buf = make([]byte, 4096)
 	}
@@ -537,35 +538,35 @@ func (pc *perlConn) next(d time.Duration) (core.Message, error) {
 
 // isKeepalive reports the messages a node may send at any time: [""],
 // ["", ""], ["", "devnull", ...].
-func isKeepalive(m core.Message) bool {
+func isKeepalive(m wire.Message) bool {
 	if len(m) == 0 {
 		return true
 	}
-	if s, _ := core.AsString(m[0]); s != "" {
+	if s, _ := wire.AsString(m[0]); s != "" {
 		return false
 	}
 	if len(m) == 1 {
 		return true
 	}
-	tag, _ := core.AsString(m[1])
-	return tag == "" || tag == core.NodeMsgTagDevNull
+	tag, _ := wire.AsString(m[1])
+	return tag == "" || tag == wire.NodeMsgTagDevNull
 }
 
 // tagOf returns the TAG of a node-port message ["", TAG, ...], or "".
-func tagOf(m core.Message) string {
+func tagOf(m wire.Message) string {
 	if len(m) < 2 {
 		return ""
 	}
-	if s, ok := core.AsString(m[0]); !ok || s != "" {
+	if s, ok := wire.AsString(m[0]); !ok || s != "" {
 		return ""
 	}
-	tag, _ := core.AsString(m[1])
+	tag, _ := wire.AsString(m[1])
 	return tag
 }
 
 // expect returns the next message other than a keepalive and checks that
 // its tag is tag ("" accepts any message to a non-node port).
-func (pc *perlConn) expect(tag string) core.Message {
+func (pc *perlConn) expect(tag string) wire.Message {
 	for {
 		m, err := pc.next(perlStepLimit)
 		if err != nil {
@@ -582,7 +583,7 @@ func (pc *perlConn) expect(tag string) core.Message {
 }
 
 // nextMsg returns the next message other than a keepalive.
-func (pc *perlConn) nextMsg() core.Message {
+func (pc *perlConn) nextMsg() wire.Message {
 	for {
 		m, err := pc.next(perlStepLimit)
 		if err != nil {
@@ -596,7 +597,7 @@ func (pc *perlConn) nextMsg() core.Message {
 
 // expectEventually is expect that passes over other messages (kept in
 // skipped).
-func (pc *perlConn) expectEventually(tag string) core.Message {
+func (pc *perlConn) expectEventually(tag string) wire.Message {
 	for {
 		m, err := pc.next(perlStepLimit)
 		if err != nil {
@@ -641,8 +642,8 @@ func isTimeoutErr(err error) bool {
 
 // answerSnd answers ["", "snd", NODE#NAME, data...] as a Perl node does:
 // it sends [NAME, data...] back (its node is the peer).
-func (pc *perlConn) answerSnd(m core.Message) {
-	port, ok := core.AsString(m[2])
+func (pc *perlConn) answerSnd(m wire.Message) {
+	port, ok := wire.AsString(m[2])
 	if !ok {
 		scriptFail("%s: snd with a non-string port %v", pc.p.id, m)
 	}
@@ -650,7 +651,7 @@ func (pc *perlConn) answerSnd(m core.Message) {
 	if err != nil || node != pc.peer.NodeID {
 		scriptFail("%s: snd port %q is not a port of %s", pc.p.id, port, pc.peer.NodeID)
 	}
-	reply := append(core.Message{name}, m[3:]...)
+	reply := append(wire.Message{name}, m[3:]...)
 	b, err := jsonCodec().AppendMessage(nil, reply)
 	if err != nil {
 		scriptFail("%v", err)
@@ -669,7 +670,7 @@ func (pc *perlConn) roundTrip(name string) {
 			scriptFail("%s: round trip %q: %v", pc.p.id, name, err)
 		}
 		if len(m) == 1 {
-			if s, _ := core.AsString(m[0]); s == name {
+			if s, _ := wire.AsString(m[0]); s == name {
 				return
 			}
 		}
@@ -694,14 +695,14 @@ func (pc *perlConn) readAll() (int64, string) {
 // close ends the connection (FIN).
 func (pc *perlConn) close() { pc.w.Close() }
 
-func jsonCodec() core.Codec {
-	c, _ := core.CodecByName("json")
+func jsonCodec() wire.Codec {
+	c, _ := wire.CodecByName("json")
 	return c
 }
 
 // jsonMsg encodes one message with the json codec.
 func jsonMsg(v ...any) string {
-	b, err := jsonCodec().AppendMessage(nil, core.Message(v))
+	b, err := jsonCodec().AppendMessage(nil, wire.Message(v))
 	if err != nil {
 		panic(err)
 	}
@@ -877,14 +878,14 @@ func TestPerlScriptGreetingsAsRecorded(t *testing.T) {
 	for _, c := range cases {
 		tr := loadTranscript(t, c.file)
 		rec := tr.find(t, c.conn, c.from, "GREETING1")
-		rg := core.ParseGreeting(rec)
-		peeraddr, _ := rg.Get(core.KeyPeerAddr)
-		dcid, _ := rg.Get(core.KeyDataConnID)
+		rg := wire.ParseGreeting(rec)
+		peeraddr, _ := rg.Get(wire.KeyPeerAddr)
+		dcid, _ := rg.Get(wire.KeyDataConnID)
 		ours := perlGreeting(c.role, rg.NodeID, peeraddr, dcid, c.tls)
 		if c.sameLine && ours != rec {
 			t.Errorf("%s #%d: scripted greeting\n %s\nrecorded\n %s", c.file, c.conn, ours, rec)
 		}
-		og := core.ParseGreeting(ours)
+		og := wire.ParseGreeting(ours)
 		if og.Protocol != rg.Protocol || og.Version != rg.Version || og.NodeID != rg.NodeID ||
 			strings.Join(og.Auths, ",") != strings.Join(rg.Auths, ",") ||
 			strings.Join(og.Framings, ",") != strings.Join(rg.Framings, ",") {
@@ -905,11 +906,11 @@ func TestPerlScriptGreetingsAsRecorded(t *testing.T) {
 
 // kvSet returns the sorted key=value set of a greeting, with the values of
 // peeraddr and dataconn_id elided.
-func kvSet(g core.Greeting) string {
+func kvSet(g wire.Greeting) string {
 	var s []string
 	for _, kv := range g.KV {
 		v := kv.Value
-		if kv.Key == core.KeyPeerAddr || kv.Key == core.KeyDataConnID {
+		if kv.Key == wire.KeyPeerAddr || kv.Key == wire.KeyDataConnID {
 			v = "*"
 		}
 		s = append(s, kv.Key+"="+v)
@@ -946,7 +947,7 @@ func TestPerlScriptAuthAsRecorded(t *testing.T) {
 				r1, r2 := tr.find(t, conn, other, "GREETING1"), tr.find(t, conn, other, "NONCE")
 				rec := tr.find(t, conn, me, "AUTH")
 				parts := strings.SplitN(rec, ";", 3)
-				got, err := core.AuthData(parts[0], secret, l1, l2, r1, r2)
+				got, err := handshake.AuthData(parts[0], secret, l1, l2, r1, r2)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -1037,9 +1038,9 @@ func checkGoGreeting(pc *perlConn, proto string) {
 	if pc.sendFraming != "json" || pc.framing != "json" {
 		scriptFail("framings: Perl sends %q, we send %q; want json both ways", pc.sendFraming, pc.framing)
 	}
-	want := core.AuthHMAC
+	want := wire.AuthHMAC
 	if pc.tlsV {
-		want = core.AuthTLS
+		want = wire.AuthTLS
 	}
 	if pc.sentAuth != want || pc.peerAuth != want {
 		scriptFail("auth methods: Perl sent %s, we sent %s; want %s both ways (TLS %v)", pc.sentAuth, pc.peerAuth, want, pc.tlsV)
@@ -1052,14 +1053,14 @@ func checkGoGreeting(pc *perlConn, proto string) {
 // expectShape checks our _expect message:
 // ["", "AnyEvent::MP::DataConn::_expect", ID, PORT, TIMEOUT, INITFUNC, INITDATA...]
 // and returns ID and PORT.
-func expectShape(m core.Message, timeout time.Duration, initFunc string, data []any) (id, port string) {
+func expectShape(m wire.Message, timeout time.Duration, initFunc string, data []any) (id, port string) {
 	if len(m) != 6+len(data) {
 		scriptFail("_expect %v: %d elements, want %d", m, len(m), 6+len(data))
 	}
-	id, ok1 := core.AsString(m[2])
-	port, ok2 := core.AsString(m[3])
-	secs, ok3 := core.AsFloat(m[4])
-	fn, ok4 := core.AsString(m[5])
+	id, ok1 := wire.AsString(m[2])
+	port, ok2 := wire.AsString(m[3])
+	secs, ok3 := wire.AsFloat(m[4])
+	fn, ok4 := wire.AsString(m[5])
 	if !ok1 || !ok2 || !ok3 || !ok4 {
 		scriptFail("_expect %v: want string id, string port, number timeout, string init function", m)
 	}
@@ -1078,7 +1079,7 @@ func expectShape(m core.Message, timeout time.Duration, initFunc string, data []
 	for i, d := range data {
 		got := m[6+i]
 		if want, ok := d.(int64); ok {
-			if v, ok := core.AsInt(got); !ok || v != want {
+			if v, ok := wire.AsInt(got); !ok || v != want {
 				scriptFail("_expect init data %d: %v, want %v", i, got, d)
 			}
 		} else if got != d {
@@ -1095,7 +1096,7 @@ func strList(v any) []string {
 	}
 	out := make([]string, 0, len(l))
 	for _, e := range l {
-		s, _ := core.AsString(e)
+		s, _ := wire.AsString(e)
 		out = append(out, s)
 	}
 	return out
@@ -1130,15 +1131,15 @@ func replayGoToPerl(o goToPerl) func(t *testing.T, e *perlEnv) {
 		script := goScript("B", func() {
 			// connection #1: our node connects for messaging.
 			pc := b.mustHandshake(b.nextConn(), perlHS{role: perlAccepted})
-			checkGoGreeting(pc, core.ProtocolMessaging)
+			checkGoGreeting(pc, wire.ProtocolMessaging)
 			pc.send(`["","g_global"]`)
-			exp := pc.expect(core.NodeMsgTagExpect)
+			exp := pc.expect(wire.NodeMsgTagExpect)
 			id, _ := expectShape(exp, o.timeout, "main::receiver", o.data)
 			ba := jsonQuote(b.addr)
 			pc.send(`["","g_found","B",[`+ba+`]]`,
 				`["","g_upd","'g",{"G":null},[]]`,
 				`["","g_set",{"'g":{"B":null,"G":null},"'l":{"B":[`+ba+`]}}]`)
-			snd := pc.expect(core.NodeMsgTagSnd)
+			snd := pc.expect(wire.NodeMsgTagSnd)
 			if len(snd) != 3 {
 				scriptFail("round trip %v: want [\"\", \"snd\", PORT]", snd)
 			}
@@ -1147,11 +1148,11 @@ func replayGoToPerl(o goToPerl) func(t *testing.T, e *perlEnv) {
 
 			// connection #2: the data connection, on the same listener.
 			dc := b.mustHandshake(b.nextConn(), perlHS{role: perlAccepted})
-			checkGoGreeting(dc, core.ProtocolDataConn)
-			if v, _ := dc.peer.Get(core.KeyDataConnID); v != id {
+			checkGoGreeting(dc, wire.ProtocolDataConn)
+			if v, _ := dc.peer.Get(wire.KeyDataConnID); v != id {
 				scriptFail("data connection greeting %q: dataconn_id %q, want %q", dc.peerLines[0], v, id)
 			}
-			if dc.proto != core.ProtocolDataConn {
+			if dc.proto != wire.ProtocolDataConn {
 				scriptFail("Perl did not switch to aemp-dataconn")
 			}
 			n, s := dc.readAll()
@@ -1253,7 +1254,7 @@ func checkCall(t testing.TB, c initCall, from string, size int, sum string, data
 	}
 	for i, d := range data {
 		if want, ok := d.(int64); ok {
-			if v, ok := core.AsInt(c.data[i]); !ok || v != want {
+			if v, ok := wire.AsInt(c.data[i]); !ok || v != want {
 				t.Errorf("init data %d: %v (%T), want %v", i, c.data[i], c.data[i], d)
 			}
 		} else if c.data[i] != d {
@@ -1294,9 +1295,9 @@ func replayPerlToGo(o perlToGo) func(t *testing.T, e *perlEnv) {
 			} else {
 				pc = a.mustHandshake(a.dial(gAddrs[0]), perlHS{role: perlDialed})
 			}
-			checkGoGreeting(pc, core.ProtocolMessaging)
+			checkGoGreeting(pc, wire.ProtocolMessaging)
 			pc.send(`["","g_global"]`)
-			sl := pc.expect(core.NodeMsgTagGSlave)
+			sl := pc.expect(wire.NodeMsgTagGSlave)
 			var addrs []string
 			if len(sl) == 3 {
 				if fam, ok := sl[2].(map[string]any); ok {
@@ -1320,7 +1321,7 @@ func replayPerlToGo(o perlToGo) func(t *testing.T, e *perlEnv) {
 			}
 			dc := a.mustHandshake(a.dial(addrs[0]), perlHS{role: perlDataDialed, dataconnID: "b@A", trailer: trailer})
 			// Our acceptor greets "aemp" before it knows, as Perl's does.
-			checkGoGreeting(dc, core.ProtocolMessaging)
+			checkGoGreeting(dc, wire.ProtocolMessaging)
 			if !o.coalesce {
 				if _, err := dc.w.Write(perlPattern(size)); err != nil {
 					scriptFail("write payload: %v", err)
@@ -1367,7 +1368,7 @@ func replayNobindPerlTarget(t *testing.T, e *perlEnv) {
 	gAddrs := g.Addrs()
 	script := goScript("B", func() {
 		pc := b.mustHandshake(b.dial(gAddrs[0]), perlHS{role: perlDialed})
-		checkGoGreeting(pc, core.ProtocolMessaging)
+		checkGoGreeting(pc, wire.ProtocolMessaging)
 		pc.send(`["","g_slave"]`, `["","g_slave"]`, `["","g_slave",{"'l":{"B":[]}}]`, `["","g_find","G"]`)
 		// Our node answers g_find and starts the request concurrently: the
 		// order of g_found and _expect is free (the recording has _expect
@@ -1378,15 +1379,15 @@ func replayNobindPerlTarget(t *testing.T, e *perlEnv) {
 		for addrs == nil || !answered {
 			m := pc.nextMsg()
 			switch tagOf(m) {
-			case core.NodeMsgTagGFound:
+			case wire.NodeMsgTagGFound:
 				if len(m) != 4 || m[2] != "G" || strings.Join(strList(m[3]), " ") != strings.Join(gAddrs, " ") {
 					scriptFail("g_found %v, want [\"\", \"g_found\", \"G\", %v]", m, gAddrs)
 				}
 				addrs = strList(m[3])
 				pc.send(`["","g_upd","'l",{"B":[]},[]]`, `["","g_upd","'g",{"B":null},[]]`, `["","g_global"]`)
-			case core.NodeMsgTagExpect:
+			case wire.NodeMsgTagExpect:
 				id, _ = expectShape(m, 4*time.Second, "main::receiver", []any{"hello", int64(42)})
-			case core.NodeMsgTagSnd:
+			case wire.NodeMsgTagSnd:
 				if id == "" {
 					scriptFail("snd %v before _expect", m)
 				}
@@ -1396,12 +1397,12 @@ func replayNobindPerlTarget(t *testing.T, e *perlEnv) {
 				scriptFail("unexpected %v", m)
 			}
 		}
-		conn := pc.expect(core.NodeMsgTagConnect)
+		conn := pc.expect(wire.NodeMsgTagConnect)
 		if len(conn) != 4 || conn[2] != id || conn[3] != "G" {
-			scriptFail("_connect %v, want [\"\", %q, %q, \"G\"]", conn, core.NodeMsgTagConnect, id)
+			scriptFail("_connect %v, want [\"\", %q, %q, \"G\"]", conn, wire.NodeMsgTagConnect, id)
 		}
 		dc := b.mustHandshake(b.dial(addrs[0]), perlHS{role: perlDataDialed, dataconnID: id})
-		checkGoGreeting(dc, core.ProtocolMessaging)
+		checkGoGreeting(dc, wire.ProtocolMessaging)
 		n, s := dc.readAll()
 		if int(n) != size || s != sum {
 			scriptFail("payload: %d bytes sha256 %s, want %d bytes %s", n, s, size, sum)
@@ -1438,7 +1439,7 @@ func replayNobindGoTarget(t *testing.T, e *perlEnv) {
 	ad := jsonQuote(a.addr)
 	script := goScript("A", func() {
 		pc := a.mustHandshake(a.nextConn(), perlHS{role: perlAccepted})
-		checkGoGreeting(pc, core.ProtocolMessaging)
+		checkGoGreeting(pc, wire.ProtocolMessaging)
 		pc.send(`["","g_global"]`,
 			`["","AnyEvent::MP::DataConn::_expect","b@A","A#XspbZ1GJXb",4,"main::receiver","hello",42]`,
 			`["","snd","A#XspbZ1GJXc"]`,
@@ -1451,8 +1452,8 @@ func replayNobindGoTarget(t *testing.T, e *perlEnv) {
 			`["","g_upd","'l",{"G":[]},[]]`,
 			`["","AnyEvent::MP::DataConn::_connect","b@A","A"]`)
 		dc := a.mustHandshake(a.nextConn(), perlHS{role: perlAccepted})
-		checkGoGreeting(dc, core.ProtocolDataConn)
-		if v, _ := dc.peer.Get(core.KeyDataConnID); v != "b@A" || dc.proto != core.ProtocolDataConn {
+		checkGoGreeting(dc, wire.ProtocolDataConn)
+		if v, _ := dc.peer.Get(wire.KeyDataConnID); v != "b@A" || dc.proto != wire.ProtocolDataConn {
 			scriptFail("dial-back greeting %q: want aemp-dataconn with dataconn_id=b@A", dc.peerLines[0])
 		}
 		if _, err := dc.w.Write(perlPattern(size)); err != nil {
@@ -1532,8 +1533,8 @@ func replayPerlClosesSilently(t *testing.T, e *perlEnv) {
 	g.AddPeer("B", b.addr)
 	script := goScript("B", func() {
 		pc := b.mustHandshake(b.nextConn(), perlHS{role: perlAccepted})
-		pc.expect(core.NodeMsgTagExpect) // forgotten
-		pc.answerSnd(pc.expect(core.NodeMsgTagSnd))
+		pc.expect(wire.NodeMsgTagExpect) // forgotten
+		pc.answerSnd(pc.expect(wire.NodeMsgTagSnd))
 		dc := b.mustHandshake(b.nextConn(), perlHS{role: perlAccepted})
 		dc.raw.Close()
 	})
@@ -1568,17 +1569,17 @@ func shippedTarget(pc *perlConn, requests int, killAfter func(timeout time.Durat
 	for connects < requests {
 		m := pc.nextMsg()
 		switch tagOf(m) {
-		case core.NodeMsgTagExpect:
-			secs, _ := core.AsFloat(m[4])
-			port, _ := core.AsString(m[3])
+		case wire.NodeMsgTagExpect:
+			secs, _ := wire.AsFloat(m[4])
+			port, _ := wire.AsString(m[3])
 			_, name, err := transport.SplitPortID(port)
 			if err != nil {
 				scriptFail("_expect port %q: %v", port, err)
 			}
 			exps = append(exps, exp{name, time.Now().Add(killAfter(time.Duration(secs * float64(time.Second))))})
-		case core.NodeMsgTagSnd:
+		case wire.NodeMsgTagSnd:
 			pc.answerSnd(m)
-		case core.NodeMsgTagConnect:
+		case wire.NodeMsgTagConnect:
 			connects++
 		}
 	}
@@ -1621,9 +1622,9 @@ func connectBoth(t *testing.T, g *transport.Node, timeout time.Duration) (connEr
 // AnyEvent::MP::DataConn and a non-empty text.
 func checkDataConnReason(t *testing.T, r []any) {
 	t.Helper()
-	kr := core.KillReasonFromValues(r)
-	if kr.Family != core.KillReasonDataConn || kr.Message == "" {
-		t.Errorf("port killed with %v: want family %q and a non-empty message", r, core.KillReasonDataConn)
+	kr := wire.KillReasonFromValues(r)
+	if kr.Family != wire.KillReasonDataConn || kr.Message == "" {
+		t.Errorf("port killed with %v: want family %q and a non-empty message", r, wire.KillReasonDataConn)
 	}
 }
 
@@ -1676,7 +1677,7 @@ func replayShippedTimeout(t *testing.T, e *perlEnv) {
 	if !errors.As(err, &de) || !errors.Is(err, transport.ErrDataConnTimeout) {
 		t.Fatalf("ConnectTo: %v (%T); want a *DataConnError matching ErrDataConnTimeout", err, err)
 	}
-	if de.Reason.Family != core.KillReasonDataConn || de.Error() != "B: unable to establish connection within 3 seconds" {
+	if de.Reason.Family != wire.KillReasonDataConn || de.Error() != "B: unable to establish connection within 3 seconds" {
 		t.Errorf("reason %v", de.Reason.Values())
 	}
 	if d := time.Since(start); d < 3*time.Second {
@@ -1765,11 +1766,11 @@ func replayTolerance(t *testing.T, e *perlEnv) {
 		for i := 0; i < len(all); i += 7 {
 			pc.w.Write(all[i:min(i+7, len(all))])
 		}
-		f1 := pc.expect(core.NodeMsgTagGFound)
+		f1 := pc.expect(wire.NodeMsgTagGFound)
 		if len(f1) != 4 || f1[2] != "G" || strings.Join(strList(f1[3]), " ") != strings.Join(gAddrs, " ") {
 			scriptFail("g_find G answered with %v", f1)
 		}
-		if f2 := pc.expect(core.NodeMsgTagGFound); len(f2) != 4 || f2[2] != "nobody" || f2[3] != nil {
+		if f2 := pc.expect(wire.NodeMsgTagGFound); len(f2) != 4 || f2[2] != "nobody" || f2[3] != nil {
 			scriptFail("g_find nobody answered with %v, want null", f2)
 		}
 		if r := pc.expect(""); len(r) != 1 || r[0] != "rt" {
@@ -1790,7 +1791,7 @@ func replayTolerance(t *testing.T, e *perlEnv) {
 	checkCall(t, nextCall(t, calls), "A", 7, hex.EncodeToString(sum[:]), "n", "3")
 	waitScript(t, script)
 	r := waitKill(t, killed)
-	if kr := core.KillReasonFromValues(r); kr.Family != core.KillReasonDataConn || kr.Message != "A: gave up" {
+	if kr := wire.KillReasonFromValues(r); kr.Family != wire.KillReasonDataConn || kr.Message != "A: gave up" {
 		t.Errorf("kil1 killed the port with %v", r)
 	}
 	select {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
 )
@@ -61,7 +61,7 @@ func BenchmarkPerlTCPDataConnSetup(b *testing.B) {
 						}
 					}
 					switch tagOf(m) {
-					case core.NodeMsgTagSnd:
+					case wire.NodeMsgTagSnd:
 						pc.answerSnd(m)
 						dc := p.mustHandshake(p.nextConn(), perlHS{role: perlAccepted})
 						dc.readAll()

@@ -7,8 +7,9 @@ import (
 	"net"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
 	"github.com/aemp-go/dataconn/core/peer"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // SplitPortID splits "NODE#NAME" into its parts.
@@ -39,7 +40,7 @@ func (n *Node) sendLocked(now time.Time, portID string, data []any) error {
 
 // sendTo queues msg ([NAME, data...] or a node-port message) for node,
 // connecting in the background when needed.
-func (n *Node) sendTo(node string, msg core.Message) error {
+func (n *Node) sendTo(node string, msg wire.Message) error {
 	return n.input(originLocal, func(now time.Time) error {
 		return n.sendErr(n.m.SendTo(now, node, msg))
 	})
@@ -106,8 +107,8 @@ func (n *Node) runDial(a peer.Dial) {
 	defer n.wg.Done()
 	ctx, cancel := context.WithTimeout(n.ctx, 2*n.cfg.HandshakeTimeout)
 	defer cancel()
-	c, res, _, err := n.dialFirst(ctx, a.Addrs, func(ctx context.Context, addr string) (net.Conn, *core.Result, error) {
-		c, res, err := n.dialHandshake(ctx, addr, core.ProtocolMessaging, n.withTicket(a.Peer, nil))
+	c, res, _, err := n.dialFirst(ctx, a.Addrs, func(ctx context.Context, addr string) (net.Conn, *handshake.Result, error) {
+		c, res, err := n.dialHandshake(ctx, addr, wire.ProtocolMessaging, n.withTicket(a.Peer, nil))
 		if err == nil && res.PeerNodeID != a.Peer {
 			c.Close()
 			return nil, nil, fmt.Errorf("%w: %s answered as %q, expected %q", ErrWrongPeer, addr, res.PeerNodeID, a.Peer)
@@ -130,7 +131,7 @@ func (n *Node) runDial(a peer.Dial) {
 // address, whose node ID comes from its greeting.
 func (n *Node) runDialSeed(a peer.DialSeed) {
 	defer n.wg.Done()
-	c, res, err := n.dialHandshake(n.ctx, a.Addr, core.ProtocolMessaging, nil)
+	c, res, err := n.dialHandshake(n.ctx, a.Addr, wire.ProtocolMessaging, nil)
 	if err == nil {
 		n.mu.Lock()
 		id := n.newConnIDLocked()
@@ -148,7 +149,7 @@ func (n *Node) runDialSeed(a peer.DialSeed) {
 // ConnectAddr opens a messaging connection to a seed address and returns
 // the node ID the peer announced. The address is recorded for that node.
 func (n *Node) ConnectAddr(ctx context.Context, addr string) (string, error) {
-	c, res, err := n.dialHandshake(ctx, addr, core.ProtocolMessaging, nil)
+	c, res, err := n.dialHandshake(ctx, addr, wire.ProtocolMessaging, nil)
 	if err != nil {
 		return "", err
 	}
@@ -170,13 +171,13 @@ const dialStagger = 250 * time.Millisecond
 
 // dialFirst dials addrs with staggered concurrent attempts and returns the
 // first success; the others are cancelled and closed.
-func (n *Node) dialFirst(ctx context.Context, addrs []string, dial func(context.Context, string) (net.Conn, *core.Result, error)) (net.Conn, *core.Result, string, error) {
+func (n *Node) dialFirst(ctx context.Context, addrs []string, dial func(context.Context, string) (net.Conn, *handshake.Result, error)) (net.Conn, *handshake.Result, string, error) {
 	if len(addrs) == 0 {
 		return nil, nil, "", ErrNoRoute
 	}
 	type result struct {
 		c    net.Conn
-		res  *core.Result
+		res  *handshake.Result
 		addr string
 		err  error
 	}
@@ -233,13 +234,13 @@ func (n *Node) dialFirst(ctx context.Context, addrs []string, dial func(context.
 // Announce sends this node's listener addresses to nodeID in the form a
 // Perl 2.x node records (g_slave).
 func (n *Node) Announce(nodeID string) error {
-	return n.sendTo(nodeID, core.GSlaveMsg(n.id, n.Addrs()))
+	return n.sendTo(nodeID, wire.GSlaveMsg(n.id, n.Addrs()))
 }
 
 // FindAddrs asks nodeID (typically a seed) for the listener addresses of
 // target (g_find); the answer is recorded when it arrives.
 func (n *Node) FindAddrs(nodeID, target string) error {
-	return n.sendTo(nodeID, core.GFindMsg(target))
+	return n.sendTo(nodeID, wire.GFindMsg(target))
 }
 
 // roundTrip sends ["", "snd", SELF#tmp] to node and waits for the empty
@@ -253,7 +254,7 @@ func (n *Node) roundTrip(ctx context.Context, node string) error {
 		}
 	})
 	defer p.Kill()
-	if err := n.sendTo(node, core.SndMsg(p.ID())); err != nil {
+	if err := n.sendTo(node, wire.SndMsg(p.ID())); err != nil {
 		return err
 	}
 	select {

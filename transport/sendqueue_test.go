@@ -7,7 +7,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/memnet"
 	"github.com/aemp-go/dataconn/transport"
 )
@@ -49,9 +49,9 @@ func TestSendQueueFullDefault(t *testing.T) {
 		}()
 		// c reads everything: every queued message arrives, then the
 		// waiting sender's.
-		msgs := make(chan core.Message, 128)
+		msgs := make(chan wire.Message, 128)
 		go func() {
-			codec, _ := core.CodecByName("msgpack")
+			codec, _ := wire.CodecByName("msgpack")
 			dec := codec.NewDecoder(2 << 20)
 			buf := make([]byte, 64<<10)
 			for {

@@ -21,7 +21,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/memnet"
 	"github.com/aemp-go/dataconn/transport"
 )
@@ -138,12 +139,12 @@ func closeAll(nodes ...*transport.Node) {
 // rawHandshake dials addr from host `from` of w and runs the handshake as
 // node `from` with the given protocol, framings, secret and extra keys: a
 // peer under the test's control.
-func rawHandshake(ctx context.Context, w *memnet.World, from, addr, protocol string, framings []string, secret []byte, extra ...core.KV) (net.Conn, *core.Result, error) {
+func rawHandshake(ctx context.Context, w *memnet.World, from, addr, protocol string, framings []string, secret []byte, extra ...wire.KV) (net.Conn, *handshake.Result, error) {
 	c, err := w.Host(from).Dial(ctx, strings.TrimPrefix(addr, "mem://"))
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := core.NewHandshake(core.HandshakeConfig{
+	m, err := handshake.New(handshake.Config{
 		NodeID:         from,
 		Protocol:       protocol,
 		Secret:         secret,
@@ -339,8 +340,8 @@ func dcErr(t *testing.T, err error, target string, rule error) string {
 		t.Errorf("error %q: node %q, want %q", err, de.Node, target)
 	}
 	v := de.Reason.Values()
-	if len(v) < 2 || v[0] != core.KillReasonDataConn {
-		t.Fatalf("reason %v: want family %q first", v, core.KillReasonDataConn)
+	if len(v) < 2 || v[0] != wire.KillReasonDataConn {
+		t.Fatalf("reason %v: want family %q first", v, wire.KillReasonDataConn)
 	}
 	text, _ := v[1].(string)
 	if !strings.HasPrefix(text, target+": ") || len(text) <= len(target)+2 || err.Error() != text {
@@ -407,7 +408,7 @@ func TestDataConnFailNoListeners(t *testing.T) {
 		p.Monitor(func(r []any) { reasons <- r })
 		a.ConnectToPort(p, "b#x", time.Second, func(c net.Conn) { c.Close(); t.Error("callback called") }, "f")
 		r := <-reasons
-		if len(r) != 2 || r[0] != core.KillReasonDataConn || r[1] != "b: no listeners found" {
+		if len(r) != 2 || r[0] != wire.KillReasonDataConn || r[1] != "b: no listeners found" {
 			t.Errorf("kill reason %#v", r)
 		}
 		closeAll(a, b)
@@ -525,12 +526,12 @@ func TestDataConnRemoteExpectationExpires(t *testing.T) {
 		// A announces an expectation as the Perl code does and never
 		// connects: only b's timer can end it.
 		start := time.Now()
-		if err := a.Send("b#", core.NodeMsgTagExpect, "id-1@a", p.ID(), 0.5, "f"); err != nil {
+		if err := a.Send("b#", wire.NodeMsgTagExpect, "id-1@a", p.ID(), 0.5, "f"); err != nil {
 			t.Fatal(err)
 		}
 		select {
 		case r := <-reasons:
-			if len(r) != 2 || r[0] != core.KillReasonDataConn {
+			if len(r) != 2 || r[0] != wire.KillReasonDataConn {
 				t.Fatalf("kill reason %#v", r)
 			}
 			text, _ := r[1].(string)
@@ -553,7 +554,7 @@ func TestDataConnRemoteExpectationExpires(t *testing.T) {
 		q.Monitor(func(r []any) { reasons <- r })
 		a.ConnectToPort(q, "b", 750*time.Millisecond, func(c net.Conn) { c.Close(); t.Error("callback called") }, "f")
 		r := <-reasons
-		if len(r) != 2 || r[0] != core.KillReasonDataConn || r[1] != "b: unable to establish connection within 0.75 seconds" {
+		if len(r) != 2 || r[0] != wire.KillReasonDataConn || r[1] != "b: unable to establish connection within 0.75 seconds" {
 			t.Errorf("kill reason %#v", r)
 		}
 		time.Sleep(time.Second)
@@ -574,9 +575,9 @@ func TestDataConnIDHijack(t *testing.T) {
 		ids := make(chan string, 4)
 		spy := &spyNet{Network: w.Host("a"), OnWrite: func(_ string, p []byte) {
 			line, _, _ := bytes.Cut(p, []byte("\n"))
-			g := core.ParseGreeting(string(line))
-			if g.Protocol == core.ProtocolDataConn {
-				if id, ok := g.Get(core.KeyDataConnID); ok {
+			g := wire.ParseGreeting(string(line))
+			if g.Protocol == wire.ProtocolDataConn {
+				if id, ok := g.Get(wire.KeyDataConnID); ok {
 					ids <- id
 				}
 			}
@@ -603,8 +604,8 @@ func TestDataConnIDHijack(t *testing.T) {
 		go func() {
 			id := <-ids
 			// A's greeting is still on its way to b (50ms); C is 1ms away.
-			c, _, err := rawHandshake(context.Background(), w, "c", b.Addrs()[0], core.ProtocolDataConn, nil, simSecret,
-				core.KV{Key: core.KeyDataConnID, Value: id}, core.KV{Key: core.KeyGo, Value: "1"})
+			c, _, err := rawHandshake(context.Background(), w, "c", b.Addrs()[0], wire.ProtocolDataConn, nil, simSecret,
+				wire.KV{Key: wire.KeyDataConnID, Value: id}, wire.KV{Key: wire.KeyGo, Value: "1"})
 			if err == nil {
 				c.Write([]byte("evil"))
 				c.Close()
@@ -665,7 +666,7 @@ func TestDriveCancelledContext(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := core.NewHandshake(core.HandshakeConfig{NodeID: "a", Secret: simSecret, Timeout: 10 * time.Second}, "nonce-a", time.Now())
+			m, err := handshake.New(handshake.Config{NodeID: "a", Secret: simSecret, Timeout: 10 * time.Second}, "nonce-a", time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,7 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // TLS 1.3 session resumption between nodes of this project over TCP.
@@ -17,7 +18,7 @@ import (
 // A full TLS handshake signs and verifies certificates; a data connection
 // to a peer that was already authenticated by certificates does not need
 // that again. So between nodes of this project (both greetings carry
-// core.KeyGo), on TCP:
+// wire.KeyGo), on TCP:
 //
 //   - every TLS server issues a session ticket after its handshake (the
 //     messaging connection's included), sealed with the node's own ticket
@@ -25,8 +26,8 @@ import (
 //     most twice that);
 //   - the client keeps it, by peer node ID (at most tlsMaxTickets peers);
 //   - a node that holds a ticket for the peer says so in its greeting
-//     (core.KeyTLSTicket), and then it is the TLS client, whatever the
-//     nonces say (core.StartTLS). This is how the "reversed role" gets
+//     (wire.KeyTLSTicket), and then it is the TLS client, whatever the
+//     nonces say (handshake.StartTLS). This is how the "reversed role" gets
 //     solved: AEMP picks TLS roles from the nonces, but between our nodes
 //     the side with the ticket takes the client role, so one ticket, the
 //     one the messaging connection's TLS client received, serves data
@@ -122,13 +123,13 @@ func (c peerCache) Put(_ string, cs *tls.ClientSessionState) {
 	c.r.tickets[c.peer] = cs
 }
 
-// withTicket returns extra plus core.KeyTLSTicket when this node holds a
+// withTicket returns extra plus wire.KeyTLSTicket when this node holds a
 // ticket for node (and uses TLS and greets as a node of this project).
-func (n *endpoint) withTicket(node string, extra []core.KV) []core.KV {
+func (n *endpoint) withTicket(node string, extra []wire.KV) []wire.KV {
 	if n.resume == nil || n.cfg.TLS == nil || n.cfg.PerlCompat || !n.resume.has(node) {
 		return extra
 	}
-	return append(extra, core.KV{Key: core.KeyTLSTicket, Value: "1"})
+	return append(extra, wire.KV{Key: wire.KeyTLSTicket, Value: "1"})
 }
 
 // isTCP reports whether c (through WithPending wrappers) is a TCP stream.
@@ -149,8 +150,8 @@ func isTCP(c net.Conn) bool {
 // upgradeTLS performs the TLS upgrade the machine asked for: resumable
 // (see the top of this file) with a peer of this project over TCP, else
 // TLSConfig.Upgrade.
-func upgradeTLS(ctx context.Context, opt DriveOptions, conn net.Conn, a core.StartTLS) (*tls.Conn, error) {
-	_, peerGo := a.Peer.Get(core.KeyGo)
+func upgradeTLS(ctx context.Context, opt DriveOptions, conn net.Conn, a handshake.StartTLS) (*tls.Conn, error) {
+	_, peerGo := a.Peer.Get(wire.KeyGo)
 	if opt.resume == nil || !peerGo || a.Peer.NodeID == "" || !isTCP(conn) {
 		return opt.TLS.Upgrade(ctx, conn, a.Client)
 	}
@@ -191,8 +192,8 @@ func upgradeTLS(ctx context.Context, opt DriveOptions, conn net.Conn, a core.Sta
 
 // ticketFor is withTicket for the acceptor, which learns the peer from its
 // greeting: only peers of this project resume.
-func (n *endpoint) ticketFor(g core.Greeting, extra []core.KV) []core.KV {
-	if _, ok := g.Get(core.KeyGo); !ok {
+func (n *endpoint) ticketFor(g wire.Greeting, extra []wire.KV) []wire.KV {
+	if _, ok := g.Get(wire.KeyGo); !ok {
 		return extra
 	}
 	return n.withTicket(g.NodeID, extra)

@@ -11,7 +11,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/memnet"
 	"github.com/aemp-go/dataconn/transport"
 	"github.com/aemp-go/dataconn/transport/testca"
@@ -19,7 +20,7 @@ import (
 
 // anonPeer authenticates to addr as node id with tls_anon inside TLS (it
 // proves nothing about id) and returns the messaging stream and result.
-func anonPeer(t *testing.T, w *memnet.World, ca *testca.CA, id, addr, protocol string, extra ...core.KV) (net.Conn, *core.Result, error) {
+func anonPeer(t *testing.T, w *memnet.World, ca *testca.CA, id, addr, protocol string, extra ...wire.KV) (net.Conn, *handshake.Result, error) {
 	t.Helper()
 	tc, err := ca.Issue(id, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	if err != nil {
@@ -29,9 +30,9 @@ func anonPeer(t *testing.T, w *memnet.World, ca *testca.CA, id, addr, protocol s
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := core.NewHandshake(core.HandshakeConfig{
+	m, err := handshake.New(handshake.Config{
 		NodeID: id, Protocol: protocol, TLS: true,
-		AcceptAuths: []string{core.AuthTLS}, OfferAuths: []string{core.AuthTLSAnon},
+		AcceptAuths: []string{wire.AuthTLS}, OfferAuths: []string{wire.AuthTLSAnon},
 		AcceptFramings: []string{"json"}, SendFramings: []string{"json"},
 		Extra: extra, Timeout: 5 * time.Second,
 	}, "anon-nonce-"+id+protocol, time.Now())
@@ -63,19 +64,19 @@ func TestTLSAnonPeerIsUntrusted(t *testing.T) {
 		got := make(chan []any, 1)
 		q := a.NewPort(func(d []any) { got <- d })
 
-		c, res, err := anonPeer(t, w, ca, "m", "a:1", core.ProtocolMessaging)
+		c, res, err := anonPeer(t, w, ca, "m", "a:1", wire.ProtocolMessaging)
 		if err != nil {
 			t.Fatalf("tls_anon handshake: %v", err)
 		}
 		defer c.Close()
-		if res.SentAuth != core.AuthTLSAnon || !res.TLS {
+		if res.SentAuth != wire.AuthTLSAnon || !res.TLS {
 			t.Fatalf("handshake result %+v, want tls_anon inside TLS", res)
 		}
-		codec, _ := core.CodecByName(res.SendFraming)
+		codec, _ := wire.CodecByName(res.SendFraming)
 		var out []byte
-		for _, m := range []core.Message{
+		for _, m := range []wire.Message{
 			{"", "test::fn", "x"},
-			core.ExpectMsg("id1@m", "m#p", 5, "f"),
+			wire.ExpectMsg("id1@m", "m#p", 5, "f"),
 			{q.Name(), "hello"},
 		} {
 			out, _ = codec.AppendMessage(out, m)
@@ -94,8 +95,8 @@ func TestTLSAnonPeerIsUntrusted(t *testing.T) {
 			t.Fatal("a message to a port from the tls_anon peer was not delivered")
 		}
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		kill := readUntil(t, c, codec, func(m core.Message) bool { return len(m) >= 3 && m[0] == "" && m[1] == "kil1" && m[2] == "p" })
-		if len(kill) != 5 || kill[3] != core.KillReasonDataConn || !strings.Contains(kill[4].(string), "tls_anon") {
+		kill := readUntil(t, c, codec, func(m wire.Message) bool { return len(m) >= 3 && m[0] == "" && m[1] == "kil1" && m[2] == "p" })
+		if len(kill) != 5 || kill[3] != wire.KillReasonDataConn || !strings.Contains(kill[4].(string), "tls_anon") {
 			t.Errorf("kill %v, want the DataConn family and a text naming tls_anon", kill)
 		}
 		synctest.Wait()
@@ -108,7 +109,7 @@ func TestTLSAnonPeerIsUntrusted(t *testing.T) {
 
 // readUntil reads messages framed with codec from c until one satisfies
 // match, and returns it.
-func readUntil(t *testing.T, c net.Conn, codec core.Codec, match func(core.Message) bool) core.Message {
+func readUntil(t *testing.T, c net.Conn, codec wire.Codec, match func(wire.Message) bool) wire.Message {
 	t.Helper()
 	dec := codec.NewDecoder(0)
 	buf := make([]byte, 4096)
@@ -157,7 +158,7 @@ func TestTLSAnonDataConnRefused(t *testing.T) {
 		a.HandleDataConn("f", func(_ string, _ []any, c net.Conn) { inits.Add(1); c.Close() })
 
 		// The real x: authenticated with the shared secret.
-		xc, xres, err := rawHandshake(context.Background(), w, "x", "a:1", core.ProtocolMessaging, []string{"json"}, simSecret, core.KV{Key: core.KeyGo, Value: "1"})
+		xc, xres, err := rawHandshake(context.Background(), w, "x", "a:1", wire.ProtocolMessaging, []string{"json"}, simSecret, wire.KV{Key: wire.KeyGo, Value: "1"})
 		if err != nil {
 			t.Fatalf("x: %v", err)
 		}
@@ -168,23 +169,23 @@ func TestTLSAnonDataConnRefused(t *testing.T) {
 		// The impostor's data connection, held until x's expectation.
 		type result struct {
 			c   net.Conn
-			res *core.Result
+			res *handshake.Result
 			err error
 		}
 		imp := make(chan result, 1)
 		go func() {
-			c, res, err := anonPeer(t, w, ca, "x", "a:1", core.ProtocolDataConn, core.KV{Key: core.KeyDataConnID, Value: "id9@x"}, core.KV{Key: core.KeyGo, Value: "1"})
+			c, res, err := anonPeer(t, w, ca, "x", "a:1", wire.ProtocolDataConn, wire.KV{Key: wire.KeyDataConnID, Value: "id9@x"}, wire.KV{Key: wire.KeyGo, Value: "1"})
 			imp <- result{c, res, err}
 		}()
 		time.Sleep(100 * time.Millisecond)
-		codec, _ := core.CodecByName(xres.SendFraming)
-		msg, _ := codec.AppendMessage(nil, core.ExpectMsg("id9@x", "x#p", 2, "f"))
+		codec, _ := wire.CodecByName(xres.SendFraming)
+		msg, _ := codec.AppendMessage(nil, wire.ExpectMsg("id9@x", "x#p", 2, "f"))
 		if _, err := xc.Write(msg); err != nil {
 			t.Fatal(err)
 		}
 		r := <-imp
 		if r.err == nil {
-			if r.res.SentAuth != core.AuthTLSAnon {
+			if r.res.SentAuth != wire.AuthTLSAnon {
 				t.Fatalf("impostor authenticated with %q, want tls_anon", r.res.SentAuth)
 			}
 			// A closes the stream it will not hand over.
@@ -206,7 +207,7 @@ func TestTLSAnonDataConnRefused(t *testing.T) {
 // Perl-flow target on memnet.
 type anonTargetHost struct{ nw transport.Network }
 
-func (h anonTargetHost) SendControl(string, core.Message) error  { return nil }
+func (h anonTargetHost) SendControl(string, wire.Message) error  { return nil }
 func (h anonTargetHost) RoundTrip(context.Context, string) error { return nil }
 func (h anonTargetHost) ListenerAddrs(node string) []string      { return []string{"t:1"} }
 func (h anonTargetHost) IsGoPeer(string) bool                    { return false }
@@ -244,9 +245,9 @@ func TestTLSAnonTargetRefused(t *testing.T) {
 				return
 			}
 			defer c.Close()
-			m, err := core.NewHandshake(core.HandshakeConfig{
+			m, err := handshake.New(handshake.Config{
 				NodeID: "t", TLS: true,
-				AcceptAuths: []string{core.AuthTLS}, OfferAuths: []string{core.AuthTLSAnon},
+				AcceptAuths: []string{wire.AuthTLS}, OfferAuths: []string{wire.AuthTLSAnon},
 				AcceptFramings: []string{"json"}, SendFramings: []string{"json"},
 				Timeout: 5 * time.Second,
 			}, "target-nonce", time.Now())
@@ -273,7 +274,7 @@ func TestTLSAnonTargetRefused(t *testing.T) {
 			c.Close()
 			t.Fatal("ConnectTo handed over a stream a tls_anon target authenticated")
 		}
-		if got := <-targetAuth; got != core.AuthTLSAnon {
+		if got := <-targetAuth; got != wire.AuthTLSAnon {
 			t.Fatalf("the target's handshake: %s, want it completed with tls_anon", got)
 		}
 		if !errors.Is(err, transport.ErrUntrustedPeer) || !errors.Is(err, transport.ErrDataConnFailed) {

@@ -17,7 +17,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/quic"
 	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
@@ -341,11 +342,11 @@ func expectedAuth(a, b transport.Config) string {
 	cb := !a.PerlCompat && !a.DisableChannelBinding && !b.PerlCompat && !b.DisableChannelBinding
 	switch {
 	case cb && a.Secret != nil && b.Secret != nil:
-		return core.AuthHMACCB
+		return handshake.AuthHMACCB
 	case a.TLS != nil && b.TLS != nil:
-		return core.AuthTLS
+		return wire.AuthTLS
 	}
-	return core.AuthHMAC
+	return wire.AuthHMAC
 }
 
 // tlsVersion reports the TLS version of a data connection, looking through

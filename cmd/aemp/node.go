@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/transport"
 )
 
@@ -216,7 +216,7 @@ func checkName(data []any) (string, error) {
 	if len(data) == 0 {
 		return "", fmt.Errorf("%w: no file name in the init data", errBadName)
 	}
-	name, ok := core.AsString(data[0])
+	name, ok := wire.AsString(data[0])
 	if !ok {
 		return "", fmt.Errorf("%w: file name is not a string (%T)", errBadName, data[0])
 	}
@@ -256,7 +256,7 @@ func (r *receiver) handle(from string, data []any, conn net.Conn) {
 
 	name := ""
 	if len(data) > 0 {
-		name, _ = core.AsString(data[0])
+		name, _ = wire.AsString(data[0])
 	}
 	var sink io.Writer = io.Discard
 	var part *os.File

@@ -1,7 +1,7 @@
 package peer
 
 import (
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // Action is an output of the machine, returned by Poll: Dial, Write,
@@ -120,10 +120,10 @@ type PortKilled struct {
 }
 
 // DataConn hands a data-connection request from node From (a
-// core.NodeMsgExpect or core.NodeMsgConnect) to the rendezvous machine.
+// wire.NodeMsgExpect or wire.NodeMsgConnect) to the rendezvous machine.
 type DataConn struct {
 	From string
-	Msg  core.NodeMsg
+	Msg  wire.NodeMsg
 }
 
 func (Dial) isAction()        {}

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // ConnInfo describes a messaging connection whose handshake succeeded.
@@ -92,7 +92,7 @@ func (m *Machine) ConnUp(now time.Time, info ConnInfo) error {
 		}
 		return ErrSelf
 	}
-	codec, ok := core.CodecByName(info.SendFraming)
+	codec, ok := wire.CodecByName(info.SendFraming)
 	if !ok {
 		m.endInbound(now, id)
 		return fmt.Errorf("%w: %q", ErrFraming, info.SendFraming)
@@ -256,7 +256,7 @@ func (m *Machine) dropConn(now time.Time, c *conn, err error) {
 // Received reports a message read from connection c. It refreshes the
 // peer timeout and dispatches the message; an error says why the message
 // was dropped or ignored (the connection stays up).
-func (m *Machine) Received(now time.Time, c ConnID, msg core.Message) error {
+func (m *Machine) Received(now time.Time, c ConnID, msg wire.Message) error {
 	if m.closed {
 		return ErrClosed
 	}
@@ -459,7 +459,7 @@ func (m *Machine) keepalive(now time.Time, c *conn) {
 		return
 	}
 	if len(c.queue) == 0 && len(c.inflight) == 0 {
-		b, err := c.codec.AppendMessage(nil, core.Message{"", core.NodeMsgTagDevNull})
+		b, err := c.codec.AppendMessage(nil, wire.Message{"", wire.NodeMsgTagDevNull})
 		if err == nil {
 			m.hand(now, c, frame{b: b, keep: true})
 		}
@@ -470,7 +470,7 @@ func (m *Machine) keepalive(now time.Time, c *conn) {
 // recode returns frames encoded in from as frames in to (the two
 // connections of a tie-break may have chosen different framings), and
 // their size. A frame that does not survive the change is dropped.
-func recode(q []frame, from, to core.Codec) ([]frame, int) {
+func recode(q []frame, from, to wire.Codec) ([]frame, int) {
 	size := 0
 	if from.Name() == to.Name() {
 		for _, f := range q {

@@ -5,11 +5,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // perlEmptyDataConnText is the text a kill of family
-// core.KillReasonDataConn gets when a Perl target sent none: it kills
+// wire.KillReasonDataConn gets when a Perl target sent none: it kills
 // with a null message when it gives up on an expectation.
 const perlEmptyDataConnText = ": data connection not established (the target gave up on it without a reason)"
 
@@ -24,11 +24,11 @@ func (m *Machine) deliver(name, from string, data []any) error {
 
 // dispatch handles one message from node from: [NAME, data...] goes to a
 // local port, ["", TAG, args...] is a node-port request.
-func (m *Machine) dispatch(now time.Time, from string, msg core.Message) error {
+func (m *Machine) dispatch(now time.Time, from string, msg wire.Message) error {
 	if len(msg) == 0 {
 		return nil
 	}
-	name, ok := core.AsString(msg[0])
+	name, ok := wire.AsString(msg[0])
 	if !ok {
 		return fmt.Errorf("%w: %T (from %s)", ErrBadMessage, msg[0], from)
 	}
@@ -38,7 +38,7 @@ func (m *Machine) dispatch(now time.Time, from string, msg core.Message) error {
 	if handled, err := m.dispatchGlobal(now, from, msg[1:]); handled {
 		return err
 	}
-	nm, err := core.ParseNodeMsg(msg[1:])
+	nm, err := wire.ParseNodeMsg(msg[1:])
 	if err != nil {
 		return err
 	}
@@ -46,13 +46,13 @@ func (m *Machine) dispatch(now time.Time, from string, msg core.Message) error {
 		return err
 	}
 	switch r := nm.(type) {
-	case core.NodeMsgKeepalive:
+	case wire.NodeMsgKeepalive:
 		return nil
-	case core.NodeMsgSnd:
+	case wire.NodeMsgSnd:
 		// Relay, to a port of any node (the sender's too): the echo that
 		// orders a data connection behind earlier messages.
 		return m.Send(now, r.Port, r.Data...)
-	case core.NodeMsgKill:
+	case wire.NodeMsgKill:
 		if r.Port == "" {
 			return fmt.Errorf("%w (from %s)", ErrKillNodePort, from)
 		}
@@ -60,21 +60,21 @@ func (m *Machine) dispatch(now time.Time, from string, msg core.Message) error {
 			return nil // an unknown port is not killed
 		}
 		reason := r.Reason
-		if k := core.KillReasonFromValues(reason); k.Family == core.KillReasonDataConn && k.Message == "" {
+		if k := wire.KillReasonFromValues(reason); k.Family == wire.KillReasonDataConn && k.Message == "" {
 			k.Message = from + perlEmptyDataConnText
 			reason = k.Values()
 		}
 		m.killPort(now, r.Port, reason)
 		return nil
-	case core.NodeMsgExpect, core.NodeMsgConnect:
+	case wire.NodeMsgExpect, wire.NodeMsgConnect:
 		m.emit(DataConn{From: from, Msg: nm})
 		return nil
-	case core.NodeMsgGSlave:
+	case wire.NodeMsgGSlave:
 		for id, addrs := range r.Listeners {
 			m.AddPeer(id, addrs...)
 		}
 		return nil
-	case core.NodeMsgGFind:
+	case wire.NodeMsgGFind:
 		var addrs []string
 		if r.Node == m.self {
 			if len(m.addrs) > 0 {
@@ -83,19 +83,19 @@ func (m *Machine) dispatch(now time.Time, from string, msg core.Message) error {
 		} else {
 			addrs = m.PeerAddrs(r.Node)
 		}
-		return m.SendTo(now, from, core.GFoundMsg(r.Node, addrs))
-	case core.NodeMsgGFound:
+		return m.SendTo(now, from, wire.GFoundMsg(r.Node, addrs))
+	case wire.NodeMsgGFound:
 		if r.Found {
 			m.AddPeer(r.Node, r.Addrs...)
 		}
 		return nil
-	case core.NodeMsgCall:
+	case wire.NodeMsgCall:
 		if !m.funcs[r.Func] {
 			return fmt.Errorf("%w: %q (from %s)", ErrUnknownFunc, r.Func, from)
 		}
 		m.emit(Call{Func: r.Func, From: from, Args: r.Args})
 		return nil
-	case core.NodeMsgIgnored:
+	case wire.NodeMsgIgnored:
 		return fmt.Errorf("%w: %q (from %s)", ErrIgnored, r.Tag, from)
 	}
 	return fmt.Errorf("%w: %T (from %s)", ErrIgnored, nm, from)
@@ -105,21 +105,21 @@ func (m *Machine) dispatch(now time.Time, from string, msg core.Message) error {
 // data-connection request from a peer whose connection authenticated
 // with tls_anon, killing an _expect's port with the reason (its initiator
 // then fails at once); nil for anything else.
-func (m *Machine) refuseUntrusted(now time.Time, from string, nm core.NodeMsg) error {
+func (m *Machine) refuseUntrusted(now time.Time, from string, nm wire.NodeMsg) error {
 	if p := m.peers[from]; p == nil || !p.untrusted {
 		return nil
 	}
 	switch r := nm.(type) {
-	case core.NodeMsgCall:
+	case wire.NodeMsgCall:
 		return fmt.Errorf("%w: function call %q from %s", ErrUntrustedRequest, r.Func, from)
-	case core.NodeMsgExpect:
+	case wire.NodeMsgExpect:
 		if i := strings.LastIndexByte(r.Port, '#'); i > 0 && r.Port[:i] == from && r.Port[i+1:] != "" {
 			name := r.Port[i+1:]
-			reason := core.DataConnReason("%s: data connection from %s refused: it authenticated with tls_anon (untrusted)", m.self, from)
-			m.SendTo(now, from, core.KillMsg(name, reason.Values()...))
+			reason := wire.DataConnReason("%s: data connection from %s refused: it authenticated with tls_anon (untrusted)", m.self, from)
+			m.SendTo(now, from, wire.KillMsg(name, reason.Values()...))
 		}
 		return fmt.Errorf("%w: data connection request (init function %q) from %s", ErrUntrustedRequest, r.InitFunc, from)
-	case core.NodeMsgConnect:
+	case wire.NodeMsgConnect:
 		return fmt.Errorf("%w: data connection dial-back request from %s", ErrUntrustedRequest, from)
 	}
 	return nil

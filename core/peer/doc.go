@@ -1,9 +1,9 @@
 // Package peer is the messaging state machine of one AEMP node: what it
 // does with the messaging connections to other nodes, the messages sent
 // on them and the node-port requests that arrive. Like the handshake and
-// rendezvous machines of package core it is pure: it opens no socket,
-// reads no clock, draws no random number and starts no goroutine. Time
-// comes in with every input, and what must be done comes out as actions.
+// rendezvous machines beside it (core/handshake, core/rendezvous) it is
+// pure: it opens no socket, reads no clock, draws no random number and
+// starts no goroutine. Time comes in with every input, and what must be done comes out as actions.
 // The transport runs the actions, as etcd-io/raft's node.go runs a
 // RawNode.
 //
@@ -163,7 +163,7 @@
 // Writable action for the node says when to send again.
 //
 // The dial-back guess. A dial whose handshake the peer closed
-// (core.ErrPeerClosed), when the peer has the lower ID, most likely lost
+// (handshake.ErrPeerClosed), when the peer has the lower ID, most likely lost
 // the tie-break against the peer's own dial: its connection arrives
 // within a handshake, so the machine waits HandshakeTimeout for it before
 // dropping what waited.
@@ -171,7 +171,7 @@
 // Dispatch. [NAME, data...] is delivered to local port NAME (dropped,
 // ErrUnknownPort, when there is none). ["", TAG, args...] is a node-port
 // request: the global protocol (g_*) and mon1, mon0, kil0 are handled
-// as described above; the rest is parsed by core.ParseNodeMsg: snd is
+// as described above; the rest is parsed by wire.ParseNodeMsg: snd is
 // relayed (the ordering echo), kil1 kills a local port (never the node
 // port ""), a data-connection kill without a text gets one, _expect and
 // _connect go to the rendezvous machine, other tags call a registered
@@ -219,9 +219,9 @@
 //
 // # Layout
 //
-// The package lives beside core, not in it, so that each machine's names
-// say whose they are (peer.Dial, peer.ErrQueueFull) and the shared wire
-// formats (core.Message, core.NodeMsg, core.KillReason, the codecs) stay
+// The package lives under core, next to handshake and rendezvous, so that
+// each machine's names say whose they are (peer.Dial, peer.ErrQueueFull) and the shared wire
+// formats (wire.Message, wire.NodeMsg, wire.KillReason, the codecs) stay
 // in one place that all machines import. Files by concern: machine.go
 // (state, Config, queries), conns.go (connections: tie-break, retire,
 // writes, reads), send.go (sends, dials, the pending queue, kills),

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // The families every node keeps: 'l maps a node ID to its listeners
@@ -18,7 +18,7 @@ const (
 	FamilyGlobals   = "'g"
 )
 
-var dbCodec, _ = core.CodecByName("json")
+var dbCodec, _ = wire.CodecByName("json")
 
 // Defaults of the database limits of Config.
 const (
@@ -178,7 +178,7 @@ func (m *Machine) dbApply(now time.Time, node, fam string, set map[string]any, d
 	}
 	if m.g.slaves[node] {
 		for _, gid := range slices.Sorted(maps.Keys(m.g.globals)) {
-			m.sendNode(now, gid, core.Message{"", "g_upd", fam, shSet, stringsToAny(shDel)})
+			m.sendNode(now, gid, wire.Message{"", "g_upd", fam, shSet, stringsToAny(shDel)})
 		}
 	}
 	// What the monitors hear, as Perl sends it: every key the shard set
@@ -203,7 +203,7 @@ func (m *Machine) dbApply(now time.Time, node, fam string, set map[string]any, d
 		return
 	}
 	for _, id := range slices.Sorted(maps.Keys(m.g.fmons[fam])) {
-		m.sendNode(now, id, core.Message{"", "g_chg2", fam, mSet, stringsToAny(mDel)})
+		m.sendNode(now, id, wire.Message{"", "g_chg2", fam, mSet, stringsToAny(mDel)})
 	}
 	if mons := m.g.lmons[fam]; len(mons) > 0 {
 		m.emit(DBChanged{Family: fam, Set: mSet, Del: mDel, Monitors: slices.Clone(mons)})
@@ -255,7 +255,7 @@ func (m *Machine) dbDropShard(now time.Time, node string) {
 // sendNode sends a message of the global protocol to a node that is up;
 // to a node that is not, it is dropped (the global protocol never dials
 // for its own messages).
-func (m *Machine) sendNode(now time.Time, node string, msg core.Message) {
+func (m *Machine) sendNode(now time.Time, node string, msg wire.Message) {
 	if p := m.peers[node]; p == nil || p.conn == 0 || node == m.self {
 		return
 	}
@@ -282,9 +282,9 @@ func (m *Machine) announce(now time.Time, p *peerState, seed bool) {
 		m.stopTimer(TimerGlobalRedial, 0, "")
 	}
 	if seed {
-		m.sendNode(now, p.id, core.Message{"", "g_slave"})
+		m.sendNode(now, p.id, wire.Message{"", "g_slave"})
 	}
-	m.sendNode(now, p.id, core.Message{"", "g_global"})
+	m.sendNode(now, p.id, wire.Message{"", "g_global"})
 }
 
 // globalDown forgets what node id contributed when its connection ends:
@@ -334,7 +334,7 @@ func (m *Machine) Listeners(id string) (addrs []string, known bool) {
 	l, _ := v.([]any)
 	out := []string{}
 	for _, e := range l {
-		if s, ok := core.AsString(e); ok && s != "" {
+		if s, ok := wire.AsString(e); ok && s != "" {
 			out = append(out, s)
 		}
 	}
@@ -360,7 +360,7 @@ func (m *Machine) DBSet(now time.Time, family, key string, value any) error {
 	if m.closed {
 		return ErrClosed
 	}
-	if _, err := dbCodec.AppendMessage(nil, core.Message{value}); err != nil {
+	if _, err := dbCodec.AppendMessage(nil, wire.Message{value}); err != nil {
 		return fmt.Errorf("%w: value of %s/%s: %v", ErrDBValue, family, key, err)
 	}
 	if family == FamilyListeners || family == FamilyGlobals {

@@ -8,11 +8,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // The node-port requests of the global protocol and of remote port
-// monitoring, which the peer machine parses itself (core.ParseNodeMsg
+// monitoring, which the peer machine parses itself (wire.ParseNodeMsg
 // leaves them to a minimal node as NodeMsgIgnored).
 const (
 	tagGGlobal  = "g_global"
@@ -42,7 +42,7 @@ func (m *Machine) dispatchGlobal(now time.Time, from string, args []any) (handle
 	if len(args) == 0 {
 		return false, nil
 	}
-	tag, ok := core.AsString(args[0])
+	tag, ok := wire.AsString(args[0])
 	if !ok {
 		return false, nil
 	}
@@ -58,9 +58,9 @@ func (m *Machine) dispatchGlobal(now time.Time, from string, args []any) (handle
 		return nil
 	}
 	str := func(i int, what string) (string, error) {
-		s, ok := core.AsString(arg(i))
+		s, ok := wire.AsString(arg(i))
 		if !ok {
-			return "", &core.NodeMsgError{Tag: tag, Rule: fmt.Sprintf("%s (argument %d) is a %T, not a string", what, i+1, arg(i))}
+			return "", &wire.NodeMsgError{Tag: tag, Rule: fmt.Sprintf("%s (argument %d) is a %T, not a string", what, i+1, arg(i))}
 		}
 		return s, nil
 	}
@@ -72,7 +72,7 @@ func (m *Machine) dispatchGlobal(now time.Time, from string, args []any) (handle
 		if p.untrusted {
 			// Tell it our db (a read), but do not record it: being a
 			// global is a write to 'g.
-			m.sendNode(now, from, core.Message{"", tagGSet, m.slavesDB()})
+			m.sendNode(now, from, wire.Message{"", tagGSet, m.slavesDB()})
 			return true, untrusted()
 		}
 		if m.g.slaves[from] {
@@ -81,7 +81,7 @@ func (m *Machine) dispatchGlobal(now time.Time, from string, args []any) (handle
 		}
 		m.g.globals[from] = true
 		m.dbApply(now, m.self, FamilyGlobals, map[string]any{from: nil}, nil, false)
-		m.sendNode(now, from, core.Message{"", tagGSet, m.slavesDB()})
+		m.sendNode(now, from, wire.Message{"", tagGSet, m.slavesDB()})
 		return true, nil
 	case tagGSlave:
 		if len(rest) == 0 || rest[0] == nil {
@@ -160,7 +160,7 @@ func (m *Machine) dispatchGlobal(now time.Time, from string, args []any) (handle
 		} else if p := m.peers[node]; p != nil && len(p.addrs) > 0 {
 			found = stringsToAny(p.addrs)
 		}
-		return true, m.SendTo(now, from, core.Message{"", tagGFound, node, found})
+		return true, m.SendTo(now, from, wire.Message{"", tagGFound, node, found})
 	case tagGFound:
 		node, err := str(0, "node id")
 		if err != nil {
@@ -171,11 +171,11 @@ func (m *Machine) dispatchGlobal(now time.Time, from string, args []any) (handle
 		}
 		l, ok := arg(1).([]any)
 		if !ok {
-			return true, &core.NodeMsgError{Tag: tag, Rule: fmt.Sprintf("address list (argument 2) is a %T, not a list", arg(1))}
+			return true, &wire.NodeMsgError{Tag: tag, Rule: fmt.Sprintf("address list (argument 2) is a %T, not a list", arg(1))}
 		}
 		var addrs []string
 		for _, e := range l {
-			if s, ok := core.AsString(e); ok {
+			if s, ok := wire.AsString(e); ok {
 				addrs = append(addrs, s)
 			}
 		}
@@ -205,7 +205,7 @@ func (m *Machine) dispatchGlobal(now time.Time, from string, args []any) (handle
 		if f := m.mergedFamily(fam); f != nil {
 			db = f
 		}
-		return true, m.SendTo(now, from, core.Message{"", tagGChg1, fam, db})
+		return true, m.SendTo(now, from, wire.Message{"", tagGChg1, fam, db})
 	case tagGMon0:
 		fam, err := str(0, "family")
 		if err != nil {
@@ -222,7 +222,7 @@ func (m *Machine) dispatchGlobal(now time.Time, from string, args []any) (handle
 			return true, err
 		}
 		if len(rest) < 2 {
-			return true, &core.NodeMsgError{Tag: tag, Rule: "missing request id (argument 2)"}
+			return true, &wire.NodeMsgError{Tag: tag, Rule: "missing request id (argument 2)"}
 		}
 		f := m.mergedFamily(fam)
 		keys := slices.Sorted(maps.Keys(f))
@@ -242,7 +242,7 @@ func (m *Machine) dispatchGlobal(now time.Time, from string, args []any) (handle
 			}
 			res = vals
 		}
-		return true, m.SendTo(now, from, core.Message{"", tagGReply, rest[1], res})
+		return true, m.SendTo(now, from, wire.Message{"", tagGReply, rest[1], res})
 	case tagGChg1, tagGChg2:
 		// We are our own master and monitor no family remotely, so these
 		// change nothing in the database (Perl sends stale ones: see
@@ -258,7 +258,7 @@ func (m *Machine) dispatchGlobal(now time.Time, from string, args []any) (handle
 		for _, id := range slices.Sorted(maps.Keys(set)) {
 			if l, ok := set[id].([]any); ok {
 				for _, e := range l {
-					if s, ok := core.AsString(e); ok {
+					if s, ok := wire.AsString(e); ok {
 						m.AddPeer(id, s)
 					}
 				}
@@ -274,7 +274,7 @@ func (m *Machine) dispatchGlobal(now time.Time, from string, args []any) (handle
 		}
 		lp := m.ports[name]
 		if lp == nil || name == "" {
-			return true, m.SendTo(now, from, core.Message{"", tagKil0, name, noSuchPort, noSuchPortT, m.self + "#" + name})
+			return true, m.SendTo(now, from, wire.Message{"", tagKil0, name, noSuchPort, noSuchPortT, m.self + "#" + name})
 		}
 		if lp.remote == nil {
 			lp.remote = map[string]bool{}
@@ -332,7 +332,7 @@ func asMap(tag, what string, v any) (map[string]any, error) {
 			return nil, nil // an empty Perl hash may encode as []
 		}
 	}
-	return nil, &core.NodeMsgError{Tag: tag, Rule: fmt.Sprintf("%s is a %T, not a map", what, v)}
+	return nil, &wire.NodeMsgError{Tag: tag, Rule: fmt.Sprintf("%s is a %T, not a map", what, v)}
 }
 
 func asKeys(tag string, v any) ([]string, error) {
@@ -341,13 +341,13 @@ func asKeys(tag string, v any) ([]string, error) {
 	}
 	l, ok := v.([]any)
 	if !ok {
-		return nil, &core.NodeMsgError{Tag: tag, Rule: fmt.Sprintf("deleted keys (argument 3) are a %T, not a list", v)}
+		return nil, &wire.NodeMsgError{Tag: tag, Rule: fmt.Sprintf("deleted keys (argument 3) are a %T, not a list", v)}
 	}
 	out := make([]string, 0, len(l))
 	for _, e := range l {
-		s, ok := core.AsString(e)
+		s, ok := wire.AsString(e)
 		if !ok {
-			return nil, &core.NodeMsgError{Tag: tag, Rule: fmt.Sprintf("deleted key is a %T, not a string", e)}
+			return nil, &wire.NodeMsgError{Tag: tag, Rule: fmt.Sprintf("deleted key is a %T, not a string", e)}
 		}
 		out = append(out, s)
 	}
@@ -376,7 +376,7 @@ func (m *Machine) checkLimits(node string, db map[string]map[string]any) error {
 		fams++
 		keys += len(f)
 		for k, v := range f {
-			b, err := dbCodec.AppendMessage(nil, core.Message{k, v})
+			b, err := dbCodec.AppendMessage(nil, wire.Message{k, v})
 			if err != nil {
 				return fmt.Errorf("%w: %s/%s from %s: %v", ErrDBValue, fam, k, node, err)
 			}

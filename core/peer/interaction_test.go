@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
-	"github.com/aemp-go/dataconn/internal/script"
+	"github.com/aemp-go/dataconn/core/handshake"
 	"github.com/aemp-go/dataconn/core/peer"
+	"github.com/aemp-go/dataconn/core/wire"
+	"github.com/aemp-go/dataconn/internal/script"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the expected outputs of testdata/*.txt with what the machine does")
@@ -28,7 +29,7 @@ func TestInteraction(t *testing.T) {
 	})
 }
 
-var jsonCodec, _ = core.CodecByName("json")
+var jsonCodec, _ = wire.CodecByName("json")
 
 // scriptDriver holds one script's machine, its clock and what it needs
 // to print actions.
@@ -212,7 +213,7 @@ func (d *scriptDriver) run(c *script.Cmd) (string, error) {
 		}
 		derr := errText(strings.Join(pos[1:], " "), "connection refused")
 		if arg(1) == "refused" {
-			derr = fmt.Errorf("handshake: %w", core.ErrPeerClosed)
+			derr = fmt.Errorf("handshake: %w", handshake.ErrPeerClosed)
 		}
 		err = d.m.DialFailed(d.now, arg(0), n, derr)
 	case "recv":
@@ -447,7 +448,7 @@ func (d *scriptDriver) show(a peer.Action) string {
 // frame decodes a written frame in its connection's framing and shows it
 // as JSON.
 func (d *scriptDriver) frame(c peer.ConnID, b []byte) string {
-	codec, ok := core.CodecByName(d.framing[c])
+	codec, ok := wire.CodecByName(d.framing[c])
 	if !ok {
 		return fmt.Sprintf("%x", b)
 	}

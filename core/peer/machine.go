@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // Defaults of Config.
@@ -166,7 +166,7 @@ type peerState struct {
 	dialErr  error
 	inbound  int // greeted incoming handshakes not yet ended
 
-	pending []core.Message // waiting for a connection, in order
+	pending []wire.Message // waiting for a connection, in order
 	blocked bool           // a send was refused; Writable is owed
 
 	// held are messages read on a connection while one that came up
@@ -195,7 +195,7 @@ type conn struct {
 	id     ConnID
 	peer   string
 	dialer string
-	codec  core.Codec
+	codec  wire.Codec
 	state  connState
 
 	queue         []frame // encoded, not yet handed to the writer
@@ -212,7 +212,7 @@ type conn struct {
 
 type heldMsg struct {
 	carried uint64 // of the connection it arrived on
-	msg     core.Message
+	msg     wire.Message
 }
 
 type frame struct {

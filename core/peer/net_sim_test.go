@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
 	"github.com/aemp-go/dataconn/core/peer"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // netSim is a lossless in-memory network of Go machines and scripted
@@ -52,7 +53,7 @@ type perlSlave struct {
 	seed  string
 	conn  peer.ConnID
 	found map[string]any // g_found answers
-	got   []core.Message
+	got   []wire.Message
 }
 
 type netConn struct {
@@ -117,7 +118,7 @@ func (s *netSim) connect(dialer, target *simNode, ok func(peer.ConnID), fail fun
 	if target.m != nil {
 		if err := target.m.Greeted(s.now, id, dialer.id); err != nil {
 			if fail != nil {
-				fail(fmt.Errorf("handshake: %w", core.ErrPeerClosed))
+				fail(fmt.Errorf("handshake: %w", handshake.ErrPeerClosed))
 			}
 			return
 		}
@@ -130,7 +131,7 @@ func (s *netSim) connect(dialer, target *simNode, ok func(peer.ConnID), fail fun
 	ok(id)
 	if dialer.perl != nil {
 		// The join burst of a Perl slave (seed_db.txt, t=0.0008).
-		for _, msg := range []core.Message{{"", "g_slave"}, {"", "g_slave", map[string]any{"'l": map[string]any{dialer.id: []any{addr(dialer.id)}}}}, {"", "g_find", dialer.perl.seed}, {"", "g_slave"}} {
+		for _, msg := range []wire.Message{{"", "g_slave"}, {"", "g_slave", map[string]any{"'l": map[string]any{dialer.id: []any{addr(dialer.id)}}}}, {"", "g_find", dialer.perl.seed}, {"", "g_slave"}} {
 			s.deliver(id, dialer.id, msg)
 		}
 	}
@@ -144,7 +145,7 @@ func (s *netSim) must(err error) {
 }
 
 // deliver queues msg, sent by from on connection c, for the other end.
-func (s *netSim) deliver(c peer.ConnID, from string, msg core.Message) {
+func (s *netSim) deliver(c peer.ConnID, from string, msg wire.Message) {
 	s.queue = append(s.queue, func() {
 		nc := s.conns[c]
 		if nc == nil {
@@ -402,7 +403,7 @@ func TestSimSeedWithSlaves(t *testing.T) {
 	// merged 'l: how Perl slaves reach every other node.
 	p := s.nodes["P00"]
 	for _, id := range []string{"P09", "G05", "G03"} {
-		s.deliver(p.perl.conn, "P00", core.Message{"", "g_find", id})
+		s.deliver(p.perl.conn, "P00", wire.Message{"", "g_find", id})
 	}
 	s.run(retryBound + time.Second)
 	if got := p.perl.found["P09"]; !slices.Equal(got.([]any), []any{addr("P09")}) {

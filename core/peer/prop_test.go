@@ -10,8 +10,9 @@ import (
 
 	"pgregory.net/rapid"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
 	"github.com/aemp-go/dataconn/core/peer"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // pipeItem is one frame (or the end of the stream) on one direction of
@@ -164,7 +165,7 @@ func (s *pairSim) act(n string, known []peer.ConnID, a peer.Action) {
 		if a.From != other(n) || len(a.Data) != 1 {
 			s.t.Fatalf("%s: unexpected delivery %+v", n, a)
 		}
-		v, ok := core.AsInt(a.Data[0])
+		v, ok := wire.AsInt(a.Data[0])
 		if !ok {
 			s.t.Fatalf("%s: delivery of %v", n, a.Data)
 		}
@@ -206,7 +207,7 @@ func (s *pairSim) connect(from string, attempt uint64) {
 		seen["refused at the greeting"]++
 		if attempt != 0 {
 			s.input(from, 0, func(m *peer.Machine) error {
-				return m.DialFailed(s.now, to, attempt, fmt.Errorf("handshake: %w", core.ErrPeerClosed))
+				return m.DialFailed(s.now, to, attempt, fmt.Errorf("handshake: %w", handshake.ErrPeerClosed))
 			})
 		}
 		return
@@ -260,7 +261,7 @@ func (s *pairSim) read(c *simConn, n string) {
 		s.input(to, 0, func(m *peer.Machine) error { return ignoreUnknown(m.ReadClosed(s.now, c.id)) })
 		return
 	}
-	codec, _ := core.CodecByName(c.framing)
+	codec, _ := wire.CodecByName(c.framing)
 	dec := codec.NewDecoder(0)
 	if err := dec.Feed(it.frame); err != nil {
 		s.t.Fatalf("frame: %v", err)

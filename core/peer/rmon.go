@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // remoteMons are the monitors of one remote node's ports, by port name,
@@ -47,7 +47,7 @@ func (m *Machine) MonitorPortID(now time.Time, portID string) (MonitorID, error)
 	first := len(p.rmons[name]) == 0
 	p.rmons[name] = append(p.rmons[name], id)
 	if first {
-		if err := m.SendTo(now, node, core.Message{"", tagMon1, name}); err != nil {
+		if err := m.SendTo(now, node, wire.Message{"", tagMon1, name}); err != nil {
 			// A full queue: the monitor stays, it fires on node down.
 			return id, err
 		}
@@ -74,7 +74,7 @@ func (m *Machine) unmonitorRemote(now time.Time, node, name string, id MonitorID
 	}
 	delete(p.rmons, name)
 	if p.conn != 0 {
-		_ = m.SendTo(now, node, core.Message{"", tagMon0, name})
+		_ = m.SendTo(now, node, wire.Message{"", tagMon0, name})
 	}
 }
 
@@ -112,7 +112,7 @@ func (m *Machine) fireAllRemote(p *peerState, err error) {
 // monitors local port name (mon1), once.
 func (m *Machine) tellRemoteMonitors(now time.Time, name string, lp *port, reason []any) {
 	for _, node := range slices.Sorted(maps.Keys(lp.remote)) {
-		m.sendNode(now, node, append(core.Message{"", tagKil0, name}, reason...))
+		m.sendNode(now, node, append(wire.Message{"", tagKil0, name}, reason...))
 	}
 }
 

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // Send sends [data...] to port portID ("NODE#NAME"). A local port gets a
@@ -27,12 +28,12 @@ func (m *Machine) Send(now time.Time, portID string, data ...any) error {
 	if node == m.self {
 		return m.deliver(name, m.self, data)
 	}
-	return m.SendTo(now, node, append(core.Message{name}, data...))
+	return m.SendTo(now, node, append(wire.Message{name}, data...))
 }
 
 // SendTo queues one message (port name first: [NAME, data...] or
 // ["", TAG, args...] for the node port) for node, as Send does.
-func (m *Machine) SendTo(now time.Time, node string, msg core.Message) error {
+func (m *Machine) SendTo(now time.Time, node string, msg wire.Message) error {
 	if m.closed {
 		return ErrClosed
 	}
@@ -110,7 +111,7 @@ func (m *Machine) startDial(now time.Time, p *peerState) {
 // DialFailed reports that Dial attempt of peer failed with err. A stale
 // attempt is ignored.
 //
-// The guess: when the peer closed our handshake (core.ErrPeerClosed) and
+// The guess: when the peer closed our handshake (handshake.ErrPeerClosed) and
 // its ID is the lower, it is most likely dialing us at the same moment and
 // refused ours by the tie-break rule; its connection arrives within a
 // handshake, so the machine waits HandshakeTimeout for it (TimerDialBack)
@@ -132,7 +133,7 @@ func (m *Machine) DialFailed(now time.Time, peer string, attempt uint64, err err
 	if p.conn != 0 {
 		return nil // a connection came up meanwhile (the peer's)
 	}
-	if m.self > peer && errors.Is(err, core.ErrPeerClosed) {
+	if m.self > peer && errors.Is(err, handshake.ErrPeerClosed) {
 		p.awaiting = true
 		m.setTimer(TimerDialBack, 0, p.id, now.Add(m.cfg.HandshakeTimeout))
 		return nil
@@ -185,5 +186,5 @@ func (m *Machine) Kill(now time.Time, portID string, reason ...any) error {
 		m.killPort(now, name, reason)
 		return nil
 	}
-	return m.SendTo(now, node, core.KillMsg(name, reason...))
+	return m.SendTo(now, node, wire.KillMsg(name, reason...))
 }

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/aemp-go/dataconn/core"
+	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/transport"
 )
 
@@ -93,28 +93,28 @@ func (p Profile) NodeConfig(base transport.Config) (transport.Config, error) {
 	if p.FramingFormat != nil {
 		var fr []string
 		for _, f := range p.FramingFormat {
-			if slices.Contains(core.CodecNames(), f) && !slices.Contains(fr, f) {
+			if slices.Contains(wire.CodecNames(), f) && !slices.Contains(fr, f) {
 				fr = append(fr, f)
 			}
 		}
 		if len(fr) == 0 {
 			return fail("framing_format", fmt.Errorf("%w: none of %q is a framing this node speaks (%s)",
-				ErrNodeConfig, p.FramingFormat, strings.Join(core.CodecNames(), ", ")))
+				ErrNodeConfig, p.FramingFormat, strings.Join(wire.CodecNames(), ", ")))
 		}
 		cfg.Framings = fr
 	}
 	if p.AuthAccept != nil {
-		cfg.AllowTLSAnon = slices.Contains(p.AuthAccept, core.AuthTLSAnon)
-		cfg.AllowCleartext = slices.Contains(p.AuthAccept, core.AuthCleartext)
+		cfg.AllowTLSAnon = slices.Contains(p.AuthAccept, wire.AuthTLSAnon)
+		cfg.AllowCleartext = slices.Contains(p.AuthAccept, wire.AuthCleartext)
 		if !slices.ContainsFunc(p.AuthAccept, knownAuth) {
 			return fail("auth_accept", fmt.Errorf("%w: %q accepts no method this node knows", ErrNodeConfig, p.AuthAccept))
 		}
 	}
-	if p.AuthOffer != nil && !slices.Contains(p.AuthOffer, core.AuthTLS) && !slices.Contains(p.AuthOffer, core.AuthHMAC) {
-		return fail("auth_offer", fmt.Errorf("%w: %q offers neither %s nor %s", ErrNodeConfig, p.AuthOffer, core.AuthTLS, core.AuthHMAC))
+	if p.AuthOffer != nil && !slices.Contains(p.AuthOffer, wire.AuthTLS) && !slices.Contains(p.AuthOffer, wire.AuthHMAC) {
+		return fail("auth_offer", fmt.Errorf("%w: %q offers neither %s nor %s", ErrNodeConfig, p.AuthOffer, wire.AuthTLS, wire.AuthHMAC))
 	}
-	offerPlain := p.AuthOffer == nil || slices.Contains(p.AuthOffer, core.AuthHMAC)
-	acceptPlain := p.AuthAccept == nil || slices.Contains(p.AuthAccept, core.AuthHMAC) || slices.Contains(p.AuthAccept, core.AuthCleartext)
+	offerPlain := p.AuthOffer == nil || slices.Contains(p.AuthOffer, wire.AuthHMAC)
+	acceptPlain := p.AuthAccept == nil || slices.Contains(p.AuthAccept, wire.AuthHMAC) || slices.Contains(p.AuthAccept, wire.AuthCleartext)
 	if !offerPlain || !acceptPlain {
 		key := "auth_offer"
 		if !acceptPlain {
@@ -133,7 +133,7 @@ func (p Profile) NodeConfig(base transport.Config) (transport.Config, error) {
 
 func knownAuth(m string) bool {
 	switch m {
-	case core.AuthTLS, core.AuthHMAC, core.AuthTLSAnon, core.AuthCleartext:
+	case wire.AuthTLS, wire.AuthHMAC, wire.AuthTLSAnon, wire.AuthCleartext:
 		return true
 	}
 	return false

@@ -1,0 +1,51 @@
+// Package rendezvous is the pure state machine that pairs the data
+// connections of one node with the requests that asked for them, on the
+// three sides of the aemp-dataconn extension: the initiator (ConnectTo:
+// _expect, or Perl's snd round trip, then dialing), the target (an
+// _expect or _connect from a peer, then accepting or dialing back) and
+// the acceptor (an incoming data connection's greeting names its id).
+// Like every machine under core it does no I/O, reads no clock and draws
+// no random number.
+//
+// # Inputs and actions
+//
+// New creates the Machine of one node from a Config. Its inputs are, on
+// the initiator side, Connect, RoundTripDone, DialDone, DialFailed and
+// Cancel; on the target side Expect and ConnectBack (an _expect or
+// _connect from an authenticated messaging connection); on the acceptor
+// side IncomingGreeting, IncomingDone and IncomingFailed; PeerDown and
+// Tick. After every input the caller calls Poll until it returns nil.
+// Its actions: Send (a node message), RoundTrip, Dial, Deliver or Fail
+// (exactly one per Connect), Admit or Refuse (an accepted stream, before
+// our greeting), CallInit (target-side success) and Close. Its timers:
+// TimerConnect, TimerExpect, TimerEarlyHold, TimerDialStagger.
+//
+// # Timers
+//
+// The machine keeps its deadlines in a table of named kinds (TimerKind);
+// Deadline is the minimum over it, Tick fires what is due, and Timers
+// lists what is pending, so a test can print it.
+//
+// # Rules
+//
+// Every refusal or failure is a *Error whose Rule is one of the Err*
+// sentinels (ErrTimeout, ErrNoListeners, ErrWrongPeer, ...). A kill
+// reason from the target is read in one place: ClassifyKillReason, with a
+// table of the known texts; any other text is a plain remote kill
+// (ErrKilled). The defaults of Config (DefaultEarlyHold,
+// DefaultDialStagger, ...) are defined here once.
+//
+// # Files
+//
+// rendezvous.go (initiator, target, acceptor), rendezvous_flow.go
+// (windows and queues of set-ups), rendezvous_timers.go (the timer
+// table), rendezvous_types.go (Config, defaults, actions, rules, *Error),
+// reason.go (ClassifyKillReason), dialplan.go (DialPlan, the
+// happy-eyeballs schedule of dials to a list of addresses).
+//
+// # Scripts
+//
+// testdata holds data-driven scripts (internal/script);
+// "go test ./core/rendezvous -rewrite" regenerates them. The perl_*
+// scripts replay the recorded Perl transcripts.
+package rendezvous
