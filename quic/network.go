@@ -34,7 +34,8 @@ type Config struct {
 	// the other's chain against RootCAs (client certificates are
 	// required), and TLSState reports the state, so AEMP can use
 	// tls_sha3_512. If nil, each Network makes an ephemeral self-signed
-	// certificate which peers do not verify: QUIC still encrypts, but
+	// certificate on its first Listen (a Network that only dials needs
+	// none), which peers do not verify: QUIC still encrypts, but
 	// authentication then comes only from the AEMP handshake
 	// (hmac_sha3_512) on every stream, and TLSState reports ok=false.
 	TLS *transport.TLSConfig
@@ -70,7 +71,7 @@ type Config struct {
 type Network struct {
 	cfg       Config
 	log       *slog.Logger
-	serverTLS *tls.Config
+	serverTLS *tls.Config // nil until the first Listen when cfg.TLS is nil (see serverConfig)
 	clientTLS *tls.Config
 	tlsErr    error
 	listenCfg *quicgo.Config
@@ -217,6 +218,16 @@ func (n *Network) Listen(ctx context.Context, addr string) (net.Listener, error)
 	if n.closed {
 		_ = udp.Close()
 		return nil, &Error{Op: "listen", Addr: addr, Err: ErrClosed}
+	}
+	if n.serverTLS == nil {
+		// Config.TLS is nil: the throw-away certificate is made on the
+		// first Listen, so a Network that only dials never makes one.
+		sc, err := ephemeralServerConfig()
+		if err != nil {
+			_ = udp.Close()
+			return nil, err
+		}
+		n.serverTLS = sc
 	}
 	ep := n.newEndpoint(udp)
 	ql, err := ep.tr.Listen(n.serverTLS, n.listenCfg)
