@@ -306,3 +306,99 @@ func TestNodeConnectRTTVirtual(t *testing.T) {
 		})
 	}
 }
+
+// TestDataStreamDatagramsVirtual: a direct data stream on a warm pair plus
+// a 1-byte echo sends no more datagrams, and takes no longer in virtual
+// time, than a raw quic-go stream with one request and answer before the
+// same echo (the stream-confirmed row of BenchmarkSetup): the header and
+// the accept answer are one datagram each way, with nothing on the
+// messaging stream. So what the direct stream costs above the raw row is
+// the confirmation's round trip, not extra packets.
+func TestDataStreamDatagramsVirtual(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newVPair(t, false, false, nil)
+		p.b.HandleDataConn("echo", func(_ string, _ []any, c net.Conn) {
+			defer c.Close()
+			_, _ = io.Copy(c, c)
+		})
+		p.connectFirst(t, false)
+		echo := func(c net.Conn) {
+			t.Helper()
+			var b [1]byte
+			if _, err := c.Write([]byte{'p'}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, b[:]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// measure runs one set-up and returns its duration and the
+		// datagrams it sent until the echo came back; the stream's close
+		// and the ACKs after it settle before the next.
+		measure := func(setup func() net.Conn) (time.Duration, int) {
+			t.Helper()
+			sent0, _ := p.link.stats()
+			start := time.Now()
+			c := setup()
+			echo(c)
+			took := time.Since(start)
+			sent1, _ := p.link.stats()
+			_ = c.Close()
+			time.Sleep(time.Second)
+			return took, sent1 - sent0
+		}
+		direct := func() net.Conn {
+			c, err := p.a.ConnectTo(context.Background(), "b", 5*time.Second, "echo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		srv := quic.NewWithPacketConns(quic.Config{}, p.link.listen)
+		defer srv.Close()
+		l, err := srv.Listen(context.Background(), "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					_, _ = io.Copy(c, c)
+				}()
+			}
+		}()
+		cli := quic.NewWithPacketConns(quic.Config{}, p.link.listen)
+		defer cli.Close()
+		warm, err := cli.Dial(context.Background(), l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		echo(warm)
+		time.Sleep(time.Second)
+		confirmed := func() net.Conn {
+			c, err := cli.Dial(context.Background(), l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			echo(c) // the request and its answer
+			return c
+		}
+		for i := range 3 {
+			dTook, dSent := measure(direct)
+			cTook, cSent := measure(confirmed)
+			t.Logf("set-up %d: direct data stream + echo %v, %d datagrams; raw confirmed stream + echo %v, %d datagrams", i, dTook, dSent, cTook, cSent)
+			if dSent > cSent || dTook != cTook || dTook != 4*vDelay {
+				t.Fatalf("set-up %d: direct data stream %v and %d datagrams, raw confirmed stream %v and %d; want at most as many datagrams and both exactly %v", i, dTook, dSent, cTook, cSent, 4*vDelay)
+			}
+		}
+		_ = warm.Close()
+		_ = cli.Close()
+		_ = srv.Close()
+		p.close()
+	})
+}
