@@ -454,8 +454,10 @@ func (d *DataConns) ConnectTo(ctx context.Context, target string, timeout time.D
 }
 
 func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeout time.Duration, initFunc string, initData []any) (net.Conn, error) {
-	if node, _, err := SplitPortID(target); err == nil {
-		target = node
+	if strings.IndexByte(target, '#') > 0 { // a port ID (no error made for a node ID)
+		if node, _, err := SplitPortID(target); err == nil {
+			target = node
+		}
 	}
 	if timeout <= 0 {
 		timeout = 10 * time.Second
