@@ -31,7 +31,13 @@
 // goroutine that runs only while frames are queued (msgconn.go).
 //
 // With Config.Global the node plays the global (seed) role of a Perl
-// AnyEvent::MP network: Config.Seeds and Start seed with Perl's retries,
+// AnyEvent::MP network. The role is opt-in, although a Perl seed turns
+// global by default: off, the node does not announce itself as global
+// (no ["", "g_global"] at node-up), like a Perl node that has not loaded
+// the Global module, the wire the replays of the older Perl transcripts
+// pin; a node that Perl
+// nodes use as their seed must turn it on (aemp does). Config.Seeds and
+// Start seed with Perl's retries,
 // Listeners, Globals and Slaves read the network's database, DBSet, DBDel
 // and DBMonitor are the embedder's side of it, and Monitor watches a port
 // of any node (global.go, ports.go).

@@ -1,10 +1,11 @@
 package transport_test
 
-// memnet simulations (under testing/synctest) of mixed networks that join
-// through Config.Seeds: Go nodes in the global role (the default) and
-// scripted Perl slaves that answer as the Perl slaves of the recorded
-// transcripts do (seed_db.txt, seed_down.txt: at node-up with their seed
-// they send g_slave with their listeners and g_find of the seed).
+// memnet simulations (under testing/synctest) of networks that join
+// through Config.Seeds: Go nodes in the global role (Config.Global) and
+// scripted Perl nodes that answer as the Perl nodes of the recorded
+// transcripts do (global_sim_perl_test.go). The mixed variants of the
+// three-globals, late-seed and crash simulations are in
+// global_sim_mixed_test.go.
 
 import (
 	"context"
@@ -17,7 +18,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/aemp-go/dataconn/core/wire"
 	"github.com/aemp-go/dataconn/memnet"
 	"github.com/aemp-go/dataconn/transport"
 )
@@ -51,66 +51,9 @@ func goGlobal(t *testing.T, w *memnet.World, name string, listen bool, mod func(
 	return n
 }
 
-// scriptedPerlSlave is a Perl slave of the transcripts: it listens, dials
-// its seed, sends g_slave with its 'l and g_find of the seed, and records
-// the g_found answers.
-type scriptedPerlSlave struct {
-	id, addr string
-	mu       sync.Mutex
-	found    map[string]any
-	pc       *perlConn
-	done     <-chan error
-}
-
-func startPerlSlave(t *testing.T, w *memnet.World, id, seed string) *scriptedPerlSlave {
-	t.Helper()
-	p := newPerlNode(t, w.Host(id), id)
-	s := &scriptedPerlSlave{id: id, addr: p.listen(id + ":1"), found: map[string]any{}}
-	done := goScript(id, func() {
-		pc := p.mustHandshake(p.dial(seedAddr(seed)), perlHS{role: perlDialed})
-		s.mu.Lock()
-		s.pc = pc
-		s.mu.Unlock()
-		pc.send(fmt.Sprintf(`["","g_slave",{"'l":{%q:[%q]}}]`, id, s.addr), fmt.Sprintf(`["","g_find",%q]`, seed))
-		for {
-			m, err := pc.next(time.Hour)
-			if err != nil {
-				return
-			}
-			if tagOf(m) == wire.NodeMsgTagGFound && len(m) == 4 {
-				node, _ := wire.AsString(m[2])
-				s.mu.Lock()
-				s.found[node] = m[3]
-				s.mu.Unlock()
-			}
-		}
-	})
-	s.done = done
-	t.Cleanup(func() { <-done })
-	return s
-}
-
-// ask sends g_find of node on the slave's connection to its seed.
-func (s *scriptedPerlSlave) ask(t *testing.T, node string) {
-	t.Helper()
-	s.mu.Lock()
-	pc := s.pc
-	s.mu.Unlock()
-	if pc == nil {
-		t.Fatalf("Perl slave %s has no connection to its seed: %v", s.id, scriptState(s.done))
-	}
-	pc.send(fmt.Sprintf(`["","g_find",%q]`, node))
-}
-
-func (s *scriptedPerlSlave) foundOf(node string) any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.found[node]
-}
-
 // checkListeners asserts that every Go node knows every other node's
 // listeners: its addresses, [] for a node without, and the Perl slaves'.
-func checkListeners(t *testing.T, nodes []*transport.Node, perls []*scriptedPerlSlave) {
+func checkListeners(t *testing.T, nodes []*transport.Node, perls []*scriptedPerl) {
 	t.Helper()
 	for _, n := range nodes {
 		for _, o := range nodes {
@@ -124,7 +67,7 @@ func checkListeners(t *testing.T, nodes []*transport.Node, perls []*scriptedPerl
 		}
 		for _, p := range perls {
 			if got, known := n.Listeners(p.id); !known || !slices.Equal(got, []string{p.addr}) {
-				t.Errorf("%s knows Perl slave %s's listeners as %v (known=%v), want [%s]", n.ID(), p.id, got, known, p.addr)
+				t.Errorf("%s knows Perl node %s's listeners as %v (known=%v), want [%s]", n.ID(), p.id, got, known, p.addr)
 			}
 		}
 	}
@@ -150,15 +93,17 @@ func checkDataConn(t *testing.T, a, b *transport.Node) {
 // TestGlobalSimSeedWithTwentySlaves: one Go seed, fifteen Go slaves (one
 // without listeners, five greeting as Perl nodes do) and five scripted
 // Perl slaves, joining at staggered times. Every Go node learns every
-// listener within the retry bound, data connections between any two Go
-// nodes succeed, and the Perl slaves' g_find is answered, for the seed
-// and for the other nodes (from the merged 'l).
+// listener within the retry bound, the Perl slaves' g_find is answered,
+// for the seed and for the other nodes (from the merged 'l), and data
+// connections succeed between every ordered pair of Go nodes, from every
+// Go node to every Perl slave, and from the Perl slaves to the seed and
+// to Go nodes they find with g_find (the Perl flow, both ways).
 func TestGlobalSimSeedWithTwentySlaves(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := memnet.New(41, memnet.WithDefaultLink(memnet.LinkConfig{Latency: 2 * time.Millisecond}), memnet.WithTrace(0))
 		seed := goGlobal(t, w, "S", true, nil)
 		nodes := []*transport.Node{seed}
-		var perls []*scriptedPerlSlave
+		var perls []*scriptedPerl
 		for i := range 15 {
 			time.Sleep(100 * time.Millisecond)
 			mod := func(c *transport.Config) { c.PerlCompat = i%3 == 1 }
@@ -190,19 +135,58 @@ func TestGlobalSimSeedWithTwentySlaves(t *testing.T) {
 		if got, ok := perls[0].foundOf("G03").([]any); !ok || len(got) != 0 {
 			t.Errorf("g_find G03 (no listeners): %#v, want []", perls[0].foundOf("G03"))
 		}
-		// Data connections between any two Go nodes: every node to the
-		// next and to the one without listeners, and back.
-		for i, a := range nodes {
-			checkDataConn(t, a, nodes[(i+1)%len(nodes)])
+		// Data connections between any two nodes where the flow allows:
+		// every Perl slave to the seed and to Go nodes it finds with
+		// g_find (one of them greeting as Perl nodes do), the Perl way;
+		// every ordered pair of Go nodes (the one without listeners
+		// included, as initiator and as target); every Go node to every
+		// Perl slave. (A Perl slave cannot reach the Go node without
+		// listeners: nothing connects them; two scripted slaves prove
+		// nothing about our node.)
+		dcs := 0
+		for i, p := range perls {
+			for _, target := range []string{"S", "G05", "G01", fmt.Sprintf("G%02d", 10+i)} {
+				dcs++
+				got, err := p.connectTo(target, dcs, target == "S")
+				if want := "hello from " + target; got != want || err != nil {
+					t.Errorf("Perl data connection %s → %s read %q, %v; want %q", p.id, target, got, err, want)
+				}
+			}
 		}
-		for _, a := range []*transport.Node{seed, nodes[1], nodes[2]} {
-			checkDataConn(t, a, nodes[4])
-			checkDataConn(t, nodes[4], a)
+		for _, a := range nodes {
+			for _, b := range nodes {
+				if a != b {
+					checkDataConn(t, a, b)
+				}
+			}
+			for _, p := range perls {
+				checkDataConnToPerl(t, a, p)
+			}
 		}
+		checkPerlServed(t, perls)
 		for _, n := range nodes {
 			n.Close()
 		}
 	})
+}
+
+// checkDataConnToPerl opens a data connection from a to the scripted Perl
+// slave p and reads its answer.
+func checkDataConnToPerl(t *testing.T, a *transport.Node, p *scriptedPerl) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := a.ConnectTo(ctx, p.id, 10*time.Second, "sim::hello")
+	if err != nil {
+		t.Errorf("data connection %s → Perl %s: %v", a.ID(), p.id, err)
+		return
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(perlStepLimit))
+	got, err := io.ReadAll(c)
+	if want := "hello from " + p.id; string(got) != want || err != nil {
+		t.Errorf("data connection %s → Perl %s read %q, %v; want %q", a.ID(), p.id, got, err, want)
+	}
 }
 
 // TestGlobalSimThreeGlobalsMesh: three Go globals, two of which know only

@@ -9,17 +9,17 @@ package transport_test
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/aemp-go/dataconn/core/wire"
-	"github.com/aemp-go/dataconn/memnet"
-	"github.com/aemp-go/dataconn/tcp"
 	"github.com/aemp-go/dataconn/transport"
 )
 
@@ -32,8 +32,8 @@ func canonical(v any) string {
 	return string(b)
 }
 
-// expectBurst reads len(want) messages (passing over keepalives) and
-// checks that they are want as a set.
+// expectBurst reads len(want) messages (passing over keepalives; first
+// the ones a sync kept) and checks that they are want as a set.
 func (pc *perlConn) expectBurst(want ...string) {
 	var got, exp []string
 	for _, w := range want {
@@ -42,6 +42,10 @@ func (pc *perlConn) expectBurst(want ...string) {
 			scriptFail("bad want %s: %v", w, err)
 		}
 		exp = append(exp, canonical(v))
+	}
+	for len(got) < len(want) && len(pc.skipped) > 0 {
+		got = append(got, canonical([]any(pc.skipped[0])))
+		pc.skipped = pc.skipped[1:]
 	}
 	for len(got) < len(want) {
 		m, err := pc.next(perlStepLimit)
@@ -63,11 +67,14 @@ func (pc *perlConn) expectBurst(want ...string) {
 }
 
 func replaySeedGlobal(t *testing.T, nw, perlNet transport.Network, bind, perlBind string) {
+	size, sum := loadTranscriptFile(t, "../core/peer/testdata/transcripts/seed_global.txt").payload(t, 2, "A")
 	b, err := transport.NewNode(transport.Config{NodeID: "B", Secret: secret, Logger: quietLogger(), Framings: []string{"json"}, Global: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	calls := make(chan initCall, 4)
+	b.HandleDataConn("main::receiver", hashingInit(calls))
 	bAddr, err := b.Listen(context.Background(), nw, bind)
 	if err != nil {
 		t.Fatal(err)
@@ -85,13 +92,27 @@ func replaySeedGlobal(t *testing.T, nw, perlNet transport.Network, bind, perlBin
 		pc.send(`["","g_global"]`)
 		pc.expectBurst(`["","g_upd","'g",{"A":null},[]]`,
 			fmt.Sprintf(`["","g_set",{"'g":{"A":null,"B":null},"'l":{"B":[%q]}}]`, bAddr))
-		// [0.0029-0.0038] the ordering echo, then A's g_set: B mirrors
-		// A's 'l and tells the globals.
-		pc.send(`["","snd","A#jv0vLQ1Gyc"]`,
+		// [0.0027-0.0038] A's connect_to B: _expect and the ordering
+		// echo, then A's g_set: B mirrors A's 'l and tells the globals.
+		pc.send(`["","AnyEvent::MP::DataConn::_expect","b@A","A#jv0vLQ1Gyb",3,"main::receiver","hello",42]`,
+			`["","snd","A#jv0vLQ1Gyc"]`,
 			fmt.Sprintf(`["","g_set",{"'g":{"A":null},"'l":{"A":[%q]}}]`, aAddr),
 			`["","g_upd","'g",{"B":null},[]]`,
 			fmt.Sprintf(`["","g_upd","'l",{"B":[%q]},[]]`, bAddr))
 		pc.expectBurst(`["jv0vLQ1Gyc"]`, fmt.Sprintf(`["","g_upd","'l",{"A":[%q]},[]]`, aAddr))
+		// [0.0040] connection #2: A, a global now, finds B's listener in
+		// its database (the 'l of B's g_set above) and dials it with the
+		// id; our node runs its init function with the stream.
+		dc := a.mustHandshake(a.dial(bAddr), perlHS{role: perlDataDialed, dataconnID: "b@A"})
+		checkGreetingOf(dc, wire.ProtocolMessaging, "B")
+		if _, err := dc.w.Write(perlPattern(size)); err != nil {
+			scriptFail("write payload: %v", err)
+		}
+		closeWrite(dc.w)
+		dc.raw.SetReadDeadline(time.Now().Add(perlStepLimit))
+		if n, err := io.Copy(io.Discard, dc.r); err != nil || n != 0 {
+			scriptFail("after our init function closed: %d bytes, %v; want EOF", n, err)
+		}
 		// What a Perl A's DataConn looks up: B's merged 'l has A.
 		if l, known := b.Listeners("A"); !known || !slices.Equal(l, []string{aAddr}) {
 			scriptFail("B knows A's listeners as %v (known=%v), want [%s]", l, known, aAddr)
@@ -107,6 +128,7 @@ func replaySeedGlobal(t *testing.T, nw, perlNet transport.Network, bind, perlBin
 		close(redial)
 	})
 	waitScript(t, script)
+	checkCall(t, nextCall(t, calls), "A", size, sum, "hello", int64(42))
 	<-redial
 	deadline := time.Now().Add(perlStepLimit)
 	for len(b.Globals()) != 0 && time.Now().Before(deadline) {
@@ -120,14 +142,8 @@ func replaySeedGlobal(t *testing.T, nw, perlNet transport.Network, bind, perlBin
 // TestPerlSeedGlobalReplay: transcripts/seed_global.txt with our node as
 // the seed B, over memnet and over real TCP.
 func TestPerlSeedGlobalReplay(t *testing.T) {
-	t.Run("memnet", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			w := memnet.New(51, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}), memnet.WithTrace(0))
-			replaySeedGlobal(t, w.Host("B"), w.Host("A"), "B:1", "A:1")
-		})
-	})
-	t.Run("tcp", func(t *testing.T) {
-		replaySeedGlobal(t, tcp.New(), tcp.New(), "127.0.0.1:0", "127.0.0.1:0")
+	onReplayNets(t, 51, func(t *testing.T, rn *replayNet) {
+		replaySeedGlobal(t, rn.net("B"), rn.net("A"), rn.bind("B"), rn.bind("A"))
 	})
 }
 
@@ -251,14 +267,8 @@ func replayMonitor(t *testing.T, nw, perlNet transport.Network, bind string) {
 // goes, kil0 fires once, node down fires transport_error). Over memnet
 // and real TCP.
 func TestPerlMonitorReplay(t *testing.T) {
-	t.Run("memnet", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			w := memnet.New(52, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}), memnet.WithTrace(0))
-			replayMonitor(t, w.Host("A"), w.Host("B"), "A:1")
-		})
-	})
-	t.Run("tcp", func(t *testing.T) {
-		replayMonitor(t, tcp.New(), tcp.New(), "127.0.0.1:0")
+	onReplayNets(t, 52, func(t *testing.T, rn *replayNet) {
+		replayMonitor(t, rn.net("A"), rn.net("B"), rn.bind("A"))
 	})
 }
 
@@ -325,66 +335,121 @@ func replaySeedNobind(t *testing.T, nw, perlNet transport.Network, bind, aBind s
 // listeners (A), over memnet and real TCP: every burst as a set, [] for
 // N (not null), and N learns A's listeners through S.
 func TestPerlSeedNobindReplay(t *testing.T) {
-	t.Run("memnet", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			w := memnet.New(53, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}), memnet.WithTrace(0))
-			replaySeedNobind(t, w.Host("S"), w.Host("A"), "S:1", "A:1")
-		})
-	})
-	t.Run("tcp", func(t *testing.T) {
-		replaySeedNobind(t, tcp.New(), tcp.New(), "127.0.0.1:0", "127.0.0.1:0")
+	onReplayNets(t, 53, func(t *testing.T, rn *replayNet) {
+		replaySeedNobind(t, rn.net("S"), rn.net("A"), rn.bind("S"), rn.bind("A"))
 	})
 }
 
+// drawRand is a Config.Rand that answers the node's 8-byte reads, its
+// backoff draws, with u (fixed, so that the schedule is known) and every
+// other read (nonces, ids) from crypto/rand.
+type drawRand struct{ u float64 }
+
+func (d drawRand) Read(b []byte) (int, error) {
+	if len(b) == 8 {
+		binary.BigEndian.PutUint64(b, uint64(d.u*(1<<53))<<11)
+		return 8, nil
+	}
+	return crand.Read(b)
+}
+
 // TestPerlSeedRetryReplay: transcripts/seed_retry.txt with our node as A,
-// started 5 s before its Perl seed S listens (memnet, virtual time): A
-// retries on Perl's schedule, reaches S within the retry bound, tells it
-// g_slave (so that a Perl seed runs its global service) and g_global, and
-// the two globals exchange their databases.
+// started before its Perl seed S listens, over memnet (virtual time) and
+// real TCP on loopback. The draw of A's backoff is injected: u = 0.98 on
+// memnet (r = 1.188 s, the recording's r ≈ 1.19: attempts at 0, 2.376,
+// 7.128 s against 0, 2.377, 7.127 recorded), u = 0 on TCP (r = 0.6 s, the
+// shortest schedule, so the run costs under 4 s). S's address first
+// answers the attempts at 0 and 2r by closing the connection (the
+// recording's RSTs); then the Perl S listens there, and A's attempt at 6r
+// reaches it. A tells it g_slave (so that a Perl seed runs its global
+// service) and g_global, and the two globals exchange their databases.
+// Then S opens a data connection to A with the listener it learnt (Perl →
+// Go when the Go node seeds to the Perl node).
 func TestPerlSeedRetryReplay(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		w := memnet.New(54, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}), memnet.WithTrace(0))
-		a, err := transport.NewNode(transport.Config{NodeID: "A", Secret: secret, Logger: quietLogger(), Framings: []string{"json"},
-			Global: true, Seeds: []string{seedAddr("S")}})
+	onReplayNets(t, 54, func(t *testing.T, rn *replayNet) {
+		u, slack := 0.98, 20*time.Millisecond
+		if !rn.virtual() {
+			u, slack = 0, time.Second // scheduling delays of a slow machine
+		}
+		r := time.Duration(float64(600*time.Millisecond) * (1 + u))
+		// S's address, closing every connection and noting when.
+		refuser, err := rn.net("S").Listen(context.Background(), rn.bind("S"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer a.Close()
-		aAddr, err := a.Listen(context.Background(), w.Host("A"), "A:1")
-		if err != nil {
-			t.Fatal(err)
-		}
+		sBind := refuser.Addr().String()
+		sAddr := transport.FormatAddr(rn.net("S"), sBind)
+		attempts := make(chan time.Time, 2)
+		go func() {
+			for {
+				c, err := refuser.Accept()
+				if err != nil {
+					return
+				}
+				attempts <- time.Now()
+				c.Close()
+			}
+		}()
+		a, aAddr := rn.goNode(t, "A", true, func(c *transport.Config) {
+			c.Seeds = []string{sAddr}
+			c.Rand = drawRand{u}
+		})
+		calls := make(chan initCall, 2)
+		a.HandleDataConn("main::receiver", hashingInit(calls))
+		started := time.Now()
 		if err := a.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Second)
+		var at [2]time.Duration
+		for i := range at {
+			select {
+			case x := <-attempts:
+				at[i] = x.Sub(started)
+			case <-time.After(10 * 6 * r):
+				t.Fatalf("attempt %d of A never reached S's address (earlier ones at %v)", i, at[:i])
+			}
+		}
+		refuser.Close()
 		if p := a.Peers(); len(p) != 0 {
 			t.Fatalf("A is connected to %v before its seed listens", p)
 		}
-		s := newPerlNode(t, w.Host("S"), "S")
-		s.listen("S:1")
-		listening := time.Now()
+		s := rn.perl(t, "S", false)
+		s.listen(sBind)
 		script := goScript("S", func() {
 			pc := s.mustHandshake(s.nextConn(), perlHS{role: perlAccepted})
-			if d := time.Since(listening); d > globalRetryBound {
-				scriptFail("A reached S %v after S listened, want within %v", d, globalRetryBound)
+			at := append(at[:], time.Since(started))
+			for i, want := range []time.Duration{0, 2 * r, 6 * r} {
+				if at[i] < want || at[i] > want+slack {
+					scriptFail("A's attempts reached S at %v, want at 0, 2r, 6r (r = %v, slack %v)", at, r, slack)
+				}
 			}
 			pc.expectBurst(`["","g_slave"]`, `["","g_global"]`)
 			pc.send(`["","g_global"]`)
 			pc.expectBurst(`["","g_upd","'g",{"S":null},[]]`,
 				fmt.Sprintf(`["","g_set",{"'g":{"A":null,"S":null},"'l":{"A":[%q]}}]`, aAddr))
-			pc.send(fmt.Sprintf(`["","g_set",{"'g":{"S":null},"'l":{"S":[%q]}}]`, seedAddr("S")), `["","snd","S#sync"]`)
-			for {
-				if m := pc.nextMsg(); len(m) == 1 && m[0] == "sync" {
-					break
-				}
+			pc.send(fmt.Sprintf(`["","g_set",{"'g":{"S":null},"'l":{"S":[%q]}}]`, sAddr))
+			pc.sync("sync")
+			// Perl → Go with our node seeding to the Perl node: S, a
+			// global, finds A's listener in A's g_set above and opens a
+			// data connection the Perl way.
+			pc.send(`["","AnyEvent::MP::DataConn::_expect","b@S","S#p1",3,"main::receiver","hello",42]`)
+			pc.sync("p2")
+			dc := s.mustHandshake(s.dial(aAddr), perlHS{role: perlDataDialed, dataconnID: "b@S"})
+			checkGreetingOf(dc, wire.ProtocolMessaging, "A")
+			if _, err := dc.w.Write(perlPattern(2048)); err != nil {
+				scriptFail("write payload: %v", err)
 			}
+			closeWrite(dc.w)
+			dc.raw.SetReadDeadline(time.Now().Add(perlStepLimit))
+			io.Copy(io.Discard, dc.r)
 		})
 		waitScript(t, script)
+		t.Logf("A's attempts reached S at %v, then connected (r = %v)", at, r)
+		checkCall(t, nextCall(t, calls), "S", 2048, patternSum(2048), "hello", int64(42))
 		if p := a.Peers(); !slices.Equal(p, []string{"S"}) {
 			t.Errorf("A's peers are %v, want [S]", p)
 		}
-		if l, known := a.Listeners("S"); !known || !slices.Equal(l, []string{seedAddr("S")}) {
+		if l, known := a.Listeners("S"); !known || !slices.Equal(l, []string{sAddr}) {
 			t.Errorf("A knows S's listeners as %v (known=%v)", l, known)
 		}
 	})

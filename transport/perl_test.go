@@ -144,14 +144,17 @@ func goScript(name string, f func()) <-chan error {
 }
 
 // waitScript waits for a script to end and fails the test if it failed.
-func waitScript(t testing.TB, ch <-chan error) {
+func waitScript(t testing.TB, ch <-chan error) { t.Helper(); waitScriptWithin(t, ch, 3*perlStepLimit) }
+
+// waitScriptWithin is waitScript with its own bound.
+func waitScriptWithin(t testing.TB, ch <-chan error, d time.Duration) {
 	t.Helper()
 	select {
 	case err := <-ch:
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(3 * perlStepLimit):
+	case <-time.After(d):
 		t.Fatal("perl script did not finish")
 	}
 }
@@ -682,9 +685,12 @@ func (pc *perlConn) roundTrip(name string) {
 
 // readAll reads a data connection's raw stream to EOF and returns its
 // length and SHA-256.
-func (pc *perlConn) readAll() (int64, string) {
+func (pc *perlConn) readAll() (int64, string) { return pc.readAllWithin(perlStepLimit) }
+
+// readAllWithin is readAll within d.
+func (pc *perlConn) readAllWithin(d time.Duration) (int64, string) {
 	h := sha256.New()
-	pc.raw.SetReadDeadline(time.Now().Add(perlStepLimit))
+	pc.raw.SetReadDeadline(time.Now().Add(d))
 	n, err := io.Copy(h, pc.r)
 	if err != nil {
 		scriptFail("%s: reading the data connection: %v (after %d bytes)", pc.p.id, err, n)
@@ -732,7 +738,14 @@ type transcript struct {
 
 func loadTranscript(t testing.TB, name string) *transcript {
 	t.Helper()
-	data, err := os.ReadFile("../testdata/transcripts/" + name)
+	return loadTranscriptFile(t, "../testdata/transcripts/"+name)
+}
+
+// loadTranscriptFile parses the transcript at path.
+func loadTranscriptFile(t testing.TB, path string) *transcript {
+	t.Helper()
+	name := path
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -985,6 +998,8 @@ func perlScenarios() []perlScenario {
 		{"tolerance/every-perl-node-message", replayTolerance},
 		{"tls/go-to-perl", replayGoToPerl(goToPerl{file: "json_only.txt", timeout: 3 * time.Second, data: []any{"hello", int64(42)}, tls: true})},
 		{"tls/perl-to-go", replayPerlToGo(perlToGo{tls: true, coalesce: true})},
+		{"tls-without-secret/go-to-perl", replayGoToPerl(goToPerl{file: "json_only.txt", timeout: 3 * time.Second, data: []any{"hello", int64(42)}, tls: true, noSecret: true})},
+		{"tls-without-secret/perl-to-go", replayPerlToGo(perlToGo{tls: true, noSecret: true})},
 	}
 }
 
@@ -1030,10 +1045,13 @@ func closeWrite(c net.Conn) {
 // checkGoGreeting checks what the Perl node sees of our node's greeting on
 // a connection: protocol, version, node ID, and that Perl finds a common
 // auth method and framing (json; Perl skips msgpack).
-func checkGoGreeting(pc *perlConn, proto string) {
+func checkGoGreeting(pc *perlConn, proto string) { checkGreetingOf(pc, proto, "G") }
+
+// checkGreetingOf is checkGoGreeting for our node with ID id.
+func checkGreetingOf(pc *perlConn, proto, id string) {
 	g := pc.peer
-	if g.Protocol != proto || g.Version != "1" || g.NodeID != "G" {
-		scriptFail("our greeting %q: want protocol %s, version 1, node G", pc.peerLines[0], proto)
+	if g.Protocol != proto || g.Version != "1" || g.NodeID != id {
+		scriptFail("our greeting %q: want protocol %s, version 1, node %s", pc.peerLines[0], proto, id)
 	}
 	if pc.sendFraming != "json" || pc.framing != "json" {
 		scriptFail("framings: Perl sends %q, we send %q; want json both ways", pc.sendFraming, pc.framing)
@@ -1110,6 +1128,35 @@ type goToPerl struct {
 	timeout time.Duration
 	data    []any
 	tls     bool // both nodes use one Perl-style PEM (tls_patched.txt)
+	// noSecret: neither node has a shared secret (TLS only, tls_sha3_512
+	// over the certificates).
+	noSecret bool
+	// size, when set, replaces the recorded payload size (the i mod 251
+	// pattern, streamed).
+	size int64
+}
+
+// patternChunk is a whole number of periods of perlPattern, so that
+// writing it again and again continues the pattern.
+var patternChunk = perlPattern(251 * 4096)
+
+// writePattern writes the first n bytes of the i mod 251 pattern to w.
+func writePattern(w io.Writer, n int64) error {
+	for n > 0 {
+		k := min(n, int64(len(patternChunk)))
+		if _, err := w.Write(patternChunk[:k]); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
+
+// patternSum returns the SHA-256 of the first n bytes of the pattern.
+func patternSum(n int64) string {
+	h := sha256.New()
+	writePattern(h, n)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // replayGoToPerl: json_only.txt / mini_to_perl.txt with our node as A/G:
@@ -1118,14 +1165,30 @@ type goToPerl struct {
 func replayGoToPerl(o goToPerl) func(t *testing.T, e *perlEnv) {
 	return func(t *testing.T, e *perlEnv) {
 		tr := loadTranscript(t, o.file)
-		size, sum := tr.payload(t, 2, nodeOf(tr.lines[0].from))
+		rsize, sum := tr.payload(t, 2, nodeOf(tr.lines[0].from))
+		size := int64(rsize)
+		// A large payload gets a second per MiB (a slow machine under the
+		// race detector moves several hundred MiB/s).
+		within := perlStepLimit
+		if o.size > 0 {
+			size, sum = o.size, patternSum(o.size)
+			within += time.Duration(o.size>>20) * time.Second
+		}
 		var tlsCfg *transport.TLSConfig
 		if o.tls {
 			tlsCfg = perlTLSConfig(t, "B")
 		}
-		g := e.goNode(t, true, func(c *transport.Config) { c.TLS = tlsCfg })
+		g := e.goNode(t, true, func(c *transport.Config) {
+			c.TLS = tlsCfg
+			if o.noSecret {
+				c.Secret = nil
+			}
+		})
 		b := e.perl(t, "B", true)
 		b.tls = tlsCfg
+		if o.noSecret {
+			b.secret = nil
+		}
 		g.AddPeer("B", b.addr)
 		gAddrs := g.Addrs()
 		script := goScript("B", func() {
@@ -1155,8 +1218,8 @@ func replayGoToPerl(o goToPerl) func(t *testing.T, e *perlEnv) {
 			if dc.proto != wire.ProtocolDataConn {
 				scriptFail("Perl did not switch to aemp-dataconn")
 			}
-			n, s := dc.readAll()
-			if int(n) != size || s != sum {
+			n, s := dc.readAllWithin(within)
+			if n != size || s != sum {
 				scriptFail("payload: %d bytes sha256 %s, want %d bytes %s", n, s, size, sum)
 			}
 			dc.close()
@@ -1168,11 +1231,11 @@ func replayGoToPerl(o goToPerl) func(t *testing.T, e *perlEnv) {
 		if err != nil {
 			t.Fatalf("ConnectTo: %v (script: %v)", err, scriptState(script))
 		}
-		if _, err := c.Write(perlPattern(size)); err != nil {
+		if err := writePattern(c, size); err != nil {
 			t.Fatal(err)
 		}
 		closeWrite(c)
-		waitScript(t, script)
+		waitScriptWithin(t, script, 2*within)
 		c.SetReadDeadline(time.Now().Add(perlStepLimit))
 		if n, err := io.Copy(io.Discard, c); err != nil || n != 0 {
 			t.Errorf("after the Perl side closed: read %d bytes, %v; want EOF", n, err)
@@ -1268,6 +1331,7 @@ type perlToGo struct {
 	goDials  bool // our node opens the messaging connection (as recorded)
 	coalesce bool // the payload follows the Perl auth line in one write
 	tls      bool
+	noSecret bool // TLS only: neither node has a shared secret
 }
 
 // replayPerlToGo: mini_from_perl.txt with our node as G: the Perl node A
@@ -1283,10 +1347,18 @@ func replayPerlToGo(o perlToGo) func(t *testing.T, e *perlEnv) {
 			tlsCfg = perlTLSConfig(t, "A")
 		}
 		calls := make(chan initCall, 4)
-		g := e.goNode(t, true, func(c *transport.Config) { c.TLS = tlsCfg })
+		g := e.goNode(t, true, func(c *transport.Config) {
+			c.TLS = tlsCfg
+			if o.noSecret {
+				c.Secret = nil
+			}
+		})
 		g.HandleDataConn("main::receiver", hashingInit(calls))
 		a := e.perl(t, "A", true)
 		a.tls = tlsCfg
+		if o.noSecret {
+			a.secret = nil
+		}
 		gAddrs := g.Addrs()
 		script := goScript("A", func() {
 			var pc *perlConn

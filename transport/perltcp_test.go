@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -87,6 +88,19 @@ func BenchmarkPerlTCPDataConnSetup(b *testing.B) {
 			close(stop)
 			g.Close()
 			waitScript(b, script)
+		})
+	}
+}
+
+// TestPerlTCPLargeGoToPerl: issue 15's "Go → Perl ... 200 MB" over real
+// TCP: json_only.txt's flow with a 200 MiB payload, streamed, checked by
+// length and SHA-256 on the scripted Perl side, with hmac_sha3_512 and
+// with TLS.
+func TestPerlTCPLargeGoToPerl(t *testing.T) {
+	for _, withTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", withTLS), func(t *testing.T) {
+			onTCP(t, replayGoToPerl(goToPerl{file: "json_only.txt", timeout: 3 * time.Second,
+				data: []any{"hello", int64(42)}, tls: withTLS, size: 200 << 20}))
 		})
 	}
 }

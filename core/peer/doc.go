@@ -49,8 +49,11 @@
 // listens where, which nodes are global) in a database that its global
 // nodes share; plain nodes ("slaves") ask a global, their master. A
 // Perl seed turns global when its first node joins, and every Perl node
-// that uses data connections turns global too. Our node is always global
-// and its own master (Config.Minimal turns the role off). So it can be
+// that uses data connections turns global too. The machine is global
+// and its own master unless Config.Minimal turns the role off (package
+// transport sets Minimal unless its Config.Global is on: the role is
+// opt-in there, so that a node keeps the wire of a Perl node without the
+// Global module unless asked). So it can be
 // the seed of a Perl network, and it learns addresses the way a Perl
 // global does:
 //
