@@ -217,8 +217,10 @@ func (d *DataConns) ConnectTo(ctx context.Context, target string, timeout time.D
 }
 
 func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeout time.Duration, initFunc string, initData []any) (net.Conn, error) {
-	if node, _, err := SplitPortID(target); err == nil {
-		target = node
+	if strings.IndexByte(target, '#') > 0 { // a port ID (no error made for a node ID)
+		if node, _, err := SplitPortID(target); err == nil {
+			target = node
+		}
 	}
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -252,6 +254,11 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 			msg = target + ": " + msg
 		}
 		return nil, &DataConnError{Node: target, Reason: wire.DataConnReason("%s", msg), Rule: ErrDataConnFailed, Cause: err}
+	}
+	// The messaging connection that just came up may carry direct data
+	// streams: half a round trip less than the rendezvous.
+	if c, err, ok := d.connectDirect(ctx, target, start.Add(timeout), timeout, initFunc, initData); ok {
+		return c, err
 	}
 	id, err := d.ep.randomID()
 	if err != nil {

@@ -82,7 +82,9 @@
 // new stream of that QUIC connection with a short header, no rendezvous
 // and no handshake; the target runs the init function when the header
 // arrives and answers accepted or refused (MuxNetwork, datastream.go, and
-// the quic package doc for the header and the security argument). Over
+// the quic package doc for the header and the security argument). A
+// ConnectTo that has to bring the messaging connection up first opens a
+// direct data stream on it once it is up. Over
 // TCP+TLS, between nodes of this project, data connections resume the TLS
 // session with a ticket instead of a full certificate handshake
 // (tlsresume.go).

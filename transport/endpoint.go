@@ -19,7 +19,8 @@ import (
 func (n *endpoint) handshakeConfig(protocol string, extra []wire.KV, deferGreeting bool, nw Network, c net.Conn) handshake.Config {
 	remote := c.RemoteAddr()
 	var binding []byte
-	if b, ok := nw.(ChannelBinder); ok {
+	if b, ok := nw.(ChannelBinder); ok && len(n.cfg.Secret) > 0 && !n.cfg.PerlCompat && !n.cfg.DisableChannelBinding {
+		// Only hmac_sha3_512_cb, which needs the secret, covers it.
 		binding = b.ChannelBinding(c)
 	}
 	accept := []string{wire.AuthTLS, wire.AuthHMAC}
