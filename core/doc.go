@@ -9,12 +9,14 @@
 //   - core/rendezvous: pairing data connections with the requests that
 //     asked for them, on the initiator, the target and the acceptor side
 //     (rendezvous.Machine, rendezvous.Dial, rendezvous.ErrTimeout), with
-//     the happy-eyeballs dial plan and the classification of kill reasons;
+//     the classification of kill reasons;
 //   - core/peer: the messaging connections of one node, its ports,
 //     monitors, node-port requests and the global database (peer.Machine,
 //     peer.Dial, peer.ErrQueueFull);
 //   - core/wire: the formats all of them share: greeting lines, codecs,
-//     node messages, kill reasons, the data stream header.
+//     node messages, kill reasons, the data stream header; and the
+//     happy-eyeballs dial plan that data and messaging connections
+//     follow.
 //
 // Nothing under core does I/O, reads a clock, draws random numbers or
 // starts goroutines: time, nonces and bytes are inputs, and everything the
@@ -36,16 +38,17 @@
 // guess reads); the peer and rendezvous machines do not know each other:
 // the transport hands the rendezvous machine the _expect and _connect
 // requests the peer machine reports. The auth methods live with the
-// handshake, whose rules their failures are; the dial plan and the
-// kill-reason table live with the rendezvous machine, which alone uses and
-// decides them.
+// handshake, whose rules their failures are; the kill-reason table lives
+// with the rendezvous machine, which decides the rules it names.
 //
 // # Timers
 //
 // Each machine keeps its deadlines in a small table of named kinds
 // (handshake.TimerKind, rendezvous.TimerKind, peer.TimerKind); Deadline
 // is the minimum over the table, Tick fires what is due, and Timers lists
-// what is pending, so a test can print it.
+// what is pending, so a test can print it. The table is one generic type
+// for all three (core/internal/timers: an indexed min-heap keyed by each
+// machine's own key); each machine names its kinds and fires its rules.
 //
 // # Rules
 //

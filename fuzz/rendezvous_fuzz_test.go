@@ -14,9 +14,10 @@ import (
 // rvDriver plays the adapter and the peers of one rendezvous.Machine (node
 // "A") with operations drawn by rapid, and checks every action.
 type rvDriver struct {
-	r     *rendezvous.Machine
-	now   time.Time
-	peers []string
+	requireInit bool // only "f" is registered (Config.RequireInit)
+	r           *rendezvous.Machine
+	now         time.Time
+	peers       []string
 
 	connIDs  []string
 	outcomes map[string]int    // Connect id -> rendezvous.Deliver/rendezvous.Fail count
@@ -84,6 +85,9 @@ func (d *rvDriver) drain(t *rapid.T) {
 		case rendezvous.CallInit:
 			if a.From == "" {
 				d.fatalf(t, "init call without a peer")
+			}
+			if d.requireInit && a.Func != "f" {
+				d.fatalf(t, "init call of %q, which is not registered", a.Func)
 			}
 		default:
 			d.fatalf(t, "unknown action %T", a)
@@ -200,7 +204,8 @@ func (d *rvDriver) actions() map[string]func(*rapid.T) {
 			from := rapid.SampledFrom(d.peers).Draw(t, "from")
 			d.r.Expect(d.now, from, wire.NodeMsgExpect{
 				ID: d.idPool(t), Port: rapid.SampledFrom([]string{from + "#p", "", "x#"}).Draw(t, "port"),
-				Timeout: float64(rapid.IntRange(0, 5000).Draw(t, "expTimeout")) / 1000, InitFunc: "f",
+				Timeout:  float64(rapid.IntRange(0, 5000).Draw(t, "expTimeout")) / 1000,
+				InitFunc: rapid.SampledFrom([]string{"f", "g"}).Draw(t, "initFunc"),
 			})
 		},
 		"connectBack": func(t *rapid.T) {
@@ -261,9 +266,12 @@ func rendezvousProperty(t *rapid.T) {
 		outcomes: map[string]int{},
 		greeted:  map[rendezvous.ConnRef]bool{},
 		answered: map[rendezvous.ConnRef]bool{},
+
+		requireInit: rapid.Bool().Draw(t, "requireInit"),
 	}
 	d.r = rendezvous.New(rendezvous.Config{
 		Self:             "A",
+		RequireInit:      d.requireInit,
 		EarlyHold:        time.Duration(rapid.IntRange(0, 3000).Draw(t, "hold")) * time.Millisecond,
 		MaxEarlyPerPeer:  rapid.IntRange(0, 3).Draw(t, "maxEarly"),
 		MaxExpectPerPeer: rapid.IntRange(0, 3).Draw(t, "maxExpect"),
@@ -272,6 +280,7 @@ func rendezvousProperty(t *rapid.T) {
 		MaxQueuedPerTarget:    rapid.IntRange(0, 3).Draw(t, "maxQueued"),
 		MaxExpectQueuePerPeer: rapid.IntRange(0, 3).Draw(t, "maxExpectQueue"),
 	})
+	d.r.RegisterInit("f")
 	t.Repeat(d.actions())
 	// Settle: every dial fails, every admitted stream fails, time runs out.
 	for round := 0; round < 10000; round++ {

@@ -25,6 +25,7 @@ type benchRow struct {
 var throughputRows = []benchRow{
 	{"raw", benchThroughputRaw},
 	{"dataconn", benchThroughputDataConn},
+	{"interleaved", benchThroughputInterleaved},
 }
 
 // BenchmarkThroughput measures one-way bulk transfer over loopback, in
@@ -179,6 +180,75 @@ func benchThroughputDataConn(b *testing.B) {
 	if _, err := io.ReadFull(c, buf[:1]); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// interleaveBlock is how much benchThroughputInterleaved sends on one
+// stream before it turns to the other.
+const interleaveBlock = 4 << 20
+
+// serveBlocks acknowledges every interleaveBlock bytes read with one byte.
+func serveBlocks(c net.Conn) {
+	for {
+		if _, err := io.CopyN(io.Discard, c, interleaveBlock); err != nil {
+			return
+		}
+		if _, err := c.Write([]byte{'k'}); err != nil {
+			return
+		}
+	}
+}
+
+// benchThroughputInterleaved measures the raw and the dataconn rows in
+// one run, in turns: each iteration sends interleaveBlock bytes in 64 KiB
+// writes on a raw quic-go stream, then on a direct data stream between
+// two nodes, each until the receiver acknowledged the block. It reports
+// both rates and dataconn/raw, their ratio, which holds while the load of
+// the machine changes (the separate rows' medians do not).
+func benchThroughputInterleaved(b *testing.B) {
+	const chunk = 64 << 10
+	addr := benchServer(b, serveBlocks)
+	cli := New(Config{})
+	b.Cleanup(func() { _ = cli.Close() })
+	raw, err := cli.Dial(context.Background(), addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	na := benchNodes(b, func(_ string, _ []any, c net.Conn) {
+		defer c.Close()
+		serveBlocks(c)
+	})
+	dc, err := na.ConnectTo(context.Background(), "b", 10*time.Second, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dc.Close()
+	buf := make([]byte, chunk)
+	block := func(c net.Conn) time.Duration {
+		start := time.Now()
+		for range interleaveBlock / chunk {
+			if _, err := c.Write(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+		if _, err := io.ReadFull(c, buf[:1]); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	block(raw)
+	block(dc)
+	var tRaw, tDC time.Duration
+	b.SetBytes(2 * interleaveBlock)
+	for b.Loop() {
+		tRaw += block(raw)
+		tDC += block(dc)
+	}
+	mb := float64(b.N) * interleaveBlock / 1e6
+	b.ReportMetric(mb/tRaw.Seconds(), "raw-MB/s")
+	b.ReportMetric(mb/tDC.Seconds(), "dataconn-MB/s")
+	b.ReportMetric(float64(tRaw)/float64(tDC), "dataconn/raw")
 }
 
 // setupRow is one row of BenchmarkSetup: prepare sets it up once and

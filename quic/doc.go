@@ -121,7 +121,7 @@
 // per-stream handshake as before; so does a request whose header would
 // not fit (init data of about 64 KiB and more).
 //
-// The header (codec in package core, fuzzed by fuzz.FuzzDataStreamHeader):
+// The header (codec in package core/wire, fuzzed by fuzz.FuzzDataStreamHeader):
 //
 //	0xA5                 magic: never the first byte of a greeting ("aemp;")
 //	0x01                 version

@@ -34,7 +34,8 @@ type Config struct {
 	// the other's chain against RootCAs (client certificates are
 	// required), and TLSState reports the state, so AEMP can use
 	// tls_sha3_512. If nil, each Network makes an ephemeral self-signed
-	// certificate which peers do not verify: QUIC still encrypts, but
+	// certificate on its first Listen (a Network that only dials needs
+	// none), which peers do not verify: QUIC still encrypts, but
 	// authentication then comes only from the AEMP handshake
 	// (hmac_sha3_512) on every stream, and TLSState reports ok=false.
 	TLS *transport.TLSConfig
@@ -70,7 +71,7 @@ type Config struct {
 type Network struct {
 	cfg       Config
 	log       *slog.Logger
-	serverTLS *tls.Config
+	serverTLS *tls.Config // nil until the first Listen when cfg.TLS is nil (see serverConfig)
 	clientTLS *tls.Config
 	tlsErr    error
 	listenCfg *quicgo.Config
@@ -101,13 +102,18 @@ type Network struct {
 	// BindPeer).
 	authMu sync.Mutex
 	auths  map[*quicgo.Conn]*connAuth
+
+	// listenPacket, if set (by tests only, see export_test.go), opens the
+	// packet sockets instead of the system's UDP: "" asks for an
+	// ephemeral socket to dial from.
+	listenPacket func(addr string) (net.PacketConn, error)
 }
 
 var _ transport.SecureNetwork = (*Network)(nil)
 
 // endpoint is one UDP socket and the quic-go Transport that owns it.
 type endpoint struct {
-	udp   *net.UDPConn
+	udp   net.PacketConn // a *net.UDPConn except in tests
 	tr    *quicgo.Transport
 	local netip.AddrPort
 	// l is the listener on this socket (nil for the ephemeral one): the
@@ -188,21 +194,40 @@ func (n *Network) Listen(ctx context.Context, addr string) (net.Listener, error)
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, &Error{Op: "listen", Addr: addr, Err: ErrAddress, Cause: err}
 	}
-	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, "udp", addr)
-	if err != nil {
-		return nil, &Error{Op: "listen", Addr: addr, Err: ErrAddress, Cause: err}
-	}
-	udp, ok := pc.(*net.UDPConn)
-	if !ok { // cannot happen for "udp"
-		_ = pc.Close()
-		return nil, &Error{Op: "listen", Addr: addr, Err: ErrAddress, Cause: errors.New("not a UDP socket")}
+	var udp net.PacketConn
+	if n.listenPacket != nil {
+		pc, err := n.listenPacket(addr)
+		if err != nil {
+			return nil, &Error{Op: "listen", Addr: addr, Err: ErrAddress, Cause: err}
+		}
+		udp = pc
+	} else {
+		var lc net.ListenConfig
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			return nil, &Error{Op: "listen", Addr: addr, Err: ErrAddress, Cause: err}
+		}
+		if _, ok := pc.(*net.UDPConn); !ok { // cannot happen for "udp"
+			_ = pc.Close()
+			return nil, &Error{Op: "listen", Addr: addr, Err: ErrAddress, Cause: errors.New("not a UDP socket")}
+		}
+		udp = pc
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		_ = udp.Close()
 		return nil, &Error{Op: "listen", Addr: addr, Err: ErrClosed}
+	}
+	if n.serverTLS == nil {
+		// Config.TLS is nil: the throw-away certificate is made on the
+		// first Listen, so a Network that only dials never makes one.
+		sc, err := ephemeralServerConfig()
+		if err != nil {
+			_ = udp.Close()
+			return nil, err
+		}
+		n.serverTLS = sc
 	}
 	ep := n.newEndpoint(udp)
 	ql, err := ep.tr.Listen(n.serverTLS, n.listenCfg)
@@ -221,10 +246,12 @@ func (n *Network) Listen(ctx context.Context, addr string) (net.Listener, error)
 	return l, nil
 }
 
-// newEndpoint wraps udp in a quic-go Transport after sizing its buffers.
-// n.mu is held.
-func (n *Network) newEndpoint(udp *net.UDPConn) *endpoint {
-	n.noteBuffers(sizeBuffers(udp))
+// newEndpoint wraps udp in a quic-go Transport after sizing its buffers
+// (a UDP socket's: a test's in-memory socket has none). n.mu is held.
+func (n *Network) newEndpoint(udp net.PacketConn) *endpoint {
+	if u, ok := udp.(*net.UDPConn); ok {
+		n.noteBuffers(sizeBuffers(u))
+	}
 	ap := udp.LocalAddr().(*net.UDPAddr).AddrPort()
 	return &endpoint{
 		udp:   udp,
@@ -264,7 +291,13 @@ func (n *Network) endpointFor(dst netip.Addr) (*endpoint, error) {
 		}
 	}
 	if n.ephemeral == nil {
-		udp, err := net.ListenUDP("udp", nil)
+		var udp net.PacketConn
+		var err error
+		if n.listenPacket != nil {
+			udp, err = n.listenPacket("")
+		} else {
+			udp, err = net.ListenUDP("udp", nil)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -23,6 +23,10 @@ package quic_test
 // trips): 3 and 2.5. Peers without direct streams (older nodes of this
 // project) take the rendezvous: 1 and 1.5 warm.
 //
+// TestSetupRTTVirtual (rtt_virtual_test.go) asserts these figures exactly,
+// in virtual time over an in-memory link; the relay rows show what real
+// time adds.
+//
 // What the rows measure above that is processing time, not round trips
 // (on the 2-core CI machine about 0.5 ms per hop, and a few ms more per
 // QUIC handshake: the excess halves when rttDelay doubles). late-ms/hop

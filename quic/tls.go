@@ -27,20 +27,12 @@ const ALPN = "aemp"
 // for the usage of the peer's role, as transport.TLSConfig.Upgrade does
 // over TCP; client certificates are required.
 //
-// With tc nil, the server presents an ephemeral self-signed certificate
-// made here and the client accepts any certificate: QUIC still encrypts,
-// but nobody is authenticated by it.
+// With tc nil, the client accepts any certificate and server is nil: a
+// Network makes the server side on its first Listen (ephemeralServerConfig),
+// so that one that only dials never pays for a key and a signature. QUIC
+// still encrypts, but nobody is authenticated by it.
 func tlsConfigs(tc *transport.TLSConfig) (server, client *tls.Config, err error) {
 	if tc == nil {
-		cert, err := ephemeralCertificate()
-		if err != nil {
-			return nil, nil, err
-		}
-		server = &tls.Config{
-			Certificates: []tls.Certificate{cert},
-			NextProtos:   []string{ALPN},
-			MinVersion:   tls.VersionTLS13,
-		}
 		client = &tls.Config{
 			// Deliberate: with no TLS configuration, authentication comes
 			// only from the AEMP handshake on every stream.
@@ -48,7 +40,7 @@ func tlsConfigs(tc *transport.TLSConfig) (server, client *tls.Config, err error)
 			NextProtos:         []string{ALPN},
 			MinVersion:         tls.VersionTLS13,
 		}
-		return server, client, nil
+		return nil, client, nil
 	}
 	switch {
 	case len(tc.Certificate.Certificate) == 0 || tc.Certificate.PrivateKey == nil:
@@ -86,6 +78,21 @@ func tlsConfigs(tc *transport.TLSConfig) (server, client *tls.Config, err error)
 		VerifyConnection:   verify(true),
 	}
 	return server, client, nil
+}
+
+// ephemeralServerConfig is the server side of a Network without TLS
+// configuration: an ephemeral self-signed certificate made here, which
+// peers do not verify.
+func ephemeralServerConfig() (*tls.Config, error) {
+	cert, err := ephemeralCertificate()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		NextProtos:   []string{ALPN},
+		MinVersion:   tls.VersionTLS13,
+	}, nil
 }
 
 // ephemeralCertificate makes the self-signed ECDSA P-256 certificate a

@@ -2,17 +2,13 @@ package transport
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/aemp-go/dataconn/core/handshake"
 	"github.com/aemp-go/dataconn/core/rendezvous"
 	"github.com/aemp-go/dataconn/core/wire"
 )
@@ -46,24 +42,24 @@ type DataConnConfig struct {
 	MaxExpectQueuePerPeer int
 }
 
+// setDefaults fills in the rendezvous machine's defaults
+// (rendezvous.Config.WithDefaults), so that the values announced to
+// peers are the ones the machine applies.
 func (c *DataConnConfig) setDefaults() {
-	if c.EarlyHold <= 0 {
-		c.EarlyHold = rendezvous.DefaultEarlyHold
-	}
-	if c.MaxEarlyPerPeer <= 0 {
-		c.MaxEarlyPerPeer = rendezvous.DefaultMaxEarlyPerPeer
-	}
-	if c.MaxExpectPerPeer <= 0 {
-		c.MaxExpectPerPeer = rendezvous.DefaultMaxExpectPerPeer
-	}
-	if c.DialStagger <= 0 {
-		c.DialStagger = rendezvous.DefaultDialStagger
-	}
-	if c.MaxQueuedPerTarget <= 0 {
-		c.MaxQueuedPerTarget = rendezvous.DefaultMaxQueuedPerTarget
-	}
-	if c.MaxExpectQueuePerPeer <= 0 {
-		c.MaxExpectQueuePerPeer = rendezvous.DefaultMaxExpectQueuePerPeer
+	d := c.rendezvousConfig().WithDefaults()
+	c.EarlyHold, c.MaxEarlyPerPeer, c.MaxExpectPerPeer = d.EarlyHold, d.MaxEarlyPerPeer, d.MaxExpectPerPeer
+	c.DialStagger, c.MaxQueuedPerTarget, c.MaxExpectQueuePerPeer = d.DialStagger, d.MaxQueuedPerTarget, d.MaxExpectQueuePerPeer
+}
+
+// rendezvousConfig returns the part of the machine's config c sets.
+func (c *DataConnConfig) rendezvousConfig() rendezvous.Config {
+	return rendezvous.Config{
+		EarlyHold:             c.EarlyHold,
+		MaxEarlyPerPeer:       c.MaxEarlyPerPeer,
+		MaxExpectPerPeer:      c.MaxExpectPerPeer,
+		DialStagger:           c.DialStagger,
+		MaxQueuedPerTarget:    c.MaxQueuedPerTarget,
+		MaxExpectQueuePerPeer: c.MaxExpectQueuePerPeer,
 	}
 }
 
@@ -151,32 +147,27 @@ type DataConns struct {
 	ep   *endpoint
 	host Host
 
-	mu      sync.Mutex
-	rv      *rendezvous.Machine
-	closed  bool
-	funcs   map[string]InitFunc
-	refSeq  rendezvous.ConnRef
-	conns   map[rendezvous.ConnRef]net.Conn
-	holds   map[rendezvous.ConnRef]chan holdDecision
-	waiters map[string]chan *dcOutcome
-	cancels map[string]context.CancelFunc // id → cancels its dials and round trip
+	mu     sync.Mutex
+	rv     *rendezvous.Machine
+	closed bool
+	funcs  map[string]InitFunc
+	refSeq rendezvous.ConnRef
+	// handles holds one record per connection handle of the machine.
+	handles map[rendezvous.ConnRef]dcHandle
+	// requests holds one record per data connection id: ours, or one we
+	// dial back.
+	requests map[string]*dcRequest
+	// queue holds the actions the machine emitted and DataConns has not
+	// run yet, in order; running is set while a goroutine runs them (one
+	// at a time, so that the actions of two inputs never interleave).
+	queue   []any
+	running bool
 	timer   *time.Timer
 	timerAt time.Time
 	wg      sync.WaitGroup
 	// inits are the streams of running init functions: Close closes them
 	// so that init functions blocked on them return.
 	inits map[net.Conn]struct{}
-}
-
-type holdDecision struct {
-	extra []wire.KV
-	err   error
-}
-
-type dcOutcome struct {
-	conn net.Conn
-	err  *wire.KillReason
-	rule error
 }
 
 // NewDataConns makes a stand-alone data-connection endpoint for a
@@ -186,31 +177,20 @@ func NewDataConns(cfg Config, host Host) (*DataConns, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return newDataConns(&endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, clock: cfg.Clock, resume: newTLSResumer(cfg.Rand)}, host), nil
+	return newDataConns(&endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, resume: newTLSResumer(cfg.Rand)}, host), nil
 }
 
 func newDataConns(ep *endpoint, host Host) *DataConns {
-	dc := ep.cfg.DataConn
+	rc := ep.cfg.DataConn.rendezvousConfig()
+	rc.Self, rc.PerlCompat, rc.RequireInit = ep.id, ep.cfg.PerlCompat, true
 	return &DataConns{
-		ep:   ep,
-		host: host,
-		rv: rendezvous.New(rendezvous.Config{
-			Self:             ep.id,
-			EarlyHold:        dc.EarlyHold,
-			MaxEarlyPerPeer:  dc.MaxEarlyPerPeer,
-			MaxExpectPerPeer: dc.MaxExpectPerPeer,
-			DialStagger:      dc.DialStagger,
-			PerlCompat:       ep.cfg.PerlCompat,
-
-			MaxQueuedPerTarget:    dc.MaxQueuedPerTarget,
-			MaxExpectQueuePerPeer: dc.MaxExpectQueuePerPeer,
-		}),
-		funcs:   map[string]InitFunc{},
-		inits:   map[net.Conn]struct{}{},
-		conns:   map[rendezvous.ConnRef]net.Conn{},
-		holds:   map[rendezvous.ConnRef]chan holdDecision{},
-		waiters: map[string]chan *dcOutcome{},
-		cancels: map[string]context.CancelFunc{},
+		ep:       ep,
+		host:     host,
+		rv:       rendezvous.New(rc),
+		funcs:    map[string]InitFunc{},
+		inits:    map[net.Conn]struct{}{},
+		handles:  map[rendezvous.ConnRef]dcHandle{},
+		requests: map[string]*dcRequest{},
 	}
 }
 
@@ -218,277 +198,8 @@ func newDataConns(ep *endpoint, host Host) *DataConns {
 func (d *DataConns) Register(name string, f InitFunc) {
 	d.mu.Lock()
 	d.funcs[name] = f
+	d.rv.RegisterInit(name)
 	d.mu.Unlock()
-}
-
-// do runs one input on the machine and executes the resulting actions.
-func (d *DataConns) do(input func(now time.Time)) { d.doInline(input, nil) }
-
-// inlineRun lets the goroutine of an input take over one blocking action
-// that would otherwise start a goroutine of its own (see doInline).
-type inlineRun struct {
-	// parent is the context the taken action's work runs under (with the
-	// id's own cancellation); nil means context.Background.
-	parent context.Context
-	run    func()
-}
-
-// doInline is do that, when in is not nil, hands the first RvDial or
-// RvCallInit of the input to in.run instead of starting a goroutine for
-// it: a caller that would only wait for that goroutine (ConnectTo waits
-// for its dial, the listener's handshake goroutine ends after the init
-// function starts) runs it itself, which saves a goroutine start and a
-// hand-over on the set-up's critical path.
-func (d *DataConns) doInline(input func(now time.Time), in *inlineRun) {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return
-	}
-	input(time.Now())
-	acts := d.drainLocked()
-	d.mu.Unlock()
-	for _, a := range acts {
-		d.exec(a, in)
-	}
-}
-
-// drainLocked collects pending actions and rearms the timer.
-func (d *DataConns) drainLocked() []rendezvous.Action {
-	var acts []rendezvous.Action
-	for {
-		a := d.rv.Poll()
-		if a == nil {
-			break
-		}
-		acts = append(acts, a)
-	}
-	if dl := d.rv.Deadline(); !dl.IsZero() && (d.timer == nil || !dl.Equal(d.timerAt)) {
-		if d.timer != nil {
-			d.timer.Stop()
-		}
-		wait := dl.Sub(time.Now())
-		if wait < 0 {
-			wait = 0
-		}
-		d.timerAt = dl
-		d.timer = time.AfterFunc(wait, func() {
-			d.do(func(now time.Time) {
-				// Fired: the next drain arms a new timer even for the
-				// same deadline (should the clock have run early).
-				d.timer = nil
-				d.rv.Tick(now)
-			})
-		})
-	}
-	return acts
-}
-
-func (d *DataConns) exec(a rendezvous.Action, in *inlineRun) {
-	if in != nil && in.run != nil {
-		in = nil // one action per caller
-	}
-	switch a := a.(type) {
-	case rendezvous.Send:
-		if err := d.host.SendControl(a.To, a.Msg); err != nil {
-			d.ep.log.Debug("data connection control message not sent", "to", a.To, "err", err)
-		}
-	case rendezvous.RoundTrip:
-		ctx := d.idContext(a.ID)
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			if err := d.host.RoundTrip(ctx, a.To); err == nil {
-				d.do(func(now time.Time) { d.rv.RoundTripDone(now, a.ID) })
-			}
-		}()
-	case rendezvous.Dial:
-		var parent context.Context
-		if in != nil {
-			parent = in.parent
-		}
-		ctx := d.idContextUnder(parent, a.ID)
-		d.wg.Add(1)
-		run := func() {
-			defer d.wg.Done()
-			d.dial(ctx, a)
-		}
-		if in != nil {
-			in.run = run
-			return
-		}
-		go run()
-	case rendezvous.Deliver:
-		d.mu.Lock()
-		c := d.conns[a.Ref]
-		delete(d.conns, a.Ref)
-		w := d.waiters[a.ID]
-		delete(d.waiters, a.ID)
-		d.stopIDLocked(a.ID)
-		d.mu.Unlock()
-		if w != nil && c != nil {
-			w <- &dcOutcome{conn: c}
-		} else if c != nil {
-			c.Close()
-		}
-	case rendezvous.Fail:
-		d.mu.Lock()
-		w := d.waiters[a.ID]
-		delete(d.waiters, a.ID)
-		d.stopIDLocked(a.ID)
-		d.mu.Unlock()
-		if w != nil {
-			w <- &dcOutcome{err: a.Reason, rule: a.Err}
-		}
-	case rendezvous.Admit:
-		d.mu.Lock()
-		h := d.holds[a.Ref]
-		delete(d.holds, a.Ref)
-		d.mu.Unlock()
-		if h != nil {
-			h <- holdDecision{extra: a.Extra}
-		}
-	case rendezvous.Refuse:
-		d.mu.Lock()
-		h := d.holds[a.Ref]
-		delete(d.holds, a.Ref)
-		c := d.conns[a.Ref]
-		delete(d.conns, a.Ref)
-		d.mu.Unlock()
-		if h != nil {
-			h <- holdDecision{err: a.Err}
-		}
-		if c != nil {
-			c.Close()
-		}
-	case rendezvous.CallInit:
-		d.mu.Lock()
-		c := d.conns[a.Ref]
-		delete(d.conns, a.Ref)
-		f := d.funcs[a.Func]
-		d.mu.Unlock()
-		if c == nil {
-			return
-		}
-		if f == nil {
-			d.ep.log.Warn("data connection for unknown init function closed", "from", a.From, "func", a.Func)
-			c.Close()
-			return
-		}
-		if run := d.initRunner(f, a.From, a.Data, c); run != nil {
-			if in != nil {
-				in.run = run
-			} else {
-				go run()
-			}
-		}
-	case rendezvous.Close:
-		d.mu.Lock()
-		c := d.conns[a.Ref]
-		delete(d.conns, a.Ref)
-		d.mu.Unlock()
-		if c != nil {
-			c.Close()
-		}
-	}
-}
-
-// runInit runs an init function in its own goroutine; its stream is
-// closed by Close if the function is still running then.
-func (d *DataConns) runInit(f InitFunc, from string, data []any, c net.Conn) {
-	if run := d.initRunner(f, from, data, c); run != nil {
-		go run()
-	}
-}
-
-// initRunner registers an init function's stream (Close closes it if the
-// function still runs then) and returns the function's run, to be called
-// once on a goroutine of its own; nil (and c closed) after Close.
-func (d *DataConns) initRunner(f InitFunc, from string, data []any, c net.Conn) func() {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		c.Close()
-		return nil
-	}
-	d.inits[c] = struct{}{}
-	d.wg.Add(1)
-	d.mu.Unlock()
-	return func() {
-		defer d.wg.Done()
-		defer func() {
-			d.mu.Lock()
-			delete(d.inits, c)
-			d.mu.Unlock()
-		}()
-		f(from, data, c)
-	}
-}
-
-// idContext returns the context of a pending outgoing id (cancelled when
-// the id is decided).
-func (d *DataConns) idContext(id string) context.Context { return d.idContextUnder(nil, id) }
-
-// idContextUnder is idContext under parent (nil: context.Background).
-func (d *DataConns) idContextUnder(parent context.Context, id string) context.Context {
-	if parent == nil {
-		parent = context.Background()
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ctx, cancel := context.WithCancel(parent)
-	if old := d.cancels[id]; old != nil {
-		prev := old
-		d.cancels[id] = func() { prev(); cancel() }
-	} else {
-		d.cancels[id] = cancel
-	}
-	if d.closed {
-		cancel()
-	}
-	return ctx
-}
-
-func (d *DataConns) stopIDLocked(id string) {
-	if c := d.cancels[id]; c != nil {
-		c()
-		delete(d.cancels, id)
-	}
-}
-
-func (d *DataConns) newRefLocked(c net.Conn) rendezvous.ConnRef {
-	d.refSeq++
-	if c != nil {
-		d.conns[d.refSeq] = c
-	}
-	return d.refSeq
-}
-
-func (d *DataConns) dial(ctx context.Context, a rendezvous.Dial) {
-	ctx = withRefusedRetry(ctx) // see dataconn_flow.go
-	nw, addr, err := d.host.NetworkFor(a.Addr)
-	var c net.Conn
-	var res *handshake.Result
-	if err == nil {
-		c, res, err = d.ep.dialDataConn(ctx, nw, addr, d.ep.withTicket(a.Node, []wire.KV{{Key: wire.KeyDataConnID, Value: a.ID}}))
-	}
-	if err == nil && res.Untrusted {
-		c.Close()
-		err = ErrUntrustedPeer
-	}
-	if err != nil {
-		d.do(func(now time.Time) { d.rv.DialFailed(now, a.ID, a.Addr, err) })
-		return
-	}
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		c.Close()
-		return
-	}
-	ref := d.newRefLocked(c)
-	d.mu.Unlock()
-	d.do(func(now time.Time) { d.rv.DialDone(now, a.ID, a.Addr, ref, res.Peer) })
 }
 
 // ConnectTo opens a data connection to target (a node ID or a port ID
@@ -506,8 +217,10 @@ func (d *DataConns) ConnectTo(ctx context.Context, target string, timeout time.D
 }
 
 func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeout time.Duration, initFunc string, initData []any) (net.Conn, error) {
-	if node, _, err := SplitPortID(target); err == nil {
-		target = node
+	if strings.IndexByte(target, '#') > 0 { // a port ID (no error made for a node ID)
+		if node, _, err := SplitPortID(target); err == nil {
+			target = node
+		}
 	}
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -531,7 +244,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	cancel()
 	if err != nil {
 		if errors.Is(err, ErrNoRoute) {
-			return fail(ErrDataConnNoRoute, "%s: no listeners found", target)
+			return nil, &DataConnError{Node: target, Reason: rendezvous.NoListenersReason(target), Rule: ErrDataConnNoRoute}
 		}
 		if cerr != nil {
 			return d.ctxFailure(cctx, target, timeout)
@@ -542,24 +255,14 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		}
 		return nil, &DataConnError{Node: target, Reason: wire.DataConnReason("%s", msg), Rule: ErrDataConnFailed, Cause: err}
 	}
+	// The messaging connection that just came up may carry direct data
+	// streams: half a round trip less than the rendezvous.
+	if c, err, ok := d.connectDirect(ctx, target, start.Add(timeout), timeout, initFunc, initData); ok {
+		return c, err
+	}
 	id, portID, err := d.ep.dataConnID(portID)
 	if err != nil {
 		return fail(ErrDataConnFailed, "%s: %v", target, err)
-	}
-	w := make(chan *dcOutcome, 1) // a pointer: a queued set-up holds a small channel
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return fail(ErrDataConnCancelled, "%s: node closed", target)
-	}
-	d.waiters[id] = w
-	d.mu.Unlock()
-	req := rendezvous.ConnectRequest{
-		ID: id, Target: target, Port: portID, Timeout: timeout, Start: start, Window: d.peerWindow(target),
-		InitFunc: initFunc, InitData: initData,
-		TargetAddrs: d.host.ListenerAddrs(target),
-		SelfAddrs:   d.host.ListenerAddrs(d.ep.id),
-		TargetIsGo:  d.host.IsGoPeer(target),
 	}
 	// The whole set-up, messaging connection included, ends at deadline.
 	// Ties are decided in one way (several events can fall on the same
@@ -569,81 +272,71 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	// its expectation expires (its timer started when the expectation
 	// arrived, so it never fires before our deadline) is never reported
 	// instead of the timeout.
-	sw := &setupWatch{d: d, id: id, deadline: start.Add(timeout)}
-	late := sw.late
-	killed := &sw.killed
+	rq := &dcRequest{d: d, id: id, deadline: start.Add(timeout), done: make(chan struct{}, 1)}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return fail(ErrDataConnCancelled, "%s: node closed", target)
+	}
+	d.requests[id] = rq
+	d.mu.Unlock()
+	req := rendezvous.ConnectRequest{
+		ID: id, Target: target, Port: portID, Timeout: timeout, Start: start, Window: d.peerWindow(target),
+		InitFunc: initFunc, InitData: initData,
+		TargetAddrs: d.host.ListenerAddrs(target),
+		SelfAddrs:   d.host.ListenerAddrs(d.ep.id),
+		TargetIsGo:  d.host.IsGoPeer(target),
+	}
 	timedOut := func() (net.Conn, error) {
 		return nil, &DataConnError{Node: target, Reason: rendezvous.TimeoutReason(target, timeout), Rule: fmt.Errorf("%w: %w", ErrDataConnTimeout, rendezvous.ErrTimeout)}
 	}
 	if pw, ok := d.host.(portWatcher); ok {
 		// The target kills the port named in the expectation when it
 		// refuses or expires it: fail at once with its reason.
-		defer pw.WatchPort(portID, sw.portKilled)()
+		defer pw.WatchPort(portID, rq.portKilled)()
 	}
-	// The first dial runs on this goroutine, which would only wait for
-	// it; under ctx, so that cancelling ctx stops it too. Later dials
-	// (the next address after the stagger, a fall-back) have goroutines
-	// of their own.
-	in := &inlineRun{parent: ctx}
-	d.doInline(func(now time.Time) { d.rv.Connect(now, req) }, in)
-	if in.run != nil {
-		in.run()
-	}
+	d.do(func(now time.Time) { d.rv.Connect(now, req) })
 	// The whole set-up, messaging connection included, ends at the
 	// timeout: the machine's timer runs from start (req.Start). ctx only
 	// cancels it (no timer of our own: a queued set-up stays small).
 	tctx := ctx
-	var o *dcOutcome
-	if tctx.Err() == nil {
-		select {
-		case o = <-w:
-		case <-tctx.Done():
-		}
-	}
-	switch {
-	case o != nil:
+	select {
+	case <-rq.done:
+		o := rq.outcome
 		if o.err != nil {
-			if late() {
+			if rq.late() {
 				return timedOut()
 			}
 			rule := ruleOf(o.err, o.rule)
 			// Only the watcher cancels while we wait here.
-			if killed.Load() && errors.Is(o.rule, rendezvous.ErrCancelled) {
+			if rq.killed.Load() && errors.Is(o.rule, rendezvous.ErrCancelled) {
 				rule = fmt.Errorf("%w: %w", ErrDataConnKilled, ruleOf(o.err, nil))
 			}
 			return nil, &DataConnError{Node: target, Reason: o.err, Rule: rule}
 		}
 		return o.conn, nil
-	default:
+	case <-tctx.Done():
 		reason := d.ctxReason(tctx, target, timeout)
 		d.do(func(now time.Time) { d.rv.Cancel(now, id, reason) })
-		o := <-w
+		<-rq.done
+		o := rq.outcome
 		if o.conn != nil { // delivered just before the cancel
 			return o.conn, nil
 		}
-		if errors.Is(tctx.Err(), context.DeadlineExceeded) || late() {
+		if errors.Is(tctx.Err(), context.DeadlineExceeded) || rq.late() {
 			return timedOut()
 		}
 		return nil, &DataConnError{Node: target, Reason: o.err, Rule: ruleOf(o.err, o.rule)}
 	}
 }
 
-// setupWatch is what a set-up's port watcher needs, in one allocation
-// (a burst may queue many set-ups; each stays small).
-type setupWatch struct {
-	d        *DataConns
-	id       string
-	deadline time.Time
-	killed   atomic.Bool
-}
-
 // late reports that the set-up's deadline has passed: the timeout then
 // decides its outcome.
-func (s *setupWatch) late() bool { return !s.d.ep.clock.Now().Before(s.deadline) }
+func (s *dcRequest) late() bool { return !time.Now().Before(s.deadline) }
 
 // portKilled cancels the set-up with the target's kill reason, unless
 // the deadline passed.
-func (s *setupWatch) portKilled(reason []any) {
+func (s *dcRequest) portKilled(reason []any) {
 	if s.late() {
 		return // the timeout decides
 	}
@@ -659,15 +352,26 @@ func (d *DataConns) ctxReason(ctx context.Context, target string, timeout time.D
 	return wire.DataConnReason("%s: %v", target, ctx.Err())
 }
 
+// ctxRule is the rule of a set-up that ctx ended (or whose deadline
+// passed, ctx still live): the timeout, or the cancellation.
+func ctxRule(ctx context.Context) error {
+	if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return ErrDataConnCancelled
+	}
+	return ErrDataConnTimeout
+}
+
 func (d *DataConns) ctxFailure(ctx context.Context, target string, timeout time.Duration) (net.Conn, error) {
 	r := d.ctxReason(ctx, target, timeout)
-	return nil, &DataConnError{Node: target, Reason: r, Rule: ruleOf(r, nil)}
+	return nil, &DataConnError{Node: target, Reason: r, Rule: ctxRule(ctx)}
 }
 
 // ruleOf classifies a failure: the machine's rule when it gave one (a
 // *rendezvous.Error; rules without a name of their own here are wrapped in
-// ErrDataConnFailed), else the rule the reason text names
-// (rendezvous.ClassifyKillReason), a plain kill being ErrDataConnFailed.
+// ErrDataConnFailed), else, for a kill reason from the target (the one
+// text that is read), the rule it names (rendezvous.ClassifyKillReason),
+// a plain kill being ErrDataConnFailed. Failures the transport decides
+// itself (ctxRule, the no-route case) name their rule directly.
 func ruleOf(r *wire.KillReason, machine error) error {
 	if machine != nil {
 		for _, rule := range []error{rendezvous.ErrTimeout, rendezvous.ErrNoListeners, rendezvous.ErrCancelled, rendezvous.ErrQueueFull} {
@@ -701,188 +405,6 @@ func (d *DataConns) localPair(self, initFunc string, initData []any) (net.Conn, 
 	return a, nil
 }
 
-// ConnectToPort is the port-flavoured ConnectTo for frameworks: it runs in
-// the background; on success cb receives the stream, on failure the port
-// is killed with the reason ["AnyEvent::MP::DataConn", message] and cb is
-// not called.
-func (n *Node) ConnectToPort(port *Port, target string, timeout time.Duration, cb func(net.Conn), initFunc string, initData ...any) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		c, err := n.dc.connectTo(n.ctx, port.ID(), target, timeout, initFunc, initData)
-		if err != nil {
-			var de *DataConnError
-			if errors.As(err, &de) {
-				port.Kill(de.Reason.Values()...)
-			} else {
-				port.Kill(wire.DataConnReason("%s: %v", target, err).Values()...)
-			}
-			return
-		}
-		cb(c)
-	}()
-}
-
-// HandleControl feeds a control message addressed to this node's node port
-// (already parsed) from node `from`. It reports whether the message was a
-// data-connection message.
-func (d *DataConns) HandleControl(from string, m wire.NodeMsg) bool {
-	switch m := m.(type) {
-	case wire.NodeMsgExpect:
-		d.expect(from, m)
-	case wire.NodeMsgConnect:
-		d.connectBack(from, m)
-	default:
-		return false
-	}
-	return true
-}
-
-func (d *DataConns) expect(from string, m wire.NodeMsgExpect) {
-	d.mu.Lock()
-	_, known := d.funcs[m.InitFunc]
-	d.mu.Unlock()
-	if !known {
-		// Refuse at once: the initiator's port is killed with the reason
-		// and its ConnectTo fails instead of handing over a stream that
-		// nobody reads.
-		if node, name, err := SplitPortID(m.Port); err == nil && node == from && name != "" {
-			r := wire.DataConnReason("%s: no init function %q", d.ep.id, m.InitFunc)
-			d.host.SendControl(from, wire.KillMsg(name, r.Values()...))
-		}
-		d.ep.log.Debug("expectation for unknown init function refused", "from", from, "func", m.InitFunc)
-		return
-	}
-	d.do(func(now time.Time) { d.rv.Expect(now, from, m) })
-}
-
-func (d *DataConns) connectBack(from string, m wire.NodeMsgConnect) {
-	addrs := d.host.ListenerAddrs(m.Node)
-	d.do(func(now time.Time) { d.rv.ConnectBack(now, from, m, addrs) })
-}
-
-// PeerDown tells DataConns that the messaging connection to node is lost.
-func (d *DataConns) PeerDown(node string, err error) {
-	d.do(func(now time.Time) { d.rv.PeerDown(now, node, err) })
-}
-
-// incomingGreeting decides on an accepted stream whose peer asked for
-// aemp-dataconn; it may hold the stream until its expectation arrives.
-func (d *DataConns) incomingGreeting(ctx context.Context, g wire.Greeting) (rendezvous.ConnRef, []wire.KV, error) {
-	return d.incomingGreetingProven(ctx, g, nil)
-}
-
-// incomingGreetingProven is incomingGreeting that calls proven (when not
-// nil), before any wait, if the stream's id matches an expectation or
-// dial-back of its peer (rendezvous.Machine.Proven).
-func (d *DataConns) incomingGreetingProven(ctx context.Context, g wire.Greeting, proven func()) (rendezvous.ConnRef, []wire.KV, error) {
-	h := make(chan holdDecision, 1)
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return 0, nil, ErrClosed
-	}
-	ref := d.newRefLocked(nil)
-	d.holds[ref] = h
-	d.mu.Unlock()
-	isProven := false
-	d.do(func(now time.Time) {
-		d.rv.IncomingGreeting(now, ref, g)
-		isProven = d.rv.Proven(ref)
-	})
-	if isProven && proven != nil {
-		proven()
-	}
-	select {
-	case hd := <-h:
-		return ref, hd.extra, hd.err
-	case <-ctx.Done():
-		d.mu.Lock()
-		delete(d.holds, ref)
-		d.mu.Unlock()
-		return ref, nil, ctx.Err()
-	}
-}
-
-func (d *DataConns) incomingDone(ref rendezvous.ConnRef, c net.Conn, res *handshake.Result) {
-	if run := d.incomingDoneRun(ref, c, res); run != nil {
-		go run()
-	}
-}
-
-// incomingDoneRun is incomingDone that returns the init function's run
-// (when the stream is handed to one) instead of starting a goroutine for
-// it: the caller, a goroutine that ends after the handshake, runs it
-// itself once it has released what it holds.
-func (d *DataConns) incomingDoneRun(ref rendezvous.ConnRef, c net.Conn, res *handshake.Result) func() {
-	if res.Untrusted {
-		c.Close()
-		d.incomingFailed(ref, ErrUntrustedPeer)
-		return nil
-	}
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		c.Close()
-		return nil
-	}
-	d.conns[ref] = c
-	d.mu.Unlock()
-	var in inlineRun
-	d.doInline(func(now time.Time) { d.rv.IncomingDone(now, ref) }, &in)
-	// A stream the machine did not take is closed.
-	d.mu.Lock()
-	left := d.conns[ref]
-	delete(d.conns, ref)
-	d.mu.Unlock()
-	if left != nil {
-		left.Close()
-	}
-	return in.run
-}
-
-func (d *DataConns) incomingFailed(ref rendezvous.ConnRef, err error) {
-	d.do(func(now time.Time) { d.rv.IncomingFailed(now, ref, err) })
-}
-
-// ServeConn runs the acceptor's side of the handshake on a stream that a
-// framework's listener accepted, for data connections only: a peer asking
-// for plain messaging (aemp) is refused. nw is the network the stream came
-// from (nil when unknown). It returns when the handshake has ended; on
-// success the init function runs in its own goroutine.
-func (d *DataConns) ServeConn(ctx context.Context, nw Network, c net.Conn) error {
-	nonce, err := d.ep.nonce()
-	if err != nil {
-		c.Close()
-		return err
-	}
-	m, err := handshake.New(d.ep.handshakeConfig(wire.ProtocolMessaging, nil, true, nw, c), nonce, time.Now())
-	if err != nil {
-		c.Close()
-		return err
-	}
-	opts := d.ep.driveOptions(nw)
-	var ref rendezvous.ConnRef
-	opts.OnPeerGreeting = func(ctx context.Context, g wire.Greeting, protocol string) ([]wire.KV, error) {
-		if protocol != wire.ProtocolDataConn {
-			return nil, fmt.Errorf("aemp: %q refused: this endpoint serves data connections only", protocol)
-		}
-		var extra []wire.KV
-		var err error
-		ref, extra, err = d.incomingGreeting(ctx, g)
-		return extra, err
-	}
-	conn, res, err := Drive(ctx, c, m, opts)
-	if err != nil {
-		if ref != 0 {
-			d.incomingFailed(ref, err)
-		}
-		return err
-	}
-	d.incomingDone(ref, conn, res)
-	return nil
-}
-
 // Close fails every pending data connection, closes the streams of init
 // functions still running and waits for them and every other goroutine of
 // DataConns to end. Streams returned by ConnectTo belong to the caller
@@ -902,21 +424,23 @@ func (d *DataConns) close() {
 	if d.timer != nil {
 		d.timer.Stop()
 	}
-	for id, c := range d.cancels {
-		c()
-		delete(d.cancels, id)
+	clear(d.queue)
+	d.queue = d.queue[:0]
+	for ref, h := range d.handles {
+		if h.conn != nil {
+			h.conn.Close()
+		}
+		if h.hold != nil {
+			h.hold <- holdDecision{err: ErrClosed}
+		}
+		delete(d.handles, ref)
 	}
-	for ref, c := range d.conns {
-		c.Close()
-		delete(d.conns, ref)
-	}
-	for ref, h := range d.holds {
-		h <- holdDecision{err: ErrClosed}
-		delete(d.holds, ref)
-	}
-	for id, w := range d.waiters {
-		w <- &dcOutcome{err: wire.DataConnReason("%s: node closed", d.ep.id), rule: fmt.Errorf("%w: %w", rendezvous.ErrCancelled, ErrClosed)}
-		delete(d.waiters, id)
+	for id, r := range d.requests {
+		if r.flight != nil {
+			r.flight.cancel()
+		}
+		r.finish(&dcOutcome{err: wire.DataConnReason("%s: node closed", d.ep.id), rule: fmt.Errorf("%w: %w", rendezvous.ErrCancelled, ErrClosed)})
+		delete(d.requests, id)
 	}
 	for c := range d.inits {
 		c.Close()
@@ -931,87 +455,4 @@ func (d *DataConns) Pending() (outgoing, expectations, early int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.rv.Counts()
-}
-
-// portWatcher is implemented by hosts that can tell when a local port is
-// killed (the Node): the target's kill of the expectation's port then ends
-// the attempt at once instead of at the timeout.
-type portWatcher interface {
-	WatchPort(portID string, f func(reason []any)) (stop func())
-}
-
-// ---- the Node as Host ----
-
-// WatchPort calls f when the local port portID is killed. A port ID of
-// this node that names no port gets a port made for the purpose, removed
-// by stop.
-func (h nodeHost) WatchPort(portID string, f func(reason []any)) (stop func()) {
-	node, name, err := SplitPortID(portID)
-	if err != nil || node != h.n.id || name == "" {
-		return func() {}
-	}
-	return h.n.watchPort(name, f)
-}
-
-type nodeHost struct{ n *Node }
-
-func (h nodeHost) SendControl(node string, msg wire.Message) error { return h.n.sendTo(node, msg) }
-func (h nodeHost) RoundTrip(ctx context.Context, node string) error {
-	return h.n.roundTrip(ctx, node)
-}
-func (h nodeHost) ListenerAddrs(node string) []string {
-	if node == h.n.id {
-		return h.n.Addrs()
-	}
-	return h.n.PeerAddrs(node)
-}
-func (h nodeHost) IsGoPeer(node string) bool {
-	h.n.mu.Lock()
-	defer h.n.mu.Unlock()
-	return h.n.m.IsGo(node)
-}
-func (h nodeHost) NetworkFor(addr string) (Network, string, error) { return h.n.networkFor(addr) }
-func (h nodeHost) Connected(ctx context.Context, node string) error {
-	return h.n.Connect(ctx, node)
-}
-
-// HandleDataConn registers the init function called name on this node.
-func (n *Node) HandleDataConn(name string, f InitFunc) { n.dc.Register(name, f) }
-
-// ConnectTo opens a data connection to target; see DataConns.ConnectTo.
-func (n *Node) ConnectTo(ctx context.Context, target string, timeout time.Duration, initFunc string, initData ...any) (net.Conn, error) {
-	return n.dc.ConnectTo(ctx, target, timeout, initFunc, initData...)
-}
-
-// DataConns returns the node's data-connection endpoint.
-func (n *Node) DataConns() *DataConns { return n.dc }
-
-// dataConnID returns a fresh data-connection id, RANDOM@SELF (RANDOM as
-// randomID makes it), and the port the expectation names: portID, or
-// SELF#ID when portID is empty. The id is then a part of the port's
-// string, one allocation for both (a queued set-up holds them).
-func (n *endpoint) dataConnID(portID string) (id, port string, err error) {
-	b := make([]byte, 16)
-	if _, err := io.ReadFull(n.cfg.Rand, b); err != nil {
-		return "", "", fmt.Errorf("aemp: id: %w", err)
-	}
-	var enc [22]byte // base64.RawURLEncoding.EncodedLen(16)
-	base64.RawURLEncoding.Encode(enc[:], b)
-	var sb strings.Builder
-	if portID != "" {
-		sb.Grow(len(enc) + 1 + len(n.id))
-		sb.Write(enc[:])
-		sb.WriteByte('@')
-		sb.WriteString(n.id)
-		return sb.String(), portID, nil
-	}
-	sb.Grow(2*len(n.id) + 2 + len(enc))
-	sb.WriteString(n.id)
-	sb.WriteByte('#')
-	start := sb.Len()
-	sb.Write(enc[:])
-	sb.WriteByte('@')
-	sb.WriteString(n.id)
-	port = sb.String()
-	return port[start:], port, nil
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/aemp-go/dataconn/core/wire"
 )
 
-// Flow control of data-connection set-ups (see core/rendezvous_flow.go):
+// Flow control of data-connection set-ups (see core/rendezvous/rendezvous_flow.go):
 // a node announces in its greeting how many pending set-ups it holds per
 // peer (rendezvous.KeyDataConnWindow = DataConnConfig.MaxExpectPerPeer); an
 // initiator keeps at most that many in flight to it and queues the rest,

@@ -170,7 +170,7 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 			if ctx.Err() != nil {
 				r = d.ctxReason(ctx, target, timeout)
 			}
-			return nil, &DataConnError{Node: target, Reason: r, Rule: ruleOf(r, nil), Cause: oerr}, true
+			return nil, &DataConnError{Node: target, Reason: r, Rule: ctxRule(ctx), Cause: oerr}, true
 		}
 		return nil, nil, false // the connection died: take the long way
 	}
@@ -207,7 +207,7 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 	fail := func(rule error, cause error, format string, args ...any) (net.Conn, error, bool) {
 		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			r := d.ctxReason(ctx, target, timeout)
-			return nil, &DataConnError{Node: target, Reason: r, Rule: ruleOf(r, nil), Cause: cause}, true
+			return nil, &DataConnError{Node: target, Reason: r, Rule: ctxRule(ctx), Cause: cause}, true
 		}
 		if !time.Now().Before(deadline) || ctx.Err() != nil {
 			r := rendezvous.TimeoutReason(target, timeout)

@@ -1,4 +1,4 @@
-// Package transport binds the pure machines of package core to real
+// Package transport binds the pure machines under core to real
 // streams: it holds the interfaces a network adapter provides (Network,
 // SecureNetwork), the driver that runs a handshake machine over a
 // stream (Drive), the Node — the embedding API — and DataConns, which
@@ -82,7 +82,9 @@
 // new stream of that QUIC connection with a short header, no rendezvous
 // and no handshake; the target runs the init function when the header
 // arrives and answers accepted or refused (MuxNetwork, datastream.go, and
-// the quic package doc for the header and the security argument). Over
+// the quic package doc for the header and the security argument). A
+// ConnectTo that has to bring the messaging connection up first opens a
+// direct data stream on it once it is up. Over
 // TCP+TLS, between nodes of this project, data connections resume the TLS
 // session with a ticket instead of a full certificate handshake
 // (tlsresume.go).
@@ -100,4 +102,18 @@
 // testing/synctest bubble with virtual time: latencies of seconds cost
 // nothing, and the same seed gives the same network behaviour (see package
 // memnet).
+//
+// # Files
+//
+// By concern: node.go (Config, Node), endpoint.go (what every handshake
+// of a node needs, dialing one), listener.go (accepting and admitting
+// handshakes), peers.go (running the peer machine), msgconn.go (a
+// messaging connection's reader and writer), send.go (sends, dials,
+// round trips), ports.go, global.go; dataconn.go (the DataConns API),
+// dataconn_run.go (running the rendezvous machine's actions, in order,
+// with one record per connection handle and per request),
+// dataconn_accept.go (the acceptor and target side), dataconn_host.go
+// (the Node as a Host), dataconn_flow.go, datastream.go (direct data
+// streams); driver.go (Drive); tls.go (TLS config, upgrade, peer
+// verification), tls_load.go (loading PEM files), tlsresume.go.
 package transport

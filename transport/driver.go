@@ -42,11 +42,6 @@ func (r *readBufs) put(b *[]byte) {
 // DriveOptions tells Drive how to perform the parts of a handshake that
 // need the outside world.
 type DriveOptions struct {
-	// Deprecated: Clock is ignored: the machine is fed time.Now, the
-	// clock of the socket deadlines Drive derives from its deadline
-	// (under testing/synctest both are the bubble's). It goes with
-	// Config.Clock.
-	Clock Clock
 	// TLS is used when the machine asks to start TLS. Nil while the
 	// machine asks for TLS is a failure (handshake.ErrTLSFailed).
 	TLS *TLSConfig

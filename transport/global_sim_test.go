@@ -1,10 +1,11 @@
 package transport_test
 
-// memnet simulations (under testing/synctest) of mixed networks that join
-// through Config.Seeds: Go nodes in the global role (the default) and
-// scripted Perl slaves that answer as the Perl slaves of the recorded
-// transcripts do (seed_db.txt, seed_down.txt: at node-up with their seed
-// they send g_slave with their listeners and g_find of the seed).
+// memnet simulations (under testing/synctest) of networks that join
+// through Config.Seeds: Go nodes in the global role (Config.Global) and
+// scripted Perl nodes that answer as the Perl nodes of the recorded
+// transcripts do (global_sim_perl_test.go). The mixed variants of the
+// three-globals, late-seed and crash simulations are in
+// global_sim_mixed_test.go.
 
 import (
 	"context"
@@ -50,62 +51,9 @@ func goGlobal(t *testing.T, w *memnet.World, name string, listen bool, mod func(
 	return n
 }
 
-// scriptedPerlSlave is a Perl slave of the transcripts: it listens, dials
-// its seed, sends g_slave with its 'l and g_find of the seed, and records
-// the g_found answers.
-type scriptedPerlSlave struct {
-	id, addr string
-	p        *perlNode
-	mu       sync.Mutex
-	found    map[string]any
-	pc       *perlConn
-	done     <-chan error
-	expects  map[string]bool // data-connection ids announced to it
-	echoes   chan string     // answers of its snd round trips
-	errs     []error         // failures of its serving side
-}
-
-func startPerlSlave(t *testing.T, w *memnet.World, id, seed string) *scriptedPerlSlave {
-	t.Helper()
-	p := newPerlNode(t, w.Host(id), id)
-	s := &scriptedPerlSlave{id: id, p: p, addr: p.listen(id + ":1"), found: map[string]any{},
-		expects: map[string]bool{}, echoes: make(chan string, 64)}
-	stop := make(chan struct{})
-	go s.servePerl(p, stop)
-	done := goScript(id, func() {
-		pc := p.mustHandshake(p.dial(seedAddr(seed)), perlHS{role: perlDialed})
-		s.mu.Lock()
-		s.pc = pc
-		s.mu.Unlock()
-		pc.send(fmt.Sprintf(`["","g_slave",{"'l":{%q:[%q]}}]`, id, s.addr), fmt.Sprintf(`["","g_find",%q]`, seed))
-		s.serveMsgs(pc)
-	})
-	s.done = done
-	t.Cleanup(func() { close(stop); <-done })
-	return s
-}
-
-// ask sends g_find of node on the slave's connection to its seed.
-func (s *scriptedPerlSlave) ask(t *testing.T, node string) {
-	t.Helper()
-	s.mu.Lock()
-	pc := s.pc
-	s.mu.Unlock()
-	if pc == nil {
-		t.Fatalf("Perl slave %s has no connection to its seed: %v", s.id, scriptState(s.done))
-	}
-	pc.send(fmt.Sprintf(`["","g_find",%q]`, node))
-}
-
-func (s *scriptedPerlSlave) foundOf(node string) any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.found[node]
-}
-
 // checkListeners asserts that every Go node knows every other node's
 // listeners: its addresses, [] for a node without, and the Perl slaves'.
-func checkListeners(t *testing.T, nodes []*transport.Node, perls []*scriptedPerlSlave) {
+func checkListeners(t *testing.T, nodes []*transport.Node, perls []*scriptedPerl) {
 	t.Helper()
 	for _, n := range nodes {
 		for _, o := range nodes {
@@ -119,7 +67,7 @@ func checkListeners(t *testing.T, nodes []*transport.Node, perls []*scriptedPerl
 		}
 		for _, p := range perls {
 			if got, known := n.Listeners(p.id); !known || !slices.Equal(got, []string{p.addr}) {
-				t.Errorf("%s knows Perl slave %s's listeners as %v (known=%v), want [%s]", n.ID(), p.id, got, known, p.addr)
+				t.Errorf("%s knows Perl node %s's listeners as %v (known=%v), want [%s]", n.ID(), p.id, got, known, p.addr)
 			}
 		}
 	}
@@ -155,7 +103,7 @@ func TestGlobalSimSeedWithTwentySlaves(t *testing.T) {
 		w := memnet.New(41, memnet.WithDefaultLink(memnet.LinkConfig{Latency: 2 * time.Millisecond}), memnet.WithTrace(0))
 		seed := goGlobal(t, w, "S", true, nil)
 		nodes := []*transport.Node{seed}
-		var perls []*scriptedPerlSlave
+		var perls []*scriptedPerl
 		for i := range 15 {
 			time.Sleep(100 * time.Millisecond)
 			mod := func(c *transport.Config) { c.PerlCompat = i%3 == 1 }
@@ -215,13 +163,7 @@ func TestGlobalSimSeedWithTwentySlaves(t *testing.T) {
 				checkDataConnToPerl(t, a, p)
 			}
 		}
-		for _, p := range perls {
-			p.mu.Lock()
-			if len(p.errs) != 0 || len(p.expects) != 0 {
-				t.Errorf("Perl slave %s: failures %v, expectations never used %v", p.id, p.errs, p.expects)
-			}
-			p.mu.Unlock()
-		}
+		checkPerlServed(t, perls)
 		for _, n := range nodes {
 			n.Close()
 		}
@@ -230,7 +172,7 @@ func TestGlobalSimSeedWithTwentySlaves(t *testing.T) {
 
 // checkDataConnToPerl opens a data connection from a to the scripted Perl
 // slave p and reads its answer.
-func checkDataConnToPerl(t *testing.T, a *transport.Node, p *scriptedPerlSlave) {
+func checkDataConnToPerl(t *testing.T, a *transport.Node, p *scriptedPerl) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -1,12 +1,19 @@
 package transport
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/aemp-go/dataconn/core/handshake"
+	"github.com/aemp-go/dataconn/core/peer"
+	"github.com/aemp-go/dataconn/core/rendezvous"
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // Admission of incoming handshakes (Config.MaxHandshakes). A handshake is
@@ -317,4 +324,85 @@ func spoke(c net.Conn) bool {
 	}
 	unread, _ := hasUnread(c)
 	return unread
+}
+
+func (l *listener) serve(p *pendingHS) {
+	defer l.n.wg.Done()
+	defer l.finished(p) // frees its slot under MaxHandshakes (listener.go)
+	l.started(p)
+	n := l.n
+	c := p.c
+	done := func() {
+		l.mu.Lock()
+		delete(l.pending, p)
+		l.mu.Unlock()
+	}
+	if mux, ok := l.nw.(MuxNetwork); ok && !n.cfg.PerlCompat {
+		if n.peekDataStream(mux, c, done) {
+			return
+		}
+	}
+	nonce, err := n.nonce()
+	if err != nil {
+		done()
+		c.Close()
+		return
+	}
+	m, err := handshake.New(n.handshakeConfig(wire.ProtocolMessaging, nil, true, l.nw, c), nonce, time.Now())
+	if err != nil {
+		done()
+		c.Close()
+		return
+	}
+	opts := n.driveOptions(l.nw)
+	var ref rendezvous.ConnRef
+	var admitted peer.ConnID
+	opts.OnPeerGreeting = func(ctx context.Context, g wire.Greeting, protocol string) ([]wire.KV, error) {
+		l.greeted(p)
+		if protocol == wire.ProtocolMessaging {
+			// The machine admits it or refuses it (the tie-break).
+			n.mu.Lock()
+			id := n.newConnIDLocked()
+			n.mu.Unlock()
+			err := n.input(g.NodeID, func(now time.Time) error { return n.m.Greeted(now, id, g.NodeID) })
+			if err == nil {
+				admitted = id
+			}
+			return n.ticketFor(g, nil), n.publicErr(err)
+		}
+		if protocol != wire.ProtocolDataConn {
+			return nil, fmt.Errorf("aemp: unsupported protocol %q", protocol)
+		}
+		var extra []wire.KV
+		ref, extra, err = n.dc.incomingGreetingProven(ctx, g, func() { l.proven(p) })
+		return n.ticketFor(g, extra), err
+	}
+	conn, res, err := Drive(n.ctx, c, m, opts)
+	done()
+	if admitted != 0 {
+		if err == nil && res.Protocol == wire.ProtocolMessaging {
+			if aerr := n.addConn(admitted, conn, res, peer.ConnInfo{}); aerr != nil {
+				n.log.Debug("incoming messaging connection refused", "addr", l.addr, "peer", res.PeerNodeID, "err", aerr)
+			}
+			return
+		}
+		herr := err
+		if herr == nil {
+			herr = fmt.Errorf("aemp: unexpected protocol %q", res.Protocol)
+		}
+		n.input(originLocal, func(now time.Time) error { return n.m.ConnDown(now, admitted, herr) })
+	}
+	if err != nil {
+		if ref != 0 {
+			n.dc.incomingFailed(ref, err)
+		}
+		n.log.Debug("incoming handshake failed", "addr", l.addr, "remote", c.RemoteAddr(), "err", err)
+		return
+	}
+	switch res.Protocol {
+	case wire.ProtocolDataConn:
+		n.dc.incomingDone(ref, conn, res)
+	default:
+		conn.Close()
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"time"
 )
 
 // Network is what an adapter (tcp, quic, memnet) provides to a Node: a way
@@ -52,31 +51,3 @@ type ChannelBinder interface {
 type CloseWriter interface {
 	CloseWrite() error
 }
-
-// Clock is the source of time Config.Clock names.
-//
-// Deprecated: nothing but SystemClock was ever used, and a different clock
-// would break Drive, whose socket deadlines read time.Now; virtual time
-// comes from testing/synctest. Drive, DataConns and the listener read
-// time.Now already; Clock, Timer and SystemClock go once the messaging
-// code (messaging.go, node.go) does too.
-type Clock interface {
-	Now() time.Time
-	// AfterFunc calls f in its own goroutine after d.
-	AfterFunc(d time.Duration, f func()) Timer
-}
-
-// Timer is a stoppable timer returned by Clock.AfterFunc.
-type Timer interface {
-	// Stop prevents the timer from firing; it reports whether it did.
-	Stop() bool
-}
-
-// SystemClock is the Clock of the time package.
-type SystemClock struct{}
-
-// Now returns time.Now().
-func (SystemClock) Now() time.Time { return time.Now() }
-
-// AfterFunc wraps time.AfterFunc.
-func (SystemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }

@@ -3,20 +3,15 @@ package transport
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/aemp-go/dataconn/core/handshake"
 	"github.com/aemp-go/dataconn/core/peer"
-	"github.com/aemp-go/dataconn/core/rendezvous"
 	"github.com/aemp-go/dataconn/core/wire"
 )
 
@@ -38,8 +33,9 @@ var (
 	ErrClosed = errors.New("aemp: node closed")
 	// ErrNoRoute means no address is known for a node.
 	ErrNoRoute = peer.ErrNoRoute
-	// ErrWrongPeer means a dialed address answered with another node ID.
-	ErrWrongPeer = errors.New("aemp: address belongs to another node")
+	// ErrWrongPeer is peer.ErrWrongPeer: a dialed address answered with
+	// another node ID.
+	ErrWrongPeer = peer.ErrWrongPeer
 	// ErrBadPortID means a port ID is not of the form NODE#NAME.
 	ErrBadPortID = peer.ErrBadPortID
 	// ErrPeerTimeout means nothing arrived from a peer within PeerTimeout.
@@ -108,8 +104,6 @@ type Config struct {
 	MaxSendQueue int
 	// DataConn tunes data connections.
 	DataConn DataConnConfig
-	// Clock is the time source; default SystemClock.
-	Clock Clock
 	// Rand supplies nonces and ids; default crypto/rand.Reader.
 	Rand io.Reader
 	// Logger receives diagnostics; default slog.Default() with attribute
@@ -190,9 +184,6 @@ func (c *Config) setDefaults() error {
 	if c.MaxSendQueue <= 0 {
 		c.MaxSendQueue = DefaultMaxSendQueue
 	}
-	if c.Clock == nil {
-		c.Clock = SystemClock{}
-	}
 	if c.Rand == nil {
 		c.Rand = rand.Reader
 	}
@@ -272,7 +263,7 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
-		endpoint:  &endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, clock: cfg.Clock, resume: newTLSResumer(cfg.Rand)},
+		endpoint:  &endpoint{cfg: cfg, id: cfg.NodeID, log: cfg.Logger, resume: newTLSResumer(cfg.Rand)},
 		ctx:       ctx,
 		cancel:    cancel,
 		networks:  map[string]Network{},
@@ -421,234 +412,5 @@ func (n *Node) Close() error {
 	n.finish(originLocal, w, false)
 	n.dc.close()
 	n.wg.Wait()
-	return nil
-}
-
-// handshakeConfig builds the core configuration for one connection.
-func (n *endpoint) handshakeConfig(protocol string, extra []wire.KV, deferGreeting bool, nw Network, c net.Conn) handshake.Config {
-	remote := c.RemoteAddr()
-	var binding []byte
-	if b, ok := nw.(ChannelBinder); ok {
-		binding = b.ChannelBinding(c)
-	}
-	accept := []string{wire.AuthTLS, wire.AuthHMAC}
-	offer := []string{wire.AuthTLS, wire.AuthHMAC}
-	if !n.cfg.PerlCompat && !n.cfg.DisableChannelBinding {
-		// Offered first to nodes of this project; Perl nodes skip it.
-		accept = append([]string{handshake.AuthHMACCB}, accept...)
-		offer = append([]string{handshake.AuthHMACCB}, offer...)
-	}
-	if n.cfg.AllowTLSAnon {
-		accept = append(accept, wire.AuthTLSAnon)
-	}
-	if n.cfg.AllowCleartext {
-		accept = append(accept, wire.AuthCleartext)
-	}
-	kv := []wire.KV{{Key: wire.KeyProvider, Value: Provider}}
-	if !n.cfg.PerlCompat {
-		kv = append(kv, wire.KV{Key: wire.KeyGo, Value: n.goExtensions(protocol, nw, c)})
-	}
-	if remote != nil {
-		kv = append(kv, wire.KV{Key: wire.KeyPeerAddr, Value: remote.String()})
-	}
-	if !n.cfg.PerlCompat && protocol == wire.ProtocolMessaging {
-		// Our data-connection window, for peers to pace their set-ups.
-		kv = append(kv, wire.KV{Key: rendezvous.KeyDataConnWindow, Value: strconv.Itoa(n.cfg.DataConn.MaxExpectPerPeer)})
-	}
-	kv = append(kv, n.cfg.Extra...)
-	kv = append(kv, extra...)
-	return handshake.Config{
-		NodeID:         n.id,
-		Protocol:       protocol,
-		Secret:         n.cfg.Secret,
-		AcceptAuths:    accept,
-		OfferAuths:     offer,
-		AcceptFramings: n.cfg.Framings,
-		SendFramings:   n.cfg.Framings,
-		TLS:            n.cfg.TLS != nil,
-		TLSRequired:    n.cfg.TLSRequired,
-		Extra:          kv,
-		Timeout:        n.cfg.HandshakeTimeout,
-		DeferGreeting:  deferGreeting,
-		ChannelBinding: binding,
-	}
-}
-
-// nonce returns a fresh nonce line: 66 random bytes in base64, as Perl.
-func (n *endpoint) nonce() (string, error) {
-	b := make([]byte, 66)
-	if _, err := io.ReadFull(n.cfg.Rand, b); err != nil {
-		return "", fmt.Errorf("aemp: nonce: %w", err)
-	}
-	return base64.StdEncoding.EncodeToString(b), nil
-}
-
-// randomID returns an unguessable identifier of 16 random bytes.
-func (n *endpoint) randomID() (string, error) {
-	b := make([]byte, 16)
-	if _, err := io.ReadFull(n.cfg.Rand, b); err != nil {
-		return "", fmt.Errorf("aemp: id: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// driveOptions returns the options for Drive on a stream of nw.
-func (n *endpoint) driveOptions(nw Network) DriveOptions {
-	o := DriveOptions{Clock: n.clock, TLS: n.cfg.TLS, resume: n.resume, bufs: &n.bufs}
-	if s, ok := nw.(SecureNetwork); ok {
-		o.Secure = s
-	}
-	return o
-}
-
-// networkFor returns the network able to dial an announced address.
-func (n *Node) networkFor(a string) (Network, string, error) {
-	scheme, addr := SplitAddr(a)
-	n.mu.Lock()
-	nw := n.networks[scheme]
-	n.mu.Unlock()
-	if nw == nil {
-		return nil, "", fmt.Errorf("aemp: no network for scheme %q (address %q)", scheme, a)
-	}
-	return nw, addr, nil
-}
-
-// dialHandshake dials one announced address and runs the handshake with
-// the given protocol and extra keys.
-func (n *Node) dialHandshake(ctx context.Context, a, protocol string, extra []wire.KV) (net.Conn, *handshake.Result, error) {
-	nw, addr, err := n.networkFor(a)
-	if err != nil {
-		return nil, nil, err
-	}
-	return n.endpoint.dialHandshake(ctx, nw, addr, protocol, extra)
-}
-
-// endpoint holds what every handshake of a node needs: its configuration,
-// identity, clock and logger. The Node and a stand-alone DataConns share it.
-type endpoint struct {
-	cfg   Config
-	id    string
-	log   *slog.Logger
-	clock Clock
-	// resume is the TLS session resumption state (tlsresume.go).
-	resume *tlsResumer
-	// bufs are the handshakes' read buffers (driver.go).
-	bufs readBufs
-}
-
-// dialHandshake dials addr on nw and runs the handshake as the connecting
-// side with the given protocol and extra greeting keys.
-func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol string, extra []wire.KV) (net.Conn, *handshake.Result, error) {
-	hctx, cancel := context.WithTimeout(ctx, n.cfg.HandshakeTimeout)
-	defer cancel()
-	c, err := n.dialNet(hctx, nw, addr)
-	if err != nil {
-		if isDescriptorLimit(err) {
-			err = fmt.Errorf("%w: %w", ErrDescriptorLimit, err)
-		}
-		return nil, nil, err
-	}
-	nonce, err := n.nonce()
-	if err != nil {
-		c.Close()
-		return nil, nil, err
-	}
-	m, err := handshake.New(n.handshakeConfig(protocol, extra, false, nw, c), nonce, n.clock.Now())
-	if err != nil {
-		c.Close()
-		return nil, nil, err
-	}
-	return Drive(hctx, c, m, n.driveOptions(nw))
-}
-
-func (l *listener) serve(p *pendingHS) {
-	defer l.n.wg.Done()
-	// The init function of an accepted data connection runs here, on the
-	// handshake's goroutine, once its slot is free.
-	if run := l.serveHandshake(p); run != nil {
-		run()
-	}
-}
-
-// serveHandshake runs the acceptor's handshake on p; for a data
-// connection handed to an init function it returns the function's run.
-func (l *listener) serveHandshake(p *pendingHS) (initRun func()) {
-	defer l.finished(p) // frees its slot under MaxHandshakes (listener.go)
-	l.started(p)
-	n := l.n
-	c := p.c
-	done := func() {
-		l.mu.Lock()
-		delete(l.pending, p)
-		l.mu.Unlock()
-	}
-	if mux, ok := l.nw.(MuxNetwork); ok && !n.cfg.PerlCompat {
-		if n.peekDataStream(mux, c, done) {
-			return
-		}
-	}
-	nonce, err := n.nonce()
-	if err != nil {
-		done()
-		c.Close()
-		return
-	}
-	m, err := handshake.New(n.handshakeConfig(wire.ProtocolMessaging, nil, true, l.nw, c), nonce, n.clock.Now())
-	if err != nil {
-		done()
-		c.Close()
-		return
-	}
-	opts := n.driveOptions(l.nw)
-	var ref rendezvous.ConnRef
-	var admitted peer.ConnID
-	opts.OnPeerGreeting = func(ctx context.Context, g wire.Greeting, protocol string) ([]wire.KV, error) {
-		l.greeted(p)
-		if protocol == wire.ProtocolMessaging {
-			// The machine admits it or refuses it (the tie-break).
-			n.mu.Lock()
-			id := n.newConnIDLocked()
-			n.mu.Unlock()
-			err := n.input(g.NodeID, func(now time.Time) error { return n.m.Greeted(now, id, g.NodeID) })
-			if err == nil {
-				admitted = id
-			}
-			return n.ticketFor(g, nil), n.publicErr(err)
-		}
-		if protocol != wire.ProtocolDataConn {
-			return nil, fmt.Errorf("aemp: unsupported protocol %q", protocol)
-		}
-		var extra []wire.KV
-		ref, extra, err = n.dc.incomingGreetingProven(ctx, g, func() { l.proven(p) })
-		return n.ticketFor(g, extra), err
-	}
-	conn, res, err := Drive(n.ctx, c, m, opts)
-	done()
-	if admitted != 0 {
-		if err == nil && res.Protocol == wire.ProtocolMessaging {
-			if aerr := n.addConn(admitted, conn, res, peer.ConnInfo{}); aerr != nil {
-				n.log.Debug("incoming messaging connection refused", "addr", l.addr, "peer", res.PeerNodeID, "err", aerr)
-			}
-			return
-		}
-		herr := err
-		if herr == nil {
-			herr = fmt.Errorf("aemp: unexpected protocol %q", res.Protocol)
-		}
-		n.input(originLocal, func(now time.Time) error { return n.m.ConnDown(now, admitted, herr) })
-	}
-	if err != nil {
-		if ref != 0 {
-			n.dc.incomingFailed(ref, err)
-		}
-		n.log.Debug("incoming handshake failed", "addr", l.addr, "remote", c.RemoteAddr(), "err", err)
-		return
-	}
-	switch res.Protocol {
-	case wire.ProtocolDataConn:
-		return n.dc.incomingDoneRun(ref, conn, res)
-	default:
-		conn.Close()
-	}
 	return nil
 }

@@ -9,17 +9,17 @@ package transport_test
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/aemp-go/dataconn/core/wire"
-	"github.com/aemp-go/dataconn/memnet"
 	"github.com/aemp-go/dataconn/transport"
 )
 
@@ -340,62 +340,100 @@ func TestPerlSeedNobindReplay(t *testing.T) {
 	})
 }
 
+// drawRand is a Config.Rand that answers the node's 8-byte reads, its
+// backoff draws, with u (fixed, so that the schedule is known) and every
+// other read (nonces, ids) from crypto/rand.
+type drawRand struct{ u float64 }
+
+func (d drawRand) Read(b []byte) (int, error) {
+	if len(b) == 8 {
+		binary.BigEndian.PutUint64(b, uint64(d.u*(1<<53))<<11)
+		return 8, nil
+	}
+	return crand.Read(b)
+}
+
 // TestPerlSeedRetryReplay: transcripts/seed_retry.txt with our node as A,
-// started 5 s before its Perl seed S listens (memnet, virtual time): A
-// retries on Perl's schedule, reaches S within the retry bound, tells it
-// g_slave (so that a Perl seed runs its global service) and g_global, and
-// the two globals exchange their databases. Then S opens a data
-// connection to A with the listener it learnt (Perl → Go when the Go
-// node seeds to the Perl node).
+// started before its Perl seed S listens, over memnet (virtual time) and
+// real TCP on loopback. The draw of A's backoff is injected: u = 0.98 on
+// memnet (r = 1.188 s, the recording's r ≈ 1.19: attempts at 0, 2.376,
+// 7.128 s against 0, 2.377, 7.127 recorded), u = 0 on TCP (r = 0.6 s, the
+// shortest schedule, so the run costs under 4 s). S's address first
+// answers the attempts at 0 and 2r by closing the connection (the
+// recording's RSTs); then the Perl S listens there, and A's attempt at 6r
+// reaches it. A tells it g_slave (so that a Perl seed runs its global
+// service) and g_global, and the two globals exchange their databases.
+// Then S opens a data connection to A with the listener it learnt (Perl →
+// Go when the Go node seeds to the Perl node).
 func TestPerlSeedRetryReplay(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		w := memnet.New(54, memnet.WithDefaultLink(memnet.LinkConfig{Latency: time.Millisecond}), memnet.WithTrace(0))
-		a, err := transport.NewNode(transport.Config{NodeID: "A", Secret: secret, Logger: quietLogger(), Framings: []string{"json"},
-			Global: true, Seeds: []string{seedAddr("S")}})
+	onReplayNets(t, 54, func(t *testing.T, rn *replayNet) {
+		u, slack := 0.98, 20*time.Millisecond
+		if !rn.virtual() {
+			u, slack = 0, time.Second // scheduling delays of a slow machine
+		}
+		r := time.Duration(float64(600*time.Millisecond) * (1 + u))
+		// S's address, closing every connection and noting when.
+		refuser, err := rn.net("S").Listen(context.Background(), rn.bind("S"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer a.Close()
+		sBind := refuser.Addr().String()
+		sAddr := transport.FormatAddr(rn.net("S"), sBind)
+		attempts := make(chan time.Time, 2)
+		go func() {
+			for {
+				c, err := refuser.Accept()
+				if err != nil {
+					return
+				}
+				attempts <- time.Now()
+				c.Close()
+			}
+		}()
+		a, aAddr := rn.goNode(t, "A", true, func(c *transport.Config) {
+			c.Seeds = []string{sAddr}
+			c.Rand = drawRand{u}
+		})
 		calls := make(chan initCall, 2)
 		a.HandleDataConn("main::receiver", hashingInit(calls))
-		aAddr, err := a.Listen(context.Background(), w.Host("A"), "A:1")
-		if err != nil {
-			t.Fatal(err)
-		}
+		started := time.Now()
 		if err := a.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Second)
+		var at [2]time.Duration
+		for i := range at {
+			select {
+			case x := <-attempts:
+				at[i] = x.Sub(started)
+			case <-time.After(10 * 6 * r):
+				t.Fatalf("attempt %d of A never reached S's address (earlier ones at %v)", i, at[:i])
+			}
+		}
+		refuser.Close()
 		if p := a.Peers(); len(p) != 0 {
 			t.Fatalf("A is connected to %v before its seed listens", p)
 		}
-		s := newPerlNode(t, w.Host("S"), "S")
-		s.listen("S:1")
-		listening := time.Now()
+		s := rn.perl(t, "S", false)
+		s.listen(sBind)
 		script := goScript("S", func() {
 			pc := s.mustHandshake(s.nextConn(), perlHS{role: perlAccepted})
-			if d := time.Since(listening); d > globalRetryBound {
-				scriptFail("A reached S %v after S listened, want within %v", d, globalRetryBound)
+			at := append(at[:], time.Since(started))
+			for i, want := range []time.Duration{0, 2 * r, 6 * r} {
+				if at[i] < want || at[i] > want+slack {
+					scriptFail("A's attempts reached S at %v, want at 0, 2r, 6r (r = %v, slack %v)", at, r, slack)
+				}
 			}
 			pc.expectBurst(`["","g_slave"]`, `["","g_global"]`)
 			pc.send(`["","g_global"]`)
 			pc.expectBurst(`["","g_upd","'g",{"S":null},[]]`,
 				fmt.Sprintf(`["","g_set",{"'g":{"A":null,"S":null},"'l":{"A":[%q]}}]`, aAddr))
-			pc.send(fmt.Sprintf(`["","g_set",{"'g":{"S":null},"'l":{"S":[%q]}}]`, seedAddr("S")), `["","snd","S#sync"]`)
-			for {
-				if m := pc.nextMsg(); len(m) == 1 && m[0] == "sync" {
-					break
-				}
-			}
+			pc.send(fmt.Sprintf(`["","g_set",{"'g":{"S":null},"'l":{"S":[%q]}}]`, sAddr))
+			pc.sync("sync")
 			// Perl → Go with our node seeding to the Perl node: S, a
 			// global, finds A's listener in A's g_set above and opens a
 			// data connection the Perl way.
-			pc.send(`["","AnyEvent::MP::DataConn::_expect","b@S","S#p1",3,"main::receiver","hello",42]`, `["","snd","S#p2"]`)
-			for {
-				if m := pc.nextMsg(); len(m) == 1 && m[0] == "p2" {
-					break
-				}
-			}
+			pc.send(`["","AnyEvent::MP::DataConn::_expect","b@S","S#p1",3,"main::receiver","hello",42]`)
+			pc.sync("p2")
 			dc := s.mustHandshake(s.dial(aAddr), perlHS{role: perlDataDialed, dataconnID: "b@S"})
 			checkGreetingOf(dc, wire.ProtocolMessaging, "A")
 			if _, err := dc.w.Write(perlPattern(2048)); err != nil {
@@ -406,11 +444,12 @@ func TestPerlSeedRetryReplay(t *testing.T) {
 			io.Copy(io.Discard, dc.r)
 		})
 		waitScript(t, script)
+		t.Logf("A's attempts reached S at %v, then connected (r = %v)", at, r)
 		checkCall(t, nextCall(t, calls), "S", 2048, patternSum(2048), "hello", int64(42))
 		if p := a.Peers(); !slices.Equal(p, []string{"S"}) {
 			t.Errorf("A's peers are %v, want [S]", p)
 		}
-		if l, known := a.Listeners("S"); !known || !slices.Equal(l, []string{seedAddr("S")}) {
+		if l, known := a.Listeners("S"); !known || !slices.Equal(l, []string{sAddr}) {
 			t.Errorf("A knows S's listeners as %v (known=%v)", l, known)
 		}
 	})

@@ -109,9 +109,11 @@ func (n *Node) runDial(a peer.Dial) {
 	defer cancel()
 	c, res, _, err := n.dialFirst(ctx, a.Addrs, func(ctx context.Context, addr string) (net.Conn, *handshake.Result, error) {
 		c, res, err := n.dialHandshake(ctx, addr, wire.ProtocolMessaging, n.withTicket(a.Peer, nil))
-		if err == nil && res.PeerNodeID != a.Peer {
-			c.Close()
-			return nil, nil, fmt.Errorf("%w: %s answered as %q, expected %q", ErrWrongPeer, addr, res.PeerNodeID, a.Peer)
+		if err == nil {
+			if werr := peer.CheckDialed(addr, a.Peer, res.PeerNodeID); werr != nil {
+				c.Close()
+				return nil, nil, werr
+			}
 		}
 		return c, res, err
 	})
@@ -166,11 +168,11 @@ func (n *Node) ConnectAddr(ctx context.Context, addr string) (string, error) {
 	return res.PeerNodeID, nil
 }
 
-// dialStagger is the happy-eyeballs delay between dial attempts.
-const dialStagger = 250 * time.Millisecond
-
-// dialFirst dials addrs with staggered concurrent attempts and returns the
-// first success; the others are cancelled and closed.
+// dialFirst dials addrs on the happy-eyeballs schedule of a
+// wire.DialPlan (the one the rendezvous machine dials data connections
+// with): the next address a stagger after the previous one, or at once
+// when a dial fails. It returns the first success; the others are
+// cancelled and closed.
 func (n *Node) dialFirst(ctx context.Context, addrs []string, dial func(context.Context, string) (net.Conn, *handshake.Result, error)) (net.Conn, *handshake.Result, string, error) {
 	if len(addrs) == 0 {
 		return nil, nil, "", ErrNoRoute
@@ -183,52 +185,53 @@ func (n *Node) dialFirst(ctx context.Context, addrs []string, dial func(context.
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	plan := wire.NewDialPlan(addrs, wire.DefaultDialStagger)
 	results := make(chan result, len(addrs))
-	started, finished := 0, 0
-	var lastErr error
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
 	start := func() {
-		a := addrs[started]
-		started++
+		addr, ok := plan.Start(time.Now())
+		if !ok {
+			return
+		}
 		go func() {
-			c, res, err := dial(ctx, a)
-			results <- result{c, res, a, err}
+			c, res, err := dial(ctx, addr)
+			results <- result{c, res, addr, err}
 		}()
-		if started < len(addrs) {
-			timer.Reset(dialStagger)
+		if due := plan.Due(); !due.IsZero() {
+			timer.Reset(time.Until(due))
 		}
 	}
 	start()
-	for finished < started {
+	for !plan.Exhausted() {
 		select {
 		case r := <-results:
-			finished++
 			if r.err == nil {
+				plan.Ended(r.addr)
 				cancel()
 				// close later successes
 				go func(pending int) {
-					for i := 0; i < pending; i++ {
+					for range pending {
 						if r := <-results; r.c != nil {
 							r.c.Close()
 						}
 					}
-				}(started - finished)
+				}(plan.InFlight())
 				return r.c, r.res, r.addr, nil
 			}
-			lastErr = r.err
-			if started < len(addrs) {
+			plan.Failed(r.addr, r.err)
+			if plan.Remaining() {
 				timer.Stop()
 				start()
 			}
 		case <-timer.C:
-			if started < len(addrs) {
+			if plan.Remaining() {
 				start()
 			}
 		}
 	}
-	return nil, nil, "", lastErr
+	return nil, nil, "", plan.LastErr
 }
 
 // Announce sends this node's listener addresses to nodeID in the form a

@@ -20,8 +20,8 @@ var secretName = regexp.MustCompile(`(?i)^(want|data|got|expected|sum|digest)$|m
 // authMethodName matches the constants naming auth methods: public.
 var authMethodName = regexp.MustCompile(`^Auth[A-Z][A-Za-z0-9]*$`)
 
-// authSources are the files of the core machines that compute, receive or check auth
-// data.
+// authSources are the files of the core machines that compute, receive
+// or check auth data.
 var authSources = []string{"auth.go", "auth_cb.go", "auth_prepared.go", "handshake.go", "tlsbind.go"}
 
 // timingLeaks returns every comparison in f that is not constant time and

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aemp-go/dataconn/core/internal/timers"
 	"github.com/aemp-go/dataconn/core/wire"
 )
 
@@ -155,7 +156,7 @@ const (
 	stEnded                   // Done or Failed queued
 )
 
-// Handshake is the pure state machine of one side of an AEMP v1
+// Machine is the pure state machine of one side of an AEMP v1
 // handshake. It does no I/O and reads no clock: feed it events
 // (Receive, PeerClosed, TLSEstablished, TLSFailed, SendGreeting, Abort,
 // Tick) and drain its actions with Poll after each event. It is not safe
@@ -172,7 +173,7 @@ type Machine struct {
 	lineProto string // protocol named in our first line
 	l1, l2    string
 	sent      bool                    // our lines are queued
-	timers    [hsTimerKinds]time.Time // by TimerKind; zero = not armed
+	timers    timers.Table[TimerKind] // pending deadlines; empty once ended
 
 	state   hsState
 	buf     []byte // unfinished line, < MaxLineLen bytes
@@ -240,7 +241,7 @@ func New(cfg Config, nonce string, now time.Time) (*Machine, error) {
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
-	h.timers[TimerTimeout] = now.Add(timeout)
+	h.timers.Set(TimerTimeout, now.Add(timeout))
 	if !cfg.DeferGreeting {
 		if err := h.sendLines(nil); err != nil {
 			return nil, err
@@ -341,7 +342,7 @@ func (h *Machine) fail(err error) {
 	}
 	h.state = stEnded
 	h.buf = nil
-	h.timers = [hsTimerKinds]time.Time{}
+	h.timers.Clear()
 	// Requests the caller has not seen yet are moot now; queued writes
 	// stay (they are harmless and keep the byte order simple).
 	h.actions = slices.DeleteFunc(h.actions, func(a Action) bool {
@@ -357,14 +358,12 @@ func (h *Machine) fail(err error) {
 // expired fires the timers due at now and reports whether the machine
 // has ended (then the input that called it is ignored).
 func (h *Machine) expired(now time.Time) bool {
-	for k := range h.timers {
-		if h.state == stEnded {
+	for h.state != stEnded {
+		e, ok := h.timers.Due(now)
+		if !ok {
 			break
 		}
-		if at := h.timers[k]; !at.IsZero() && !now.Before(at) {
-			h.timers[k] = time.Time{}
-			h.fire(TimerKind(k))
-		}
+		h.fire(e.Key)
 	}
 	return h.state == stEnded
 }
@@ -676,7 +675,7 @@ func (h *Machine) onAuth(line string, rest []byte) {
 	}
 	h.state = stEnded
 	h.buf = nil
-	h.timers = [hsTimerKinds]time.Time{}
+	h.timers.Clear()
 	h.actions = append(h.actions, Done{Result: res})
 }
 
@@ -804,7 +803,6 @@ const (
 	// TimerTimeout: the whole handshake's Timeout, armed by
 	// New; it fails the machine with ErrTimeout.
 	TimerTimeout TimerKind = iota
-	hsTimerKinds
 )
 
 // String returns the kind's name.
@@ -825,24 +823,16 @@ type Timer struct {
 // machine has ended.
 func (h *Machine) Timers() []Timer {
 	var out []Timer
-	for k, at := range h.timers {
-		if !at.IsZero() {
-			out = append(out, Timer{Kind: TimerKind(k), At: at})
-		}
+	for _, e := range h.timers.Pending() {
+		out = append(out, Timer{Kind: e.Key, At: e.At})
 	}
-	slices.SortStableFunc(out, func(a, b Timer) int { return a.At.Compare(b.At) })
 	return out
 }
 
 // Deadline returns when Tick must be called next: the minimum over the
 // timer table; zero once the machine has ended (Done or Failed queued).
 func (h *Machine) Deadline() time.Time {
-	var d time.Time
-	for _, at := range h.timers {
-		if !at.IsZero() && (d.IsZero() || at.Before(d)) {
-			d = at
-		}
-	}
+	d, _ := h.timers.Deadline()
 	return d
 }
 

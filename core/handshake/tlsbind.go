@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/aemp-go/dataconn/core/wire"
 )
@@ -127,7 +126,7 @@ func (h *Machine) finishBound(info TLSInfo) {
 	}
 	h.state = stEnded
 	h.buf = nil
-	h.timers = [hsTimerKinds]time.Time{}
+	h.timers.Clear()
 	h.actions = append(h.actions, Done{Result: &Result{
 		Protocol:    h.proto,
 		Peer:        h.peer,

@@ -232,8 +232,8 @@
 // monitors), global.go (the database and the global role),
 // globalmsg.go (the global protocol's messages, the limits), rmon.go
 // (remote port monitors), seeds.go (seeding and the redial of 'g),
-// timers.go (the timer table), actions.go, errors.go (the rules, one
-// sentinel each).
+// timers.go (its timer kinds, on the table of core/internal/timers),
+// actions.go, errors.go (the rules, one sentinel each).
 //
 // The tests are data-driven scripts in testdata (see
 // internal/script): each command to the machine is followed by the

@@ -29,6 +29,10 @@ var (
 	ErrWriteStalled = errors.New("peer: writes stalled")
 	// ErrNoRoute: no address is known for a node that must be dialed.
 	ErrNoRoute = errors.New("peer: no listeners found")
+	// ErrWrongPeer: a dialed address authenticated as another node than
+	// the one dialed (CheckDialed); the dialer goes on with the node's
+	// next address.
+	ErrWrongPeer = errors.New("peer: dialed address answered as another node")
 	// ErrConnectTimeout: no connection came up within the connect
 	// window (2 × HandshakeTimeout) after a send needed one.
 	ErrConnectTimeout = errors.New("peer: connect timeout")
@@ -111,6 +115,16 @@ func (e *QueueFullError) Error() string {
 func (e *QueueFullError) Unwrap() error { return ErrQueueFull }
 
 // wrapf returns an error wrapping rule with a formatted context.
+// CheckDialed is the rule for the handshake of a Dial of node want to
+// addr that authenticated as got: nil when got is want, else an error
+// wrapping ErrWrongPeer (the connection is not reported to the machine).
+func CheckDialed(addr, want, got string) error {
+	if got == want {
+		return nil
+	}
+	return wrapf(ErrWrongPeer, "%s answered as %q, expected %q", addr, got, want)
+}
+
 func wrapf(rule error, format string, args ...any) error {
 	return fmt.Errorf("%w: %s", rule, fmt.Sprintf(format, args...))
 }

@@ -238,7 +238,7 @@ func New(cfg Config) (*Machine, error) {
 		funcs:    map[string]bool{},
 		monitors: map[MonitorID]monRef{},
 		allMons:  map[MonitorID]bool{},
-		timers:   timerTable{byKey: map[timerKey]*timerEntry{}},
+		timers:   newTimerTable(),
 		g:        newGlobalState(cfg.NodeID),
 	}
 	for i, a := range cfg.Seeds {
@@ -410,7 +410,7 @@ func (m *Machine) Close(now time.Time, err error) {
 		p.pending, p.dialing, p.awaiting, p.inbound = nil, false, false, 0
 	}
 	clear(m.inbound)
-	m.timers.reset()
+	m.timers.Clear()
 	m.closed = true
 }
 

@@ -76,7 +76,7 @@ func (m *Machine) Drawn(now time.Time, kind DrawKind, u float64) error {
 		m.seedRetry.drawOwed = false
 		m.seedRetry.base = time.Duration(float64(seedBase) * (1 + u))
 		m.seedRetry.next = 2 * m.seedRetry.base
-		if m.seedsMissing() && !m.timers.has(timerKey{TimerSeedRetry, 0, ""}) {
+		if m.seedsMissing() && !m.timers.Has(timerKey{TimerSeedRetry, 0, ""}) {
 			m.setTimer(TimerSeedRetry, 0, "", now.Add(m.seedRetry.next))
 		}
 	case DrawGlobal:
@@ -86,7 +86,7 @@ func (m *Machine) Drawn(now time.Time, kind DrawKind, u float64) error {
 		m.globalRetry.drawOwed = false
 		m.globalRetry.base = time.Duration(float64(globalBase) * (1 + u))
 		m.globalRetry.next = 2 * m.globalRetry.base
-		if len(m.globalsMissing(true)) > 0 && !m.timers.has(timerKey{TimerGlobalRedial, 0, ""}) {
+		if len(m.globalsMissing(true)) > 0 && !m.timers.Has(timerKey{TimerGlobalRedial, 0, ""}) {
 			m.setTimer(TimerGlobalRedial, 0, "", now.Add(m.globalRetry.next))
 		}
 	}
@@ -178,7 +178,7 @@ func (m *Machine) seedLost(now time.Time) {
 	if !m.started {
 		return
 	}
-	if !m.timers.has(timerKey{TimerSeedRetry, 0, ""}) {
+	if !m.timers.Has(timerKey{TimerSeedRetry, 0, ""}) {
 		m.dialSeeds(now)
 	}
 	m.owe(&m.seedRetry, DrawSeed)

@@ -102,7 +102,7 @@ func (m *Machine) startDial(now time.Time, p *peerState) {
 	p.dialing = true
 	p.attempt++
 	p.dialErr = nil
-	if !m.timers.has(timerKey{TimerConnect, 0, p.id}) {
+	if !m.timers.Has(timerKey{TimerConnect, 0, p.id}) {
 		m.setTimer(TimerConnect, 0, p.id, now.Add(2*m.cfg.HandshakeTimeout))
 	}
 	m.emit(Dial{Peer: p.id, Addrs: m.ordered(addrs), Attempt: p.attempt})

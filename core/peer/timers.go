@@ -1,10 +1,10 @@
 package peer
 
 import (
-	"container/heap"
 	"fmt"
-	"slices"
 	"time"
+
+	"github.com/aemp-go/dataconn/core/internal/timers"
 )
 
 // TimerKind names one kind of deadline the machine keeps. Every pending
@@ -72,78 +72,26 @@ type timerKey struct {
 	peer string
 }
 
-// timerTable is the table of pending deadlines: one entry per key, kept
-// in an indexed min-heap (by time, then kind, connection, peer) so that
-// Deadline is O(1) and arming, stopping and firing are O(log n).
-type timerTable struct {
-	byKey map[timerKey]*timerEntry
-	heap  []*timerEntry
+// timerTable is the table of pending deadlines: one entry per key, timers
+// due at the same instant ordered by kind, connection, peer.
+type timerTable = timers.Table[timerKey]
+
+func newTimerTable() timerTable {
+	return timers.New(timers.MapIndex[timerKey]{}, func(a, b timerKey) int {
+		return compareTimers(Timer{Kind: a.kind, Conn: a.conn, Peer: a.peer}, Timer{Kind: b.kind, Conn: b.conn, Peer: b.peer})
+	})
 }
 
-type timerEntry struct {
-	key timerKey
-	at  time.Time
-	idx int
-}
-
-func (e *timerEntry) timer() Timer {
-	return Timer{Kind: e.key.kind, Conn: e.key.conn, Peer: e.key.peer, At: e.at}
-}
-
-func (h *timerTable) Len() int { return len(h.heap) }
-func (h *timerTable) Less(i, j int) bool {
-	return compareTimers(h.heap[i].timer(), h.heap[j].timer()) < 0
-}
-func (h *timerTable) Swap(i, j int) {
-	h.heap[i], h.heap[j] = h.heap[j], h.heap[i]
-	h.heap[i].idx, h.heap[j].idx = i, j
-}
-func (h *timerTable) Push(x any) {
-	e := x.(*timerEntry)
-	e.idx = len(h.heap)
-	h.heap = append(h.heap, e)
-}
-func (h *timerTable) Pop() any {
-	n := len(h.heap) - 1
-	e := h.heap[n]
-	h.heap[n] = nil
-	h.heap = h.heap[:n]
-	e.idx = -1
-	return e
-}
-
-func (h *timerTable) set(k timerKey, at time.Time) {
-	if e := h.byKey[k]; e != nil {
-		e.at = at
-		heap.Fix(h, e.idx)
-		return
-	}
-	e := &timerEntry{key: k, at: at}
-	h.byKey[k] = e
-	heap.Push(h, e)
-}
-
-func (h *timerTable) stop(k timerKey) {
-	if e := h.byKey[k]; e != nil {
-		delete(h.byKey, k)
-		heap.Remove(h, e.idx)
-	}
-}
-
-func (h *timerTable) has(k timerKey) bool { return h.byKey[k] != nil }
-
-func (h *timerTable) reset() {
-	clear(h.byKey)
-	clear(h.heap)
-	h.heap = h.heap[:0]
+func timerOf(e timers.Entry[timerKey]) Timer {
+	return Timer{Kind: e.Key.kind, Conn: e.Key.conn, Peer: e.Key.peer, At: e.At}
 }
 
 func (m *Machine) setTimer(kind TimerKind, c ConnID, peer string, at time.Time) {
-	m.timers.set(timerKey{kind, c, peer}, at)
+	m.timers.Set(timerKey{kind, c, peer}, at)
 }
 
 func (m *Machine) stopTimer(kind TimerKind, c ConnID, peer string) {
-	m.timers.stop(timerKey{kind, c, peer})
+	m.timers.Stop(timerKey{kind, c, peer})
 }
 
 func (m *Machine) stopConnTimers(c *conn) {
@@ -155,11 +103,11 @@ func (m *Machine) stopConnTimers(c *conn) {
 // Timers lists the pending deadlines, earliest first (ties by kind, then
 // connection, then peer).
 func (m *Machine) Timers() []Timer {
-	out := make([]Timer, 0, len(m.timers.heap))
-	for _, e := range m.timers.heap {
-		out = append(out, e.timer())
+	es := m.timers.Pending()
+	out := make([]Timer, len(es))
+	for i, e := range es {
+		out[i] = timerOf(e)
 	}
-	slices.SortFunc(out, compareTimers)
 	return out
 }
 
@@ -188,10 +136,7 @@ func compareTimers(a, b Timer) int {
 // Deadline returns the earliest pending deadline, when Tick is due next;
 // ok is false when nothing is pending.
 func (m *Machine) Deadline() (at time.Time, ok bool) {
-	if len(m.timers.heap) == 0 {
-		return time.Time{}, false
-	}
-	return m.timers.heap[0].at, true
+	return m.timers.Deadline()
 }
 
 // Tick tells the machine that time is now: every deadline at or before
@@ -203,10 +148,8 @@ func (m *Machine) Tick(now time.Time) {
 	// Each firing may change the table (re-arm, stop, add); take the
 	// earliest due entry until none is left. A firing re-arms only into
 	// the future, so this ends.
-	for len(m.timers.heap) > 0 && !m.timers.heap[0].at.After(now) {
-		t := m.timers.heap[0].timer()
-		m.stopTimer(t.Kind, t.Conn, t.Peer)
-		m.fire(now, t)
+	for e, ok := m.timers.Due(now); ok; e, ok = m.timers.Due(now) {
+		m.fire(now, timerOf(e))
 	}
 }
 

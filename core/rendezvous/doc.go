@@ -33,15 +33,16 @@
 // reason from the target is read in one place: ClassifyKillReason, with a
 // table of the known texts; any other text is a plain remote kill
 // (ErrKilled). The defaults of Config (DefaultEarlyHold,
-// DefaultDialStagger, ...) are defined here once.
+// DefaultMaxExpectPerPeer, ...) are defined here once.
 //
 // # Files
 //
 // rendezvous.go (initiator, target, acceptor), rendezvous_flow.go
-// (windows and queues of set-ups), rendezvous_timers.go (the timer
-// table), rendezvous_types.go (Config, defaults, actions, rules, *Error),
-// reason.go (ClassifyKillReason), dialplan.go (DialPlan, the
-// happy-eyeballs schedule of dials to a list of addresses).
+// (windows and queues of set-ups), rendezvous_timers.go (its timer kinds
+// and index, on the table of core/internal/timers), rendezvous_types.go
+// (Config, defaults, actions, rules, *Error), reason.go
+// (ClassifyKillReason). Dials follow wire.DialPlan, the happy-eyeballs
+// schedule of dials to a list of addresses.
 //
 // # Scripts
 //

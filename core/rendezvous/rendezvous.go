@@ -5,12 +5,13 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aemp-go/dataconn/core/wire"
 )
 
-// Rendezvous is the pure state machine that pairs data connections
+// Machine is the pure rendezvous machine that pairs data connections
 // (aemp-dataconn) with the requests that asked for them, on both sides:
 //
 //   - initiator: Connect sends _expect to the target, then dials the
@@ -29,6 +30,7 @@ type Machine struct {
 	cfg     Config
 	seq     uint64
 	timers  rvTimerTable
+	inits   map[string]bool // registered init functions (RequireInit)
 	actions []Action
 	head    int
 
@@ -121,16 +123,16 @@ type rvHeld struct {
 }
 
 // rvDialPlan dials a list of addresses for a data connection id,
-// authenticating as node (DialPlan; its stagger is TimerDialStagger).
+// authenticating as node (wire.DialPlan; its stagger is TimerDialStagger).
 type rvDialPlan struct {
 	id, node string
-	*DialPlan
+	*wire.DialPlan
 }
 
 // New returns an empty machine.
 func New(cfg Config) *Machine {
 	return &Machine{
-		cfg:         cfg.normalized(),
+		cfg:         cfg.WithDefaults(),
 		out:         make(map[string]*rvOut),
 		exps:        make(map[string]*rvExp),
 		expPerPeer:  make(map[string]int),
@@ -143,6 +145,7 @@ func New(cfg Config) *Machine {
 		targets:       make(map[string]*rvTargetQ),
 		waits:         make(map[string]*rvWaitQ),
 		waitIDs:       make(map[string]*rvExp),
+		timers:        newTimerTable(),
 	}
 }
 
@@ -198,7 +201,7 @@ func (r *Machine) Connect(now time.Time, req ConnectRequest) {
 	tAddrs := rvDedupe(req.TargetAddrs)
 	sAddrs := rvDedupe(req.SelfAddrs)
 	if len(tAddrs) == 0 && len(sAddrs) == 0 {
-		fail(ErrNoListeners, req.Target+": no listeners found")
+		fail(ErrNoListeners, noListenersText(req.Target))
 		return
 	}
 	if req.Timeout <= 0 {
@@ -224,7 +227,7 @@ func (r *Machine) Connect(now time.Time, req ConnectRequest) {
 	if !req.Start.IsZero() && req.Start.Before(now) {
 		start = req.Start
 	}
-	r.timers.set(idTimer(TimerConnect, req.ID), start.Add(min(req.Timeout, MaxTimeout)))
+	r.timers.Set(idTimer(TimerConnect, req.ID), start.Add(min(req.Timeout, MaxTimeout)))
 	if !tq.hasRoom() {
 		// The target holds no more pending set-ups from us: wait for a
 		// slot. Nothing is sent, so nothing runs remotely if the wait
@@ -261,6 +264,15 @@ func (r *Machine) connectExpired(o *rvOut) {
 	text := rvTimeoutText(o.req.Target, o.req.Timeout)
 	r.emit(Fail{ID: o.req.ID, Reason: wire.DataConnReason("%s", text), Err: rvErr(ErrTimeout, o.req.Target, text)})
 }
+
+// NoListenersReason is the kill reason of a set-up to target when no
+// listener address is known for either node (nor a route to target), as
+// Perl words it: "TARGET: no listeners found". Its rule is ErrNoListeners.
+func NoListenersReason(target string) *wire.KillReason {
+	return wire.DataConnReason("%s", noListenersText(target))
+}
+
+func noListenersText(target string) string { return target + ": no listeners found" }
 
 // TimeoutReason is the kill reason of a set-up to target that did not
 // succeed within d, as Perl words it: "TARGET: unable to establish
@@ -312,8 +324,8 @@ func (r *Machine) unfast(o *rvOut) {
 
 // finishOut forgets o; held duplicates of its dial-back are refused.
 func (r *Machine) finishOut(o *rvOut, rule error) {
-	r.timers.stop(idTimer(TimerConnect, o.req.ID))
-	r.timers.stop(idTimer(TimerDialStagger, o.req.ID))
+	r.timers.Stop(idTimer(TimerConnect, o.req.ID))
+	r.timers.Stop(idTimer(TimerDialStagger, o.req.ID))
 	if o.backMatched {
 		delete(r.admitted, o.backRef)
 	}
@@ -355,7 +367,7 @@ func (r *Machine) checkOutExhausted(o *rvOut) {
 		// dial again, still within the timeout.
 		o.retried = true
 		r.unfast(o)
-		r.timers.stop(idTimer(TimerDialStagger, o.req.ID))
+		r.timers.Stop(idTimer(TimerDialStagger, o.req.ID))
 		o.plan = nil
 		o.phase = rvPhaseRoundTrip
 		r.emit(RoundTrip{ID: o.req.ID, To: o.req.Target})
@@ -472,6 +484,12 @@ func (r *Machine) Expect(now time.Time, from string, m wire.NodeMsgExpect) {
 		r.sendKill(from, portName, text)
 	}
 	switch {
+	case r.cfg.RequireInit && !r.inits[m.InitFunc]:
+		// Only a port of the sender is killed.
+		if i := strings.LastIndexByte(m.Port, '#'); i > 0 && m.Port[:i] == from && m.Port[i+1:] != "" {
+			r.sendKill(from, m.Port[i+1:], r.cfg.Self+": no init function "+strconv.Quote(m.InitFunc))
+		}
+		return
 	case m.ID == "":
 		refuse(r.cfg.Self + ": empty data connection id from " + from)
 		return
@@ -492,7 +510,7 @@ func (r *Machine) Expect(now time.Time, from string, m wire.NodeMsgExpect) {
 		initFunc: m.InitFunc,
 		initData: slices.Clone(m.InitData),
 	}
-	r.timers.set(idTimer(TimerExpect, e.id), now.Add(rvClampSeconds(m.Timeout)))
+	r.timers.Set(idTimer(TimerExpect, e.id), now.Add(rvClampSeconds(m.Timeout)))
 	if r.expPerPeer[from] >= r.cfg.MaxExpectPerPeer || r.waits[from] != nil {
 		// Flow control: the expectation waits (within its timeout) for
 		// one of from's pending ones to settle, in arrival order.
@@ -502,12 +520,21 @@ func (r *Machine) Expect(now time.Time, from string, m wire.NodeMsgExpect) {
 	r.recordExp(e)
 }
 
+// RegisterInit records that the init function name exists on this node
+// (see Config.RequireInit).
+func (r *Machine) RegisterInit(name string) {
+	if r.inits == nil {
+		r.inits = make(map[string]bool)
+	}
+	r.inits[name] = true
+}
+
 // expectExpired runs when the timer of the recorded expectation e falls
 // due (TimerExpect): a claimed one lives on for ClaimGrace, once.
 func (r *Machine) expectExpired(now time.Time, e *rvExp) {
 	if e.claimed && !e.expired {
 		e.expired = true
-		r.timers.set(idTimer(TimerExpect, e.id), now.Add(r.cfg.ClaimGrace))
+		r.timers.Set(idTimer(TimerExpect, e.id), now.Add(r.cfg.ClaimGrace))
 		return
 	}
 	r.expireExp(e)
@@ -539,8 +566,8 @@ func (r *Machine) sendKill(to, portName, text string) {
 
 // finishExp forgets e; held duplicates for it are refused with rule.
 func (r *Machine) finishExp(e *rvExp, rule error) {
-	r.timers.stop(idTimer(TimerExpect, e.id))
-	r.timers.stop(idTimer(TimerDialStagger, e.id))
+	r.timers.Stop(idTimer(TimerExpect, e.id))
+	r.timers.Stop(idTimer(TimerDialStagger, e.id))
 	if e.claimed {
 		delete(r.admitted, e.claimRef)
 	}
@@ -662,11 +689,11 @@ func (r *Machine) holdOrRefuse(now time.Time, ref ConnRef, id, peer string, hasG
 	r.held[ref] = h
 	r.heldByID[id] = append(r.heldByID[id], h)
 	r.heldPerPeer[peer]++
-	r.timers.set(holdTimer(ref), now.Add(r.cfg.EarlyHold))
+	r.timers.Set(holdTimer(ref), now.Add(r.cfg.EarlyHold))
 }
 
 func (r *Machine) unhold(h *rvHeld) {
-	r.timers.stop(holdTimer(h.ref))
+	r.timers.Stop(holdTimer(h.ref))
 	delete(r.held, h.ref)
 	list := r.heldByID[h.id]
 	if i := slices.Index(list, h); i >= 0 {
@@ -819,7 +846,7 @@ func (r *Machine) PeerDown(now time.Time, node string, err error) {
 // ---- dial plans ----
 
 func (r *Machine) newPlan(id, node string, addrs []string) *rvDialPlan {
-	return &rvDialPlan{id: id, node: node, DialPlan: NewDialPlan(addrs, r.cfg.DialStagger)}
+	return &rvDialPlan{id: id, node: node, DialPlan: wire.NewDialPlan(addrs, r.cfg.DialStagger)}
 }
 
 // planStart starts the next dial, and arms the stagger timer for the one
@@ -830,9 +857,9 @@ func (r *Machine) planStart(now time.Time, p *rvDialPlan) {
 		r.emit(Dial{ID: p.id, Addr: addr, Node: p.node})
 	}
 	if due := p.Due(); !due.IsZero() {
-		r.timers.set(idTimer(TimerDialStagger, p.id), due)
+		r.timers.Set(idTimer(TimerDialStagger, p.id), due)
 	} else {
-		r.timers.stop(idTimer(TimerDialStagger, p.id))
+		r.timers.Stop(idTimer(TimerDialStagger, p.id))
 	}
 }
 

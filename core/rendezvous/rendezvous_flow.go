@@ -115,10 +115,10 @@ func (r *Machine) releaseOut(o *rvOut) {
 		if n == nil {
 			break
 		}
-		if at, _ := r.timers.at(idTimer(TimerConnect, n.req.ID)); !at.After(r.now) {
+		if at, _ := r.timers.At(idTimer(TimerConnect, n.req.ID)); !at.After(r.now) {
 			// Its deadline is now (timers due at the same instant fire
 			// one by one): it fails without starting.
-			r.timers.stop(idTimer(TimerConnect, n.req.ID))
+			r.timers.Stop(idTimer(TimerConnect, n.req.ID))
 			delete(r.out, n.req.ID)
 			n.phase = rvPhaseDone
 			text := rvTimeoutText(n.req.Target, n.req.Timeout)

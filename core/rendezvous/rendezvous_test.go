@@ -586,3 +586,33 @@ func TestRvPerlCompat(t *testing.T) {
 	rvExpectTo(t, r, Deliver{ID: "c1", Ref: 3})
 	rvAssertIdle(t, r)
 }
+
+// With RequireInit, an expectation for an init function that is not
+// registered is refused at once: the sender's port is killed with the
+// reason ClassifyKillReason reads as ErrNoInitFunc, nothing is recorded,
+// and a port of another node is not killed. A registered one is recorded.
+func TestRvExpectUnknownInitFunc(t *testing.T) {
+	r := New(Config{Self: "A", RequireInit: true})
+	r.RegisterInit("main::known")
+	r.Expect(rvT0, "B", wire.NodeMsgExpect{ID: "x1", Port: "B#p1", Timeout: 5, InitFunc: "main::nope"})
+	rvExpectTo(t, r, rvKill("B", "p1", `A: no init function "main::nope"`))
+	if got := ClassifyKillReason(wire.DataConnReason("%s", `A: no init function "main::nope"`)); got != ErrNoInitFunc {
+		t.Fatalf("the refusal reads as %v, want ErrNoInitFunc", got)
+	}
+	rvAssertIdle(t, r)
+	r.Expect(rvT0, "B", wire.NodeMsgExpect{ID: "x2", Port: "C#p2", Timeout: 5, InitFunc: "main::nope"})
+	rvExpectTo(t, r) // C's port: not B's to have killed
+	rvAssertIdle(t, r)
+	r.Expect(rvT0, "B", wire.NodeMsgExpect{ID: "x3", Port: "B#p3", Timeout: 5, InitFunc: "main::known"})
+	rvExpectTo(t, r)
+	if _, e, _ := r.Counts(); e != 1 {
+		t.Fatalf("expectations = %d, want the registered one", e)
+	}
+	// Without RequireInit (the default) any init function is expected.
+	r = newTestRv()
+	r.Expect(rvT0, "B", wire.NodeMsgExpect{ID: "x1", Port: "B#p1", Timeout: 5, InitFunc: "main::nope"})
+	rvExpectTo(t, r)
+	if _, e, _ := r.Counts(); e != 1 {
+		t.Fatalf("expectations = %d without RequireInit", e)
+	}
+}

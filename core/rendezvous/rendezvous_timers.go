@@ -1,10 +1,9 @@
 package rendezvous
 
 import (
-	"cmp"
-	"container/heap"
-	"slices"
 	"time"
+
+	"github.com/aemp-go/dataconn/core/internal/timers"
 )
 
 // TimerKind names one kind of deadline the rendezvous machine keeps.
@@ -63,115 +62,58 @@ type rvTimerKey struct {
 	ref  ConnRef
 }
 
-// rvTimerTable holds the pending deadlines, one entry per key, in an
-// indexed min-heap ordered by (at, seq): timers due at the same instant
-// fire in the order they were (re)armed, so Tick is deterministic, and a
-// stopped timer is removed at once.
-type rvTimerTable struct {
-	// byID holds the timers keyed by id, one map per kind (a string key
-	// is smaller than the whole rvTimerKey: a burst queues many
-	// set-ups, each with its connect timer); byRef the early-hold timers.
+// rvTimerTable holds the pending deadlines, one entry per key; timers
+// due at the same instant fire in the order they were (re)armed, so Tick
+// is deterministic, and a stopped timer is removed at once.
+type rvTimerTable = timers.Table[rvTimerKey]
+
+func newTimerTable() rvTimerTable { return timers.New[rvTimerKey](&rvTimerIndex{}, nil) }
+
+type rvTimerEntry = timers.Entry[rvTimerKey]
+
+// rvTimerIndex finds the entry of a key: byID holds the timers keyed by
+// id, one map per kind (a string key is smaller than the whole
+// rvTimerKey: a burst queues many set-ups, each with its connect timer);
+// byRef the early-hold timers.
+type rvTimerIndex struct {
 	byID  [len(rvTimerNames)]map[string]*rvTimerEntry
 	byRef map[ConnRef]*rvTimerEntry
-	heap  []*rvTimerEntry
-	seq   uint64
 }
 
-// lookup returns the entry of k, or nil.
-func (h *rvTimerTable) lookup(k rvTimerKey) *rvTimerEntry {
+// Get returns the entry of k, or nil.
+func (x *rvTimerIndex) Get(k rvTimerKey) *rvTimerEntry {
 	if k.kind == TimerEarlyHold {
-		return h.byRef[k.ref]
+		return x.byRef[k.ref]
 	}
-	return h.byID[k.kind][k.id]
+	return x.byID[k.kind][k.id]
 }
 
-func (h *rvTimerTable) store(k rvTimerKey, e *rvTimerEntry) {
+// Put records e as the entry of k.
+func (x *rvTimerIndex) Put(k rvTimerKey, e *rvTimerEntry) {
 	if k.kind == TimerEarlyHold {
-		if h.byRef == nil {
-			h.byRef = make(map[ConnRef]*rvTimerEntry)
+		if x.byRef == nil {
+			x.byRef = make(map[ConnRef]*rvTimerEntry)
 		}
-		h.byRef[k.ref] = e
+		x.byRef[k.ref] = e
 		return
 	}
-	if h.byID[k.kind] == nil {
-		h.byID[k.kind] = make(map[string]*rvTimerEntry)
+	if x.byID[k.kind] == nil {
+		x.byID[k.kind] = make(map[string]*rvTimerEntry)
 	}
-	h.byID[k.kind][k.id] = e
+	x.byID[k.kind][k.id] = e
 }
 
-func (h *rvTimerTable) forget(k rvTimerKey) {
+// Delete forgets k.
+func (x *rvTimerIndex) Delete(k rvTimerKey) {
 	if k.kind == TimerEarlyHold {
-		delete(h.byRef, k.ref)
+		delete(x.byRef, k.ref)
 		return
 	}
-	delete(h.byID[k.kind], k.id)
+	delete(x.byID[k.kind], k.id)
 }
 
-type rvTimerEntry struct {
-	key rvTimerKey
-	at  time.Time
-	seq uint64
-	idx int
-}
-
-func (h *rvTimerTable) Len() int { return len(h.heap) }
-
-func (h *rvTimerTable) Less(i, j int) bool {
-	a, b := h.heap[i], h.heap[j]
-	if !a.at.Equal(b.at) {
-		return a.at.Before(b.at)
-	}
-	return a.seq < b.seq
-}
-
-func (h *rvTimerTable) Swap(i, j int) {
-	h.heap[i], h.heap[j] = h.heap[j], h.heap[i]
-	h.heap[i].idx, h.heap[j].idx = i, j
-}
-
-func (h *rvTimerTable) Push(x any) {
-	e := x.(*rvTimerEntry)
-	e.idx = len(h.heap)
-	h.heap = append(h.heap, e)
-}
-
-func (h *rvTimerTable) Pop() any {
-	n := len(h.heap) - 1
-	e := h.heap[n]
-	h.heap[n] = nil
-	h.heap = h.heap[:n]
-	e.idx = -1
-	return e
-}
-
-// set (re)arms the timer k to fall due at at.
-func (h *rvTimerTable) set(k rvTimerKey, at time.Time) {
-	h.seq++
-	if e := h.lookup(k); e != nil {
-		e.at, e.seq = at, h.seq
-		heap.Fix(h, e.idx)
-		return
-	}
-	e := &rvTimerEntry{key: k, at: at, seq: h.seq}
-	h.store(k, e)
-	heap.Push(h, e)
-}
-
-// stop disarms k; an idle timer is fine.
-func (h *rvTimerTable) stop(k rvTimerKey) {
-	if e := h.lookup(k); e != nil {
-		h.forget(k)
-		heap.Remove(h, e.idx)
-	}
-}
-
-// at returns when k falls due; ok is false when it is not armed.
-func (h *rvTimerTable) at(k rvTimerKey) (time.Time, bool) {
-	if e := h.lookup(k); e != nil {
-		return e.at, true
-	}
-	return time.Time{}, false
-}
+// Clear forgets every key.
+func (x *rvTimerIndex) Clear() { *x = rvTimerIndex{} }
 
 func idTimer(kind TimerKind, id string) rvTimerKey { return rvTimerKey{kind: kind, id: id} }
 
@@ -179,16 +121,10 @@ func holdTimer(ref ConnRef) rvTimerKey { return rvTimerKey{kind: TimerEarlyHold,
 
 // Timers lists the pending deadlines in the order Tick would fire them.
 func (r *Machine) Timers() []Timer {
-	es := slices.Clone(r.timers.heap)
-	slices.SortFunc(es, func(a, b *rvTimerEntry) int {
-		if c := a.at.Compare(b.at); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.seq, b.seq)
-	})
+	es := r.timers.Pending()
 	out := make([]Timer, len(es))
 	for i, e := range es {
-		out[i] = Timer{Kind: e.key.kind, ID: e.key.id, Ref: e.key.ref, At: e.at}
+		out[i] = Timer{Kind: e.Key.kind, ID: e.Key.id, Ref: e.Key.ref, At: e.At}
 	}
 	return out
 }
@@ -199,13 +135,12 @@ func (r *Machine) Tick(now time.Time) {
 	// Every timer fired either disappears or is re-armed strictly after
 	// now (DialStagger, ClaimGrace > 0), so this loop ends; the bound is
 	// a second guard.
-	for budget := 4*len(r.timers.heap) + 16; budget > 0 && len(r.timers.heap) > 0; budget-- {
-		e := r.timers.heap[0]
-		if e.at.After(now) {
+	for budget := 4*r.timers.Len() + 16; budget > 0; budget-- {
+		e, ok := r.timers.Due(now)
+		if !ok {
 			return
 		}
-		r.timers.stop(e.key)
-		r.fire(now, e.key)
+		r.fire(now, e.Key)
 	}
 }
 
@@ -249,8 +184,6 @@ func (r *Machine) planOf(id string) *rvDialPlan {
 // Deadline returns the next time Tick is needed: the minimum over the
 // timer table, the zero time when no timer is pending.
 func (r *Machine) Deadline() time.Time {
-	if len(r.timers.heap) == 0 {
-		return time.Time{}
-	}
-	return r.timers.heap[0].at
+	at, _ := r.timers.Deadline()
+	return at
 }

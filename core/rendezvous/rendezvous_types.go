@@ -28,15 +28,13 @@ const (
 	DefaultMaxEarlyPerPeer = 16
 	// DefaultMaxExpectPerPeer is the default Config.MaxExpectPerPeer.
 	DefaultMaxExpectPerPeer = 256
-	// DefaultDialStagger is the default Config.DialStagger.
-	DefaultDialStagger = 250 * time.Millisecond
 	// MaxTimeout caps every connect and expectation timeout, so that a
 	// peer cannot pin an expectation (and its memory) for longer, and time
 	// arithmetic cannot overflow. Reason texts still show the value asked for.
 	MaxTimeout = 24 * time.Hour
 )
 
-// Config configures a Rendezvous. Zero (or negative) fields take
+// Config configures a Machine. Zero (or negative) fields take
 // their defaults.
 type Config struct {
 	// Self is our node ID; it starts the texts of kill reasons we send.
@@ -51,13 +49,18 @@ type Config struct {
 	// are refused with a kill sent back. 0 = DefaultMaxExpectPerPeer.
 	MaxExpectPerPeer int
 	// DialStagger is the happy-eyeballs delay between starting dials to
-	// successive addresses; 0 = DefaultDialStagger.
+	// successive addresses; 0 = wire.DefaultDialStagger.
 	DialStagger time.Duration
 	// PerlCompat is set when our own greetings omit KeyGo: peers of this
 	// project then neither confirm our ids nor hold our early streams, so
 	// TargetIsGo is ignored (the Perl flow is used) and DialDone does not
 	// require ConfirmKey.
 	PerlCompat bool
+	// RequireInit refuses, at once, an expectation whose init function
+	// was not registered (RegisterInit): the initiator's port is killed
+	// with "SELF: no init function NAME" (ErrNoInitFunc), so its
+	// ConnectTo fails instead of handing over a stream nobody reads.
+	RequireInit bool
 	// ClaimGrace is how long an expectation whose timer fired lives on
 	// while an accepted stream holds its claim (its match was already
 	// confirmed to the initiator); the stream's handshake timeout normally
@@ -85,7 +88,10 @@ const (
 // DefaultClaimGrace is the default Config.ClaimGrace.
 const DefaultClaimGrace = 30 * time.Second
 
-func (c Config) normalized() Config {
+// WithDefaults returns c with every zero (or negative) field set to its
+// default: the one place the defaults of data connections are applied
+// (transport.DataConnConfig takes them from here).
+func (c Config) WithDefaults() Config {
 	if c.EarlyHold <= 0 {
 		c.EarlyHold = DefaultEarlyHold
 	}
@@ -96,7 +102,7 @@ func (c Config) normalized() Config {
 		c.MaxExpectPerPeer = DefaultMaxExpectPerPeer
 	}
 	if c.DialStagger <= 0 {
-		c.DialStagger = DefaultDialStagger
+		c.DialStagger = wire.DefaultDialStagger
 	}
 	if c.ClaimGrace <= 0 {
 		c.ClaimGrace = DefaultClaimGrace
@@ -154,7 +160,7 @@ type Send struct {
 }
 
 // RoundTrip: do a snd round trip to node To, then call
-// Rendezvous.RoundTripDone(ID).
+// Machine.RoundTripDone(ID).
 type RoundTrip struct{ ID, To string }
 
 // Dial: dial Addr now with protocol aemp-dataconn and dataconn_id=ID; the

@@ -81,13 +81,19 @@ func AppendDataStreamHeader(dst []byte, h DataStreamHeader) ([]byte, error) {
 			return dst, dsErr("node IDs and init function must be 1 to %d bytes", MaxLineLen)
 		}
 	}
-	msg := make(Message, 0, 3+len(h.InitData))
-	msg = append(msg, h.From, h.To, h.InitFunc)
-	msg = append(msg, h.InitData...)
+	if size, ok := stringArraySize(h); ok && cap(dst)-len(dst) < DataStreamPrefixLen+size {
+		dst = append(make([]byte, 0, len(dst)+DataStreamPrefixLen+size), dst...)
+	}
 	out := append(dst, DataStreamMagic, DataStreamVersion, 0, 0)
-	out, err := msgpackCodec{}.AppendMessage(out, msg)
-	if err != nil {
-		return dst, err
+	out, fast := appendStringArray(out, h)
+	if !fast {
+		msg := make(Message, 0, 3+len(h.InitData))
+		msg = append(msg, h.From, h.To, h.InitFunc)
+		msg = append(msg, h.InitData...)
+		var err error
+		if out, err = (msgpackCodec{}).AppendMessage(out, msg); err != nil {
+			return dst, err
+		}
 	}
 	body := len(out) - len(dst) - DataStreamPrefixLen
 	if body > 0xFFFF {
@@ -119,6 +125,15 @@ func DataStreamBodyLen(prefix []byte) (int, error) {
 // ParseDataStreamBody decodes the body of a header (the bytes after the
 // prefix, exactly as long as DataStreamBodyLen said).
 func ParseDataStreamBody(body []byte) (DataStreamHeader, error) {
+	if h, ok := parseStringArray(body); ok {
+		return checkDataStreamFields(h)
+	}
+	return parseDataStreamBodyCodec(body)
+}
+
+// parseDataStreamBodyCodec is ParseDataStreamBody through the msgpack
+// codec, for every body.
+func parseDataStreamBodyCodec(body []byte) (DataStreamHeader, error) {
 	dec := msgpackCodec{}.NewDecoder(len(body)).(*msgpackDecoder)
 	if err := dec.Feed(body); err != nil {
 		return DataStreamHeader{}, dsErr("%v", err)
@@ -139,8 +154,8 @@ func ParseDataStreamBody(body []byte) (DataStreamHeader, error) {
 	var f [3]string
 	for i := range f {
 		s, ok := msg[i].(string)
-		if !ok || s == "" || len(s) > MaxLineLen || !utf8.ValidString(s) {
-			return DataStreamHeader{}, dsErr("element %d must be a non-empty UTF-8 string of at most %d bytes", i, MaxLineLen)
+		if !ok || !validField(s) {
+			return DataStreamHeader{}, fieldErr(i)
 		}
 		f[i] = s
 	}
@@ -149,6 +164,25 @@ func ParseDataStreamBody(body []byte) (DataStreamHeader, error) {
 		data = nil
 	}
 	return DataStreamHeader{From: f[0], To: f[1], InitFunc: f[2], InitData: data}, nil
+}
+
+func validField(s string) bool {
+	return s != "" && len(s) <= MaxLineLen && utf8.ValidString(s)
+}
+
+// checkDataStreamFields checks from, to and the init function of a
+// decoded header.
+func checkDataStreamFields(h DataStreamHeader) (DataStreamHeader, error) {
+	for i, s := range [...]string{h.From, h.To, h.InitFunc} {
+		if !validField(s) {
+			return DataStreamHeader{}, fieldErr(i)
+		}
+	}
+	return h, nil
+}
+
+func fieldErr(i int) error {
+	return dsErr("element %d must be a non-empty UTF-8 string of at most %d bytes", i, MaxLineLen)
 }
 
 // ParseDataStreamHeader decodes a complete header at the start of b and

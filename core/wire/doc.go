@@ -11,7 +11,11 @@
 //     g_slave, ...), parsed by ParseNodeMsg and built by SndMsg, KillMsg,
 //     ExpectMsg, ...;
 //   - reason.go: kill reasons (KillReason, DataConnReason);
-//   - datastream.go: the header of a direct data stream (QUIC).
+//   - datastream.go: the header of a direct data stream (QUIC);
+//   - dialplan.go: DialPlan, the happy-eyeballs schedule of dials to a
+//     list of addresses (DefaultDialStagger), which the rendezvous
+//     machine follows for data connections and the transport for
+//     messaging connections.
 //
 // A malformed input is a typed error naming its rule: *FrameError
 // (ErrFrameTooLarge, ErrFrameMalformed, ErrFrameUnencodable),

@@ -1,17 +1,22 @@
-package rendezvous
+package wire
 
 import (
 	"slices"
 	"time"
 )
 
+// DefaultDialStagger is the happy-eyeballs delay between dials to
+// successive addresses of a node: of its messaging connections, and the
+// default of its data connections (rendezvous.Config.DialStagger).
+const DefaultDialStagger = 250 * time.Millisecond
+
 // DialPlan is the happy-eyeballs schedule of dials to a list of
 // addresses: each address is dialed once, in order; the next one starts
 // a stagger after the previous one, or at once when a dial fails; the
 // caller takes the first success and closes later ones. It is pure: the
 // caller dials, calls Start when Due has come, and reports each outcome.
-// The rendezvous machine dials data connections with it; a messaging
-// dialer can follow the same plan.
+// The rendezvous machine dials data connections with it, and the
+// transport its messaging connections.
 type DialPlan struct {
 	addrs    []string
 	next     int
@@ -73,6 +78,9 @@ func (p *DialPlan) Failed(addr string, err error) bool {
 
 // Remaining reports whether addresses are left to dial.
 func (p *DialPlan) Remaining() bool { return p.next < len(p.addrs) }
+
+// InFlight returns the number of dials started and not ended.
+func (p *DialPlan) InFlight() int { return len(p.inflight) }
 
 // Exhausted reports whether every address was dialed and none is in
 // flight: the plan failed.

@@ -1,4 +1,4 @@
-package rendezvous
+package wire
 
 import (
 	"errors"
@@ -27,9 +27,12 @@ func TestDialPlan(t *testing.T) {
 	if _, ok := p.Start(t1); ok {
 		t.Fatal("Start after the last address")
 	}
+	if n := p.InFlight(); n != 2 {
+		t.Fatalf("InFlight = %d with b and c dialing", n)
+	}
 	p.Ended("b")
-	if p.Exhausted() {
-		t.Fatal("exhausted with c in flight")
+	if p.Exhausted() || p.InFlight() != 1 {
+		t.Fatalf("exhausted with c in flight (InFlight %d)", p.InFlight())
 	}
 	p.Failed("c", errA)
 	if !p.Exhausted() {
