@@ -162,6 +162,9 @@ type DataConns struct {
 	// at a time, so that the actions of two inputs never interleave).
 	queue   []any
 	running bool
+	// inline is the slot of the doInline whose goroutine runs the queue
+	// (nil if none).
+	inline  *inlineSlot
 	timer   *time.Timer
 	timerAt time.Time
 	wg      sync.WaitGroup
@@ -295,13 +298,29 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		// refuses or expires it: fail at once with its reason.
 		defer pw.WatchPort(portID, rq.portKilled)()
 	}
-	d.do(func(now time.Time) { d.rv.Connect(now, req) })
+	// The first dial runs on this goroutine, which would only wait for
+	// it (later dials have goroutines of their own).
+	first := inlineSlot{id: id}
+	d.doInline(&first, func(now time.Time) { d.rv.Connect(now, req) })
+	if first.run != nil {
+		// ctx cancels the set-up while its dial runs here, as the wait
+		// below would.
+		stop := context.AfterFunc(ctx, func() {
+			d.do(func(now time.Time) { d.rv.Cancel(now, id, d.ctxReason(ctx, target, timeout)) })
+		})
+		first.run()
+		stop()
+	}
 	// The whole set-up, messaging connection included, ends at the
 	// timeout: the machine's timer runs from start (req.Start). ctx only
 	// cancels it (no timer of our own: a queued set-up stays small).
 	tctx := ctx
+	done := rq.done
+	if tctx.Err() != nil {
+		done = nil // cancelled during the dial: the outcome is the cancel's
+	}
 	select {
-	case <-rq.done:
+	case <-done:
 		o := rq.outcome
 		if o.err != nil {
 			if rq.late() {

@@ -71,6 +71,25 @@ type dcOutcome struct {
 // another goroutine is running actions, it runs these too and do returns
 // at once.
 func (d *DataConns) do(input func(now time.Time), after ...any) {
+	d.doInline(nil, input, after...)
+}
+
+// inlineSlot names the one action of its own input that a caller of
+// doInline runs itself: the Dial of id (ConnectTo's first dial) or the
+// CallInit of ref (an accepted stream's init function).
+type inlineSlot struct {
+	id  string
+	ref rendezvous.ConnRef
+	run func() // set when taken
+}
+
+// doInline is do that, when slot is not nil and this goroutine runs the
+// queue, hands the action slot names to slot.run instead of starting a
+// goroutine for it: the caller would only wait for that goroutine
+// (ConnectTo for its first dial) or end (the listener's handshake
+// goroutine), so it runs it itself once doInline returns, which saves a
+// goroutine start and a hand-over on the set-up's critical path.
+func (d *DataConns) doInline(slot *inlineSlot, input func(now time.Time), after ...any) {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -84,6 +103,7 @@ func (d *DataConns) do(input func(now time.Time), after ...any) {
 		return
 	}
 	d.running = true
+	d.inline = slot
 	var closes []net.Conn
 	for i := 0; i < len(d.queue) && !d.closed; i++ {
 		a := d.queue[i]
@@ -100,6 +120,7 @@ func (d *DataConns) do(input func(now time.Time), after ...any) {
 		d.queue = d.queue[:0]
 	}
 	d.running = false
+	d.inline = nil
 	d.mu.Unlock()
 	// Streams nobody takes are closed last, outside the lock and the
 	// queue: closing a TLS stream may wait for its peer.
@@ -166,10 +187,15 @@ func (d *DataConns) exec(a any) (closeConn net.Conn) {
 		}()
 	case rendezvous.Dial:
 		ctx := d.takeoffLocked(a.ID)
-		go func() {
+		run := func() {
 			defer d.landed(a.ID)
 			d.dial(ctx, a)
-		}()
+		}
+		if s := d.inline; s != nil && s.run == nil && s.id != "" && s.id == a.ID {
+			s.run = run
+		} else {
+			go run()
+		}
 	case rendezvous.Deliver:
 		c := d.takeConnLocked(a.Ref)
 		r := d.endRequestLocked(a.ID)
@@ -200,7 +226,12 @@ func (d *DataConns) exec(a any) (closeConn net.Conn) {
 			d.ep.log.Warn("data connection for unknown init function closed", "from", a.From, "func", a.Func)
 			return c
 		}
-		d.runInitLocked(f, a.From, a.Data, c)
+		run := d.initRunLocked(f, a.From, a.Data, c)
+		if s := d.inline; s != nil && s.run == nil && s.ref != 0 && s.ref == a.Ref {
+			s.run = run
+		} else {
+			go run()
+		}
 	case rendezvous.Close:
 		return d.takeConnLocked(a.Ref)
 	case closeUntaken:
@@ -269,9 +300,16 @@ func (d *DataConns) runInit(f InitFunc, from string, data []any, c net.Conn) {
 }
 
 func (d *DataConns) runInitLocked(f InitFunc, from string, data []any, c net.Conn) {
+	go d.initRunLocked(f, from, data, c)()
+}
+
+// initRunLocked registers an init function's stream (Close closes it if
+// the function still runs then) and returns the function's run, to be
+// called once, on a goroutine of its own.
+func (d *DataConns) initRunLocked(f InitFunc, from string, data []any, c net.Conn) func() {
 	d.inits[c] = struct{}{}
 	d.wg.Add(1)
-	go func() {
+	return func() {
 		defer d.wg.Done()
 		defer func() {
 			d.mu.Lock()
@@ -279,7 +317,7 @@ func (d *DataConns) runInitLocked(f InitFunc, from string, data []any, c net.Con
 			d.mu.Unlock()
 		}()
 		f(from, data, c)
-	}()
+	}
 }
 
 // takeoffLocked counts one more dial or round trip of id in flight and
