@@ -162,9 +162,9 @@ type DataConns struct {
 	// at a time, so that the actions of two inputs never interleave).
 	queue   []any
 	running bool
-	// inline is the slot of the doInline whose goroutine runs the queue
-	// (nil if none).
-	inline  *inlineSlot
+	// inline is what the doInline whose goroutine runs the queue takes
+	// over.
+	inline  inlineSlot
 	timer   *time.Timer
 	timerAt time.Time
 	wg      sync.WaitGroup
@@ -300,15 +300,13 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	}
 	// The first dial runs on this goroutine, which would only wait for
 	// it (later dials have goroutines of their own).
-	first := inlineSlot{id: id}
-	d.doInline(&first, func(now time.Time) { d.rv.Connect(now, req) })
-	if first.run != nil {
+	if first := d.doInline(id, 0, func(now time.Time) { d.rv.Connect(now, req) }); first != nil {
 		// ctx cancels the set-up while its dial runs here, as the wait
 		// below would.
 		stop := context.AfterFunc(ctx, func() {
 			d.do(func(now time.Time) { d.rv.Cancel(now, id, d.ctxReason(ctx, target, timeout)) })
 		})
-		first.run()
+		first()
 		stop()
 	}
 	// The whole set-up, messaging connection included, ends at the

@@ -106,9 +106,7 @@ func (d *DataConns) incomingDoneInline(ref rendezvous.ConnRef, c net.Conn, res *
 	d.handles[ref] = h
 	d.mu.Unlock()
 	// A stream the machine did not take is closed.
-	slot := inlineSlot{ref: ref}
-	d.doInline(&slot, func(now time.Time) { d.rv.IncomingDone(now, ref) }, closeUntaken{ref})
-	return slot.run
+	return d.doInline("", ref, func(now time.Time) { d.rv.IncomingDone(now, ref) }, closeUntaken{ref})
 }
 
 func (d *DataConns) incomingFailed(ref rendezvous.ConnRef, err error) {

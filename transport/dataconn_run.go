@@ -50,6 +50,15 @@ type dcFlight struct {
 	n      int
 }
 
+// inlineSlot is the action a caller of doInline whose goroutine runs the
+// queue takes over (see doInline).
+type inlineSlot struct {
+	on  bool
+	id  string
+	ref rendezvous.ConnRef
+	run func() // set when taken
+}
+
 // closeUntaken follows the actions of IncomingDone in the queue: the
 // stream of ref, if no action took it, is closed.
 type closeUntaken struct{ ref rendezvous.ConnRef }
@@ -71,25 +80,17 @@ type dcOutcome struct {
 // another goroutine is running actions, it runs these too and do returns
 // at once.
 func (d *DataConns) do(input func(now time.Time), after ...any) {
-	d.doInline(nil, input, after...)
+	d.doInline("", 0, input, after...)
 }
 
-// inlineSlot names the one action of its own input that a caller of
-// doInline runs itself: the Dial of id (ConnectTo's first dial) or the
-// CallInit of ref (an accepted stream's init function).
-type inlineSlot struct {
-	id  string
-	ref rendezvous.ConnRef
-	run func() // set when taken
-}
-
-// doInline is do that, when slot is not nil and this goroutine runs the
-// queue, hands the action slot names to slot.run instead of starting a
-// goroutine for it: the caller would only wait for that goroutine
-// (ConnectTo for its first dial) or end (the listener's handshake
-// goroutine), so it runs it itself once doInline returns, which saves a
+// doInline is do that, when this goroutine runs the queue, returns the
+// run of one action of its own input instead of starting a goroutine for
+// it: the Dial of id (ConnectTo's first dial; id "" for none) or the
+// CallInit of ref (an accepted stream's init function; 0 for none). The
+// caller would only wait for that goroutine (ConnectTo) or end (the
+// listener's handshake goroutine), so it runs it itself, which saves a
 // goroutine start and a hand-over on the set-up's critical path.
-func (d *DataConns) doInline(slot *inlineSlot, input func(now time.Time), after ...any) {
+func (d *DataConns) doInline(id string, ref rendezvous.ConnRef, input func(now time.Time), after ...any) (run func()) {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -103,7 +104,7 @@ func (d *DataConns) doInline(slot *inlineSlot, input func(now time.Time), after 
 		return
 	}
 	d.running = true
-	d.inline = slot
+	d.inline = inlineSlot{id: id, ref: ref, on: true}
 	var closes []net.Conn
 	for i := 0; i < len(d.queue) && !d.closed; i++ {
 		a := d.queue[i]
@@ -120,13 +121,15 @@ func (d *DataConns) doInline(slot *inlineSlot, input func(now time.Time), after 
 		d.queue = d.queue[:0]
 	}
 	d.running = false
-	d.inline = nil
+	run = d.inline.run
+	d.inline = inlineSlot{}
 	d.mu.Unlock()
 	// Streams nobody takes are closed last, outside the lock and the
 	// queue: closing a TLS stream may wait for its peer.
 	for _, c := range closes {
 		c.Close()
 	}
+	return run
 }
 
 // drainLocked queues the machine's pending actions and rearms the timer.
@@ -191,7 +194,7 @@ func (d *DataConns) exec(a any) (closeConn net.Conn) {
 			defer d.landed(a.ID)
 			d.dial(ctx, a)
 		}
-		if s := d.inline; s != nil && s.run == nil && s.id != "" && s.id == a.ID {
+		if s := &d.inline; s.on && s.run == nil && s.id != "" && s.id == a.ID {
 			s.run = run
 		} else {
 			go run()
@@ -227,7 +230,7 @@ func (d *DataConns) exec(a any) (closeConn net.Conn) {
 			return c
 		}
 		run := d.initRunLocked(f, a.From, a.Data, c)
-		if s := d.inline; s != nil && s.run == nil && s.ref != 0 && s.ref == a.Ref {
+		if s := &d.inline; s.on && s.run == nil && s.ref != 0 && s.ref == a.Ref {
 			s.run = run
 		} else {
 			go run()
