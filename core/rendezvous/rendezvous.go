@@ -68,17 +68,29 @@ const (
 	rvPhaseDone                     // finished (a queued entry left behind)
 )
 
-// rvOut is a pending Connect.
+// rvOut is a pending Connect. A burst queues many set-ups behind a
+// target's window, so it keeps only what the set-up still needs (Start
+// and Window are used up by Connect) and packs its flags.
 type rvOut struct {
-	req         ConnectRequest
-	seq         uint64
-	phase       rvPhase
-	plan        *rvDialPlan
+	req     outReq
+	seq     uint64
+	plan    *rvDialPlan
+	backRef ConnRef
+	phase   rvPhase
+	// targetIsGo is ConnectRequest.TargetIsGo (false with PerlCompat).
+	targetIsGo  bool
 	backMatched bool
-	backRef     ConnRef
 	fast        bool // counted in fastPerTarget
 	retried     bool // the fast flow failed once and fell back to the round trip
 	inflight    bool // counted in its target's window
+}
+
+// outReq is the part of a ConnectRequest a pending Connect keeps.
+type outReq struct {
+	ID, Target, Port, InitFunc string
+	Timeout                    time.Duration
+	InitData                   []any
+	TargetAddrs, SelfAddrs     []string
 }
 
 // rvExp is an expectation announced by node from.
@@ -215,13 +227,10 @@ func (r *Machine) Connect(now time.Time, req ConnectRequest) {
 		r.dropTargetQ(req.Target)
 		return
 	}
-	o := &rvOut{req: req, seq: r.nextSeq()}
-	if r.cfg.PerlCompat {
-		o.req.TargetIsGo = false
-	}
-	o.req.TargetAddrs = tAddrs
-	o.req.SelfAddrs = sAddrs
-	o.req.InitData = slices.Clone(req.InitData)
+	o := &rvOut{req: outReq{
+		ID: req.ID, Target: req.Target, Port: req.Port, InitFunc: req.InitFunc, Timeout: req.Timeout,
+		InitData: slices.Clone(req.InitData), TargetAddrs: tAddrs, SelfAddrs: sAddrs,
+	}, seq: r.nextSeq(), targetIsGo: req.TargetIsGo && !r.cfg.PerlCompat}
 	r.out[req.ID] = o
 	start := now
 	if !req.Start.IsZero() && req.Start.Before(now) {
@@ -248,7 +257,7 @@ func (r *Machine) startOut(now time.Time, o *rvOut) {
 	o.inflight = true
 	tAddrs := o.req.TargetAddrs
 	r.emit(Send{To: req.Target, Msg: wire.ExpectMsg(req.ID, req.Port, req.Timeout.Seconds(), req.InitFunc, o.req.InitData...)})
-	if o.req.TargetIsGo && len(tAddrs) > 0 && r.fastPerTarget[req.Target] < r.cfg.MaxEarlyPerPeer {
+	if o.targetIsGo && len(tAddrs) > 0 && r.fastPerTarget[req.Target] < r.cfg.MaxEarlyPerPeer {
 		o.fast = true
 		r.fastPerTarget[req.Target]++
 		r.startOutDial(now, o)
@@ -400,7 +409,7 @@ func (r *Machine) DialDone(now time.Time, id, addr string, ref ConnRef, peer wir
 	if o := r.out[id]; o != nil && o.plan != nil {
 		p := o.plan
 		p.Ended(addr)
-		if err := r.checkDialPeer(o.req.Target, peer, o.req.TargetIsGo); err != nil {
+		if err := r.checkDialPeer(o.req.Target, peer, o.targetIsGo); err != nil {
 			r.emit(Close{Ref: ref, Err: err})
 			p.LastErr = err
 			r.planAdvance(now, p)
