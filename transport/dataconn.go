@@ -260,13 +260,9 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	if c, err, ok := d.connectDirect(ctx, target, start.Add(timeout), timeout, initFunc, initData); ok {
 		return c, err
 	}
-	id, err := d.ep.randomID()
+	id, portID, err := d.ep.setupID(portID)
 	if err != nil {
 		return fail(ErrDataConnFailed, "%s: %v", target, err)
-	}
-	id += "@" + d.ep.id
-	if portID == "" {
-		portID = d.ep.id + "#" + id
 	}
 	// The whole set-up, messaging connection included, ends at deadline.
 	// Ties are decided in one way (several events can fall on the same

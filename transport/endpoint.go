@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aemp-go/dataconn/core/handshake"
@@ -82,6 +83,38 @@ func (n *endpoint) randomID() (string, error) {
 		return "", fmt.Errorf("aemp: id: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// setupID returns a new data connection id, RANDOM@SELF (16 random
+// bytes), and port, or when port is "" the port ID SELF#RANDOM@SELF of
+// the set-up: one string, of which id is the tail (a burst queues many
+// set-ups; each stays small).
+func (n *endpoint) setupID(port string) (id, portID string, err error) {
+	b := make([]byte, 16)
+	if _, err := io.ReadFull(n.cfg.Rand, b); err != nil {
+		return "", "", fmt.Errorf("aemp: id: %w", err)
+	}
+	var enc [22]byte
+	base64.RawURLEncoding.Encode(enc[:], b)
+	var s strings.Builder
+	size := len(enc) + 1 + len(n.id)
+	if port == "" {
+		size += len(n.id) + 1
+	}
+	s.Grow(size)
+	if port == "" {
+		s.WriteString(n.id)
+		s.WriteByte('#')
+	}
+	at := s.Len()
+	s.Write(enc[:])
+	s.WriteByte('@')
+	s.WriteString(n.id)
+	full := s.String()
+	if port == "" {
+		port = full
+	}
+	return full[at:], port, nil
 }
 
 // driveOptions returns the options for Drive on a stream of nw.
