@@ -256,6 +256,7 @@ func (r *Machine) startOut(now time.Time, o *rvOut) {
 	tq.inflight++
 	o.inflight = true
 	tAddrs := o.req.TargetAddrs
+	r.emit(Watch{ID: req.ID, Port: req.Port})
 	r.emit(Send{To: req.Target, Msg: wire.ExpectMsg(req.ID, req.Port, req.Timeout.Seconds(), req.InitFunc, o.req.InitData...)})
 	if o.targetIsGo && len(tAddrs) > 0 && r.fastPerTarget[req.Target] < r.cfg.MaxEarlyPerPeer {
 		o.fast = true
@@ -272,6 +273,22 @@ func (r *Machine) connectExpired(o *rvOut) {
 	r.finishOut(o, ErrTimeout)
 	text := rvTimeoutText(o.req.Target, o.req.Timeout)
 	r.emit(Fail{ID: o.req.ID, Reason: wire.DataConnReason("%s", text), Err: rvErr(ErrTimeout, o.req.Target, text)})
+}
+
+// failOut settles o with a failure, unless o's deadline has come: at or
+// after it every failure is the timeout, with the initiator's own text
+// (the deadline wins ties). Several events can fall on the deadline's
+// instant (in virtual time always): the kill the target sends when its
+// expectation expires (its timer started when the expectation arrived, so
+// it never fires before ours), a dial's last failure, the caller giving
+// up. Whatever order they arrive in, the outcome is the timeout.
+func (r *Machine) failOut(o *rvOut, reason *wire.KillReason, err *Error) {
+	if at, ok := r.timers.At(idTimer(TimerConnect, o.req.ID)); ok && !r.now.Before(at) {
+		r.connectExpired(o)
+		return
+	}
+	r.finishOut(o, err.Rule)
+	r.emit(Fail{ID: o.req.ID, Reason: reason, Err: err})
 }
 
 // NoListenersReason is the kill reason of a set-up to target when no
@@ -382,7 +399,6 @@ func (r *Machine) checkOutExhausted(o *rvOut) {
 		r.emit(RoundTrip{ID: o.req.ID, To: o.req.Target})
 		return
 	}
-	r.finishOut(o, ErrDialFailed)
 	cause := "no address answered"
 	if o.plan.LastErr != nil {
 		cause = o.plan.LastErr.Error()
@@ -390,7 +406,7 @@ func (r *Machine) checkOutExhausted(o *rvOut) {
 	text := o.req.Target + ": unable to connect: " + cause
 	rerr := rvErr(ErrDialFailed, o.req.Target, text)
 	rerr.Cause = o.plan.LastErr
-	r.emit(Fail{ID: o.req.ID, Reason: wire.DataConnReason("%s", text), Err: rerr})
+	r.failOut(o, wire.DataConnReason("%s", text), rerr)
 }
 
 // DialDone reports that a stream we dialed for id (Dial) completed its
@@ -453,30 +469,65 @@ func (r *Machine) checkDialPeer(want string, peer wire.Greeting, targetIsGo bool
 }
 
 // Cancel ends a pending Connect because the local caller gave up: Fail
-// with reason (a generic one when nil; an empty message is filled in).
-// Unknown or finished ids are ignored.
+// with reason (a generic one when nil; an empty message is filled in)
+// and ErrCancelled, or with the timeout once its deadline has come (see
+// Expire). Unknown or finished ids are ignored.
 func (r *Machine) Cancel(now time.Time, id string, reason *wire.KillReason) {
+	r.now = now
+	if o := r.out[id]; o != nil {
+		reason, text := filledReason(reason, o.req.Target+": data connection cancelled")
+		r.failOut(o, reason, rvErr(ErrCancelled, o.req.Target, text))
+	}
+}
+
+// Expire ends a pending Connect because a deadline of the local caller's
+// own passed (its context's): Fail with the timeout, as at the set-up's
+// own deadline. Unknown or finished ids are ignored.
+func (r *Machine) Expire(now time.Time, id string) {
+	r.now = now
+	if o := r.out[id]; o != nil {
+		r.connectExpired(o)
+	}
+}
+
+// Killed reports that the target killed the port of the pending Connect
+// id (the one its Watch named) with reason: Fail with that reason (an
+// empty message, as a Perl target's expiry kill has, is filled in) and
+// ErrKilled, the rule the reason names (ClassifyKillReason) being the
+// error's Cause; at or after the set-up's deadline the timeout instead
+// (failOut). Unknown or finished ids are ignored.
+func (r *Machine) Killed(now time.Time, id string, reason *wire.KillReason) {
 	r.now = now
 	o := r.out[id]
 	if o == nil {
 		return
 	}
-	r.finishOut(o, ErrCancelled)
-	text := o.req.Target + ": data connection cancelled"
+	rule := ClassifyKillReason(reason)
+	// The text a reason without one gets is Cancel's, as before the
+	// machine decided kills.
+	reason, text := filledReason(reason, o.req.Target+": data connection cancelled")
+	err := rvErr(ErrKilled, o.req.Target, text)
+	if rule != ErrKilled {
+		err.Cause = rule
+	}
+	r.failOut(o, reason, err)
+}
+
+// filledReason returns reason, or when it is nil or has no message one
+// with text as its message, and the message.
+func filledReason(reason *wire.KillReason, text string) (*wire.KillReason, string) {
 	switch {
 	case reason == nil:
-		reason = wire.DataConnReason("%s", text)
+		return wire.DataConnReason("%s", text), text
 	case reason.Message == "":
 		c := *reason
 		if c.Family == "" {
 			c.Family = wire.KillReasonDataConn
 		}
 		c.Message = text
-		reason = &c
-	default:
-		text = reason.Message
+		return &c, text
 	}
-	r.emit(Fail{ID: id, Reason: reason, Err: rvErr(ErrCancelled, o.req.Target, text)})
+	return reason, reason.Message
 }
 
 // ---- target side ----
@@ -835,9 +886,8 @@ func (r *Machine) PeerDown(now time.Time, node string, err error) {
 	}
 	slices.SortFunc(outs, func(a, b *rvOut) int { return cmp.Compare(a.seq, b.seq) })
 	for _, o := range outs {
-		r.finishOut(o, ErrPeerDown)
 		text := node + ": node down: " + cause
-		r.emit(Fail{ID: o.req.ID, Reason: wire.DataConnReason("%s", text), Err: rvErr(ErrPeerDown, node, text)})
+		r.failOut(o, wire.DataConnReason("%s", text), rvErr(ErrPeerDown, node, text))
 	}
 	var hs []*rvHeld
 	for _, h := range r.held {
