@@ -502,15 +502,26 @@ func (r *Machine) Killed(now time.Time, id string, reason *wire.KillReason) {
 	if o == nil {
 		return
 	}
-	rule := ClassifyKillReason(reason)
 	// The text a reason without one gets is Cancel's, as before the
 	// machine decided kills.
-	reason, text := filledReason(reason, o.req.Target+": data connection cancelled")
-	err := rvErr(ErrKilled, o.req.Target, text)
-	if rule != ErrKilled {
+	filled, _ := filledReason(reason, o.req.Target+": data connection cancelled")
+	r.failOut(o, filled, KillError(o.req.Target, filled))
+}
+
+// KillError is the error of a set-up to target that target ended with
+// reason (a kill of the request's port, or a direct data stream's
+// refusal): Rule ErrKilled, and as Cause the rule the reason's text names
+// (ClassifyKillReason), if any.
+func KillError(target string, reason *wire.KillReason) *Error {
+	var text string
+	if reason != nil {
+		text = reason.Message
+	}
+	err := rvErr(ErrKilled, target, text)
+	if rule := ClassifyKillReason(reason); rule != ErrKilled {
 		err.Cause = rule
 	}
-	r.failOut(o, reason, err)
+	return err
 }
 
 // filledReason returns reason, or when it is nil or has no message one
