@@ -220,7 +220,12 @@ func (r *Machine) Connect(now time.Time, req ConnectRequest) {
 		fail(ErrTimeout, rvTimeoutText(req.Target, req.Timeout))
 		return
 	}
-	tq := r.targetQ(req.Target, req.Window)
+	window := req.Window
+	if r.cfg.PerlCompat {
+		// Paced like a Perl node would be: it announces no window.
+		window = 0
+	}
+	tq := r.targetQ(req.Target, window)
 	if !tq.hasRoom() && tq.live >= r.cfg.MaxQueuedPerTarget {
 		fail(ErrQueueFull, req.Target+": too many data connections queued for this node ("+
 			strconv.Itoa(r.cfg.MaxQueuedPerTarget)+"; raise DataConnConfig.MaxQueuedPerTarget)")

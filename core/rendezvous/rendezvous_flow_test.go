@@ -138,3 +138,24 @@ func TestRvHeldForWaitingExpectation(t *testing.T) {
 	rvExpectTo(t, r, Admit{Ref: 1, Extra: []wire.KV{rvConfirmed}},
 		Admit{Ref: 5, Extra: []wire.KV{rvConfirmed}}, CallInit{Ref: 1, From: "B", Func: "f"})
 }
+
+// AnnouncedWindow reads the window only from a node of this project, and
+// only a positive integer.
+func TestAnnouncedWindow(t *testing.T) {
+	goKV := wire.KV{Key: wire.KeyGo, Value: "1"}
+	for _, c := range []struct {
+		kv   []wire.KV
+		want int
+	}{
+		{[]wire.KV{goKV, {Key: KeyDataConnWindow, Value: "7"}}, 7},
+		{[]wire.KV{{Key: KeyDataConnWindow, Value: "7"}}, 0}, // not a node of this project
+		{[]wire.KV{goKV}, 0},
+		{[]wire.KV{goKV, {Key: KeyDataConnWindow, Value: "0"}}, 0},
+		{[]wire.KV{goKV, {Key: KeyDataConnWindow, Value: "-3"}}, 0},
+		{[]wire.KV{goKV, {Key: KeyDataConnWindow, Value: "x"}}, 0},
+	} {
+		if got := AnnouncedWindow(wire.Greeting{NodeID: "B", KV: c.kv}); got != c.want {
+			t.Errorf("AnnouncedWindow(%v) = %d, want %d", c.kv, got, c.want)
+		}
+	}
+}

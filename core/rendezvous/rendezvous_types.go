@@ -145,7 +145,8 @@ type ConnectRequest struct {
 	Start time.Time
 	// Window is how many pending set-ups from us the target holds (the
 	// MaxExpectPerPeer it announced, KeyDataConnWindow); 0 =
-	// DefaultMaxExpectPerPeer. More wait in our queue.
+	// DefaultMaxExpectPerPeer, as always with Config.PerlCompat
+	// (AnnouncedWindow reads it from a greeting). More wait in our queue.
 	Window int
 }
 
