@@ -372,7 +372,7 @@ func (d *DataConns) localPair(self, initFunc string, initData []any) (net.Conn, 
 		return nil, &DataConnError{Node: self, Reason: wire.DataConnReason("%s: node closed", self), Rule: ErrDataConnCancelled}
 	}
 	if f == nil {
-		return nil, &DataConnError{Node: self, Reason: wire.DataConnReason("%s: init function %q not found", self, initFunc), Rule: ErrNoInitFunc}
+		return nil, &DataConnError{Node: self, Reason: rendezvous.NoInitFuncReason(self, initFunc), Rule: ErrNoInitFunc}
 	}
 	a, b := newPipe()
 	d.runInit(f, self, initData, b)

@@ -341,7 +341,7 @@ func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.C
 		return
 	}
 	if f == nil {
-		refuse("%s: no init function %q", d.ep.id, h.InitFunc)
+		refuse("%s", rendezvous.NoInitFuncReason(d.ep.id, h.InitFunc).Message)
 		return
 	}
 	if _, err := c.Write([]byte{wire.DataStreamAccept}); err != nil {

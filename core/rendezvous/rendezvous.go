@@ -305,6 +305,20 @@ func NoListenersReason(target string) *wire.KillReason {
 
 func noListenersText(target string) string { return target + ": no listeners found" }
 
+// NoInitFuncReason is the kill reason with which node refuses a data
+// connection for an init function name it does not have, as this
+// project words it: `NODE: no init function "NAME"` (ClassifyKillReason
+// reads it as ErrNoInitFunc). The machine sends it for an expectation
+// (Config.RequireInit); a direct data stream's refusal and a set-up to
+// the node itself use it too.
+func NoInitFuncReason(node, name string) *wire.KillReason {
+	return wire.DataConnReason("%s", noInitFuncText(node, name))
+}
+
+func noInitFuncText(node, name string) string {
+	return node + ": no init function " + strconv.Quote(name)
+}
+
 // TimeoutReason is the kill reason of a set-up to target that did not
 // succeed within d, as Perl words it: "TARGET: unable to establish
 // connection within N seconds".
@@ -563,7 +577,7 @@ func (r *Machine) Expect(now time.Time, from string, m wire.NodeMsgExpect) {
 	case r.cfg.RequireInit && !r.inits[m.InitFunc]:
 		// Only a port of the sender is killed.
 		if i := strings.LastIndexByte(m.Port, '#'); i > 0 && m.Port[:i] == from && m.Port[i+1:] != "" {
-			r.sendKill(from, m.Port[i+1:], r.cfg.Self+": no init function "+strconv.Quote(m.InitFunc))
+			r.sendKill(from, m.Port[i+1:], noInitFuncText(r.cfg.Self, m.InitFunc))
 		}
 		return
 	case m.ID == "":
