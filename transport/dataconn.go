@@ -256,7 +256,7 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	if c, err, ok := d.connectDirect(ctx, target, start.Add(timeout), timeout, initFunc, initData); ok {
 		return c, err
 	}
-	id, portID, err := d.ep.setupID(portID)
+	id, portID, err := d.ep.dataConnID(portID)
 	if err != nil {
 		return fail(ErrDataConnFailed, "%s: %v", target, err)
 	}

@@ -73,7 +73,18 @@ func (n *endpoint) goExtensions(protocol string, nw Network, c net.Conn) string 
 	if mux, ok := nw.(MuxNetwork); ok && protocol == wire.ProtocolMessaging && mux.AcceptsStreams(c) {
 		return "1," + ExtDataStream
 	}
+	if protocol == wire.ProtocolMessaging && n.tlsBind(nw) {
+		return "1," + handshake.ExtTLSBind
+	}
 	return "1"
+}
+
+// tlsBind reports whether our greetings on nw list handshake.ExtTLSBind:
+// TLS over a stream network (not one that secures itself), no shared
+// secret (the auth would be tls_sha3_512), unless disabled.
+func (n *endpoint) tlsBind(nw Network) bool {
+	_, secure := nw.(SecureNetwork)
+	return n.cfg.TLS != nil && len(n.cfg.Secret) == 0 && !secure && !n.cfg.DisableTLSBind
 }
 
 // directMux returns the network for direct data streams on messaging

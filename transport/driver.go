@@ -18,6 +18,27 @@ import (
 // the stream, so the size only trades system calls for copying.
 const handshakeReadSize = 4096
 
+// readBufs holds a node's handshake read buffers (*[]byte of
+// handshakeReadSize): set-ups at a high rate would otherwise allocate and
+// clear one per stream and side.
+type readBufs struct{ p sync.Pool }
+
+func (r *readBufs) get() *[]byte {
+	if r != nil {
+		if b, ok := r.p.Get().(*[]byte); ok {
+			return b
+		}
+	}
+	b := make([]byte, handshakeReadSize)
+	return &b
+}
+
+func (r *readBufs) put(b *[]byte) {
+	if r != nil {
+		r.p.Put(b)
+	}
+}
+
 // DriveOptions tells Drive how to perform the parts of a handshake that
 // need the outside world.
 type DriveOptions struct {
@@ -40,6 +61,8 @@ type DriveOptions struct {
 	// resume is the node's TLS resumption state (tlsresume.go); nil
 	// means full handshakes only.
 	resume *tlsResumer
+	// bufs is the node's pool of read buffers; nil allocates one.
+	bufs *readBufs
 }
 
 // Drive runs the handshake machine m over conn until it is done or has
@@ -82,7 +105,11 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 		}
 	}
 
-	buf := make([]byte, handshakeReadSize)
+	// The read buffer is only read from here (the machine copies what it
+	// keeps), so a node's handshakes share a pool of them.
+	bp := opt.bufs.get()
+	defer opt.bufs.put(bp)
+	buf := *bp
 	fail := func(err error) (net.Conn, *handshake.Result, error) {
 		conn.Close()
 		if ctx.Err() != nil {
@@ -90,7 +117,40 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 		}
 		return nil, nil, err
 	}
+	// arm sets the socket deadlines to the machine's (one deadline for
+	// reads and writes, on the raw stream, which a TLS layer uses too),
+	// only when it changed: each change moves a runtime timer.
+	var armed time.Time
+	arm := func() {
+		if dl := m.Deadline(); !dl.Equal(armed) {
+			armed = dl
+			setDeadline(raw.SetDeadline, dl)
+		}
+	}
 	var pending handshake.Action // an action polled while coalescing writes
+	// held is the part of a read not fed yet: a read is fed up to the end
+	// of the peer's nonce line first (its second line), so that the auth
+	// line that answers it goes out before the machine checks the peer's
+	// auth line that may have come in the same read (the peer then checks
+	// ours while we check theirs). lines counts the line ends fed.
+	var held []byte
+	lines := 0
+	var preTLS []byte // our last lines, written with the TLS client's first flight
+	feed := func(p []byte) {
+		if lines < 2 {
+			for i, c := range p {
+				if c != '\n' {
+					continue
+				}
+				if lines++; lines == 2 && i+1 < len(p) {
+					held = p[i+1:]
+					p = p[:i+1]
+					break
+				}
+			}
+		}
+		m.Receive(time.Now(), p)
+	}
 	for {
 		act := pending
 		pending = nil
@@ -114,8 +174,16 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 				}
 				data = append(data, w.Data...)
 			}
-			setDeadline(conn.SetWriteDeadline, m.Deadline())
-			if _, err := conn.Write(data); err != nil {
+			if st, ok := pending.(handshake.StartTLS); ok && st.Client && opt.TLS != nil && hasKey(st.Peer, wire.KeyGo) {
+				// Our lines and the ClientHello that follows them go out
+				// in one write (see firstWriteConn), for a peer of this
+				// project: it reads them as it would two writes.
+				preTLS = data
+				continue
+			}
+			arm()
+			_, err := conn.Write(data)
+			if err != nil {
 				if isTimeout(err) && ctx.Err() == nil {
 					m.Tick(time.Now())
 				} else {
@@ -123,21 +191,42 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 				}
 			}
 		case handshake.StartTLS:
+			// Bytes after the nonce line belong to the TLS stream.
+			a.Pending = append(a.Pending, held...)
+			held = nil
 			if opt.TLS == nil {
 				m.TLSFailed(time.Now(), errors.New("TLS requested but no certificate is configured"))
 				continue
 			}
 			tctx, cancel := context.WithDeadline(ctx, m.Deadline())
-			tc, err := upgradeTLS(tctx, opt, WithPending(raw, a.Pending), a)
+			under := WithPending(raw, a.Pending)
+			if preTLS != nil {
+				arm()
+				under = &firstWriteConn{Conn: under, first: preTLS}
+				preTLS = nil
+			}
+			tc, err := upgradeTLS(tctx, opt, under, a)
 			cancel()
+			armed = time.Time{} // the upgrade set and cleared deadlines of its own
 			if err != nil {
 				m.TLSFailed(time.Now(), err)
 				continue
 			}
 			st := tc.ConnectionState()
 			conn = tc
-			m.TLSEstablished(time.Now(), handshake.TLSInfo{Exporter: ChannelBindingOf(st)})
+			m.TLSEstablished(time.Now(), handshake.TLSInfo{Exporter: ChannelBindingOf(st), Bound: st.NegotiatedProtocol})
 		case handshake.PeerGreeting:
+			if len(held) > 0 {
+				// Bytes after the peer's nonce line while our greeting is
+				// deferred: the machine refuses them (ErrEarlyData), as it
+				// would have had they come in one piece.
+				p := held
+				held = nil
+				m.Receive(time.Now(), p)
+				if m.Ended() {
+					continue
+				}
+			}
 			var extra []wire.KV
 			var err error
 			if opt.OnPeerGreeting != nil {
@@ -161,10 +250,23 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 		case handshake.Failed:
 			return fail(a.Err)
 		case nil:
-			setDeadline(conn.SetReadDeadline, m.Deadline())
+			if len(held) > 0 {
+				p := held
+				held = nil
+				m.Receive(time.Now(), p)
+				continue
+			}
+			// Nothing to do but wait for the peer: check its coming auth
+			// line in advance.
+			m.Prepare()
+			arm()
 			n, err := conn.Read(buf)
 			if n > 0 {
-				m.Receive(time.Now(), buf[:n])
+				if err != nil {
+					m.Receive(time.Now(), buf[:n]) // all of it before the error
+				} else {
+					feed(buf[:n])
+				}
 			}
 			if err != nil {
 				if isTimeout(err) && ctx.Err() == nil {
@@ -183,3 +285,33 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
+
+func hasKey(g wire.Greeting, key string) bool {
+	_, ok := g.Get(key)
+	return ok
+}
+
+// firstWriteConn writes first in front of the first Write: the handshake
+// lines that precede a TLS client's first flight go out with it, in one
+// system call and one segment, instead of two.
+type firstWriteConn struct {
+	net.Conn
+	mu    sync.Mutex
+	first []byte // nil once written
+}
+
+func (c *firstWriteConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	first := c.first
+	c.first = nil
+	c.mu.Unlock()
+	if first == nil {
+		return c.Conn.Write(p)
+	}
+	n, err := c.Conn.Write(append(first, p...))
+	n = max(n-len(first), 0)
+	return n, err
+}
+
+// Unwrap returns the stream underneath.
+func (c *firstWriteConn) Unwrap() net.Conn { return c.Conn }

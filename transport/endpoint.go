@@ -85,41 +85,9 @@ func (n *endpoint) randomID() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// setupID returns a new data connection id, RANDOM@SELF (16 random
-// bytes), and port, or when port is "" the port ID SELF#RANDOM@SELF of
-// the set-up: one string, of which id is the tail (a burst queues many
-// set-ups; each stays small).
-func (n *endpoint) setupID(port string) (id, portID string, err error) {
-	b := make([]byte, 16)
-	if _, err := io.ReadFull(n.cfg.Rand, b); err != nil {
-		return "", "", fmt.Errorf("aemp: id: %w", err)
-	}
-	var enc [22]byte
-	base64.RawURLEncoding.Encode(enc[:], b)
-	var s strings.Builder
-	size := len(enc) + 1 + len(n.id)
-	if port == "" {
-		size += len(n.id) + 1
-	}
-	s.Grow(size)
-	if port == "" {
-		s.WriteString(n.id)
-		s.WriteByte('#')
-	}
-	at := s.Len()
-	s.Write(enc[:])
-	s.WriteByte('@')
-	s.WriteString(n.id)
-	full := s.String()
-	if port == "" {
-		port = full
-	}
-	return full[at:], port, nil
-}
-
 // driveOptions returns the options for Drive on a stream of nw.
 func (n *endpoint) driveOptions(nw Network) DriveOptions {
-	o := DriveOptions{TLS: n.cfg.TLS, resume: n.resume}
+	o := DriveOptions{TLS: n.cfg.TLS, resume: n.resume, bufs: &n.bufs}
 	if s, ok := nw.(SecureNetwork); ok {
 		o.Secure = s
 	}
@@ -156,6 +124,8 @@ type endpoint struct {
 	log *slog.Logger
 	// resume is the TLS session resumption state (tlsresume.go).
 	resume *tlsResumer
+	// bufs are the handshakes' read buffers (driver.go).
+	bufs readBufs
 }
 
 // dialHandshake dials addr on nw and runs the handshake as the connecting
@@ -181,4 +151,34 @@ func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol
 		return nil, nil, err
 	}
 	return Drive(hctx, c, m, n.driveOptions(nw))
+}
+
+// dataConnID returns a fresh data-connection id, RANDOM@SELF (RANDOM as
+// randomID makes it), and the port the expectation names: portID, or
+// SELF#ID when portID is empty. The id is then a part of the port's
+// string, one allocation for both (a queued set-up holds them).
+func (n *endpoint) dataConnID(portID string) (id, port string, err error) {
+	b := make([]byte, 16)
+	if _, err := io.ReadFull(n.cfg.Rand, b); err != nil {
+		return "", "", fmt.Errorf("aemp: id: %w", err)
+	}
+	var enc [22]byte // base64.RawURLEncoding.EncodedLen(16)
+	base64.RawURLEncoding.Encode(enc[:], b)
+	var sb strings.Builder
+	if portID != "" {
+		sb.Grow(len(enc) + 1 + len(n.id))
+		sb.Write(enc[:])
+		sb.WriteByte('@')
+		sb.WriteString(n.id)
+		return sb.String(), portID, nil
+	}
+	sb.Grow(2*len(n.id) + 2 + len(enc))
+	sb.WriteString(n.id)
+	sb.WriteByte('#')
+	start := sb.Len()
+	sb.Write(enc[:])
+	sb.WriteByte('@')
+	sb.WriteString(n.id)
+	port = sb.String()
+	return port[start:], port, nil
 }

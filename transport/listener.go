@@ -235,9 +235,15 @@ func (l *listener) waitRoom() bool {
 	}
 }
 
-func (l *listener) acceptLoop() {
+func (l *listener) acceptLoop() { l.acceptFrom(0) }
+
+// acceptFrom accepts connections (seq: the last sequence number given)
+// until the listener closes. It serves the first one it accepts itself,
+// once it has started a goroutine that accepts the next: the connection is
+// served by a goroutine that already runs, so its handshake does not wait
+// for a new goroutine to be scheduled.
+func (l *listener) acceptFrom(seq uint64) {
 	defer l.n.wg.Done()
-	var seq uint64
 	backoff := time.Duration(0)
 	for {
 		if !l.waitRoom() {
@@ -278,8 +284,10 @@ func (l *listener) acceptLoop() {
 		l.pending[p] = struct{}{}
 		l.unproven[p] = struct{}{}
 		l.mu.Unlock()
-		l.n.wg.Add(1)
-		go l.serve(p)
+		l.n.wg.Add(2) // the next accepting goroutine, and serve
+		go l.acceptFrom(seq)
+		l.serve(p)
+		return
 	}
 }
 

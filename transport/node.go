@@ -146,6 +146,12 @@ type Config struct {
 	// whose MAC also covers roles, node IDs and the TLS exporter) to nodes
 	// of this project; they then use hmac_sha3_512 like Perl nodes.
 	DisableChannelBinding bool
+	// DisableTLSBind keeps the auth lines after TLS between nodes of this
+	// project. By default, with TLS and no secret on a stream network,
+	// greetings list handshake.ExtTLSBind and, when both do, the TLS
+	// handshake itself carries what tls_sha3_512 proves (an ALPN value
+	// over the greetings), which saves the one-way hop of the auth lines.
+	DisableTLSBind bool
 }
 
 func (c *Config) setDefaults() error {

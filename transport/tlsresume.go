@@ -151,16 +151,25 @@ func isTCP(c net.Conn) bool {
 // (see the top of this file) with a peer of this project over TCP, else
 // TLSConfig.Upgrade.
 func upgradeTLS(ctx context.Context, opt DriveOptions, conn net.Conn, a handshake.StartTLS) (*tls.Conn, error) {
+	// The binding of the greetings (handshake.ExtTLSBind): the one ALPN
+	// protocol either side offers; the machine checks what TLS
+	// negotiated (TLSInfo.Bound).
+	bind := func(cfg *tls.Config) {
+		if a.Bind != "" {
+			cfg.NextProtos = []string{a.Bind}
+		}
+	}
 	_, peerGo := a.Peer.Get(wire.KeyGo)
 	if opt.resume == nil || !peerGo || a.Peer.NodeID == "" || !isTCP(conn) {
-		return opt.TLS.Upgrade(ctx, conn, a.Client)
+		return opt.TLS.upgrade(ctx, conn, a.Client, bind)
 	}
 	keys, err := opt.resume.ticketKeys()
 	if err != nil {
-		return opt.TLS.Upgrade(ctx, conn, a.Client)
+		return opt.TLS.upgrade(ctx, conn, a.Client, bind)
 	}
 	tc := opt.TLS
 	return tc.upgrade(ctx, conn, a.Client, func(cfg *tls.Config) {
+		bind(cfg)
 		cfg.SessionTicketsDisabled = false
 		cfg.SetSessionTicketKeys(keys)
 		if a.Client {

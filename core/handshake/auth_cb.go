@@ -58,9 +58,14 @@ func VerifyAuthCB(data string, secret []byte, self, peer string, exporter []byte
 	if len(secret) == 0 {
 		return hsErr(ErrAuthFailed, "authentication failure/shared secret mismatch")
 	}
-	want := hex.EncodeToString(cbMAC(secret, cbRole(r2, l2), peer, self, exporter, r1, r2, l1, l2))
+	want := expectedAuthCB(secret, self, peer, exporter, l1, l2, r1, r2)
 	if subtle.ConstantTimeCompare([]byte(want), []byte(data)) != 1 {
 		return hsErr(ErrAuthFailed, "authentication failure/shared secret mismatch")
 	}
 	return nil
+}
+
+// expectedAuthCB is the auth data peer must send to self (VerifyAuthCB).
+func expectedAuthCB(secret []byte, self, peer string, exporter []byte, l1, l2, r1, r2 string) string {
+	return hex.EncodeToString(cbMAC(secret, cbRole(r2, l2), peer, self, exporter, r1, r2, l1, l2))
 }

@@ -22,7 +22,7 @@ var authMethodName = regexp.MustCompile(`^Auth[A-Z][A-Za-z0-9]*$`)
 
 // authSources are the files of the core machines that compute, receive
 // or check auth data.
-var authSources = []string{"auth.go", "auth_cb.go", "handshake.go"}
+var authSources = []string{"auth.go", "auth_cb.go", "auth_prepared.go", "handshake.go", "tlsbind.go"}
 
 // timingLeaks returns every comparison in f that is not constant time and
 // involves a value named like a secret: ==, != and the calls below, unless
@@ -121,9 +121,9 @@ func constantTimeCalls(f *ast.File) map[string]int {
 
 // TestConstantTimeComparisons: a vet-style check of core's auth source. No
 // comparison of a value named like a MAC, a secret or received auth data
-// is ==, != or bytes.Equal; VerifyAuth and VerifyAuthCB (every auth check
-// the handshake makes goes through them) compare with
-// subtle.ConstantTimeCompare.
+// is ==, != or bytes.Equal; VerifyAuth, VerifyAuthCB and verifyExpected
+// (every auth check the handshake makes goes through them; the last for a
+// check prepared in advance) compare with subtle.ConstantTimeCompare.
 func TestConstantTimeComparisons(t *testing.T) {
 	// Every file of the core machines that names a MAC or auth data is an
 	// auth source; the auth sources live in this package.
@@ -178,7 +178,7 @@ func TestConstantTimeComparisons(t *testing.T) {
 			ct[fn] += n
 		}
 	}
-	for _, fn := range []string{"VerifyAuth", "VerifyAuthCB"} {
+	for _, fn := range []string{"VerifyAuth", "VerifyAuthCB", "verifyExpected", "finishBound"} {
 		if ct[fn] != 1 {
 			t.Errorf("%s makes %d constant-time comparisons, want exactly 1", fn, ct[fn])
 		}

@@ -65,6 +65,9 @@ type TLSInfo struct {
 	// Exporter is an optional TLS exporter value for channel binding
 	// (may be nil).
 	Exporter []byte
+	// Bound is the ALPN protocol the TLS layer negotiated, when
+	// StartTLS asked for a binding (StartTLS.Bind; see tlsbind.go).
+	Bound string
 }
 
 // Action is an output of the handshake machine, returned by Poll.
@@ -85,6 +88,11 @@ type StartTLS struct {
 	Client  bool
 	Pending []byte
 	Peer    wire.Greeting
+	// Bind, when set, is the ALPN protocol that binds the greetings to
+	// the TLS session instead of auth lines (tlsbind.go): the client
+	// offers only it, the server accepts only it, and TLSEstablished
+	// reports the negotiated one in TLSInfo.Bound.
+	Bind string
 }
 
 // PeerGreeting (DeferGreeting only) reports the peer's accepted first
@@ -184,6 +192,14 @@ type Machine struct {
 	sendFraming string
 	// ourGo and ourTicket: our greeting carries KeyGo, KeyTLSTicket.
 	ourGo, ourTicket bool
+	// ourBind: our greeting lists ExtTLSBind; bind is the binding asked
+	// of the TLS layer ("" when none, see tlsbind.go).
+	ourBind bool
+	bind    string
+	// prepared: Prepare ran; prepWant (when prepOK) is what the peer
+	// must send if it sends the method we send (auth_prepared.go).
+	prepared, prepOK bool
+	prepWant         string
 }
 
 var (
@@ -300,6 +316,10 @@ func (h *Machine) sendLines(extra []wire.KV) error {
 	g.KV = kvs
 	_, h.ourGo = g.Get(wire.KeyGo)
 	_, h.ourTicket = g.Get(wire.KeyTLSTicket)
+	h.ourBind = goExt(g, ExtTLSBind)
+	if err := h.checkBindConfig(); err != nil {
+		return err
+	}
 	l1 := g.Encode()
 	if len(l1)+1 > wire.MaxLineLen {
 		return badConfig("greeting line longer than 4096 bytes")
@@ -506,7 +526,9 @@ func (h *Machine) onNonce(line string) {
 	}
 	if startTLS {
 		h.state = stTLSWait
-		h.actions = append(h.actions, StartTLS{Client: h.tlsClient(), Peer: h.peer})
+		client := h.tlsClient()
+		h.bind = h.bindValue(client)
+		h.actions = append(h.actions, StartTLS{Client: client, Peer: h.peer, Bind: h.bind})
 		return
 	}
 	h.sendAuthLine()
@@ -516,11 +538,16 @@ func (h *Machine) onNonce(line string) {
 // the client (AEMP), except between nodes of this project (both greetings
 // carry KeyGo) when exactly one greeting carries KeyTLSTicket: that side
 // holds a session ticket for the other and is the client, so it can
-// resume. Both sides see both greetings, so they agree.
+// resume; otherwise, when both list ExtTLSBind, the acceptor (the side
+// whose greeting is deferred) is the client (tlsbind.go). Both sides see
+// both greetings, so they agree.
 func (h *Machine) tlsClient() bool {
 	if _, peerGo := h.peer.Get(wire.KeyGo); peerGo && h.ourGo {
 		if _, peerTicket := h.peer.Get(wire.KeyTLSTicket); peerTicket != h.ourTicket {
 			return h.ourTicket
+		}
+		if h.ourBind && goExt(h.peer, ExtTLSBind) {
+			return h.cfg.DeferGreeting
 		}
 	}
 	return h.l2 < h.r2
@@ -614,7 +641,9 @@ func (h *Machine) onAuth(line string, rest []byte) {
 		return
 	}
 	var verr error
-	if method == AuthHMACCB {
+	if h.prepOK && method == h.sendAuth {
+		verr = verifyExpected(h.prepWant, data)
+	} else if method == AuthHMACCB {
 		verr = VerifyAuthCB(data, h.cfg.Secret, h.cfg.NodeID, h.peer.NodeID, h.binding(), h.l1, h.l2, h.r1, h.r2)
 	} else {
 		verr = VerifyAuth(method, data, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2, h.tls)
@@ -691,6 +720,10 @@ func (h *Machine) TLSEstablished(now time.Time, info TLSInfo) {
 		return
 	}
 	h.tlsInfo = TLSInfo{Exporter: bytes.Clone(info.Exporter)}
+	if h.bind != "" {
+		h.finishBound(info)
+		return
+	}
 	h.sendAuthLine()
 }
 

@@ -129,7 +129,9 @@ type hsDriver struct {
 //	junk N              N bytes 'x' from the peer, no line end
 //	closed [TEXT]       the peer closed the stream (TEXT: the read error)
 //	secured             TLSEstablished before the nonce (an already secure transport)
-//	tls-up [exporter=TEXT]   tls-fail TEXT
+//	tls-up [exporter=TEXT] [bound=TEXT|@]   tls-fail TEXT
+//	                    (bound: the ALPN value TLS negotiated; @ is the
+//	                    one the machine asked for in StartTLS.Bind)
 //	greet [K=V;K=V]     SendGreeting with extra keys (defer only)
 //	abort [TEXT]        tick [+D]          timers
 //
@@ -194,7 +196,11 @@ func (d *hsDriver) run(c *script.Cmd) (string, error) {
 		d.h.TLSEstablished(d.now, TLSInfo{})
 	case "tls-up":
 		e, _ := c.Arg("exporter")
-		d.h.TLSEstablished(d.now, TLSInfo{Exporter: []byte(e)})
+		b, _ := c.Arg("bound")
+		if b == "@" { // what the machine asked the TLS layer for
+			b = d.h.bind
+		}
+		d.h.TLSEstablished(d.now, TLSInfo{Exporter: []byte(e), Bound: b})
 	case "tls-fail":
 		s, err := text("handshake failure")
 		if err != nil {
@@ -254,7 +260,11 @@ func (d *hsDriver) drain() string {
 				}
 			}
 		case StartTLS:
-			fmt.Fprintf(&b, "start-tls client=%v pending=%q\n", a.Client, a.Pending)
+			fmt.Fprintf(&b, "start-tls client=%v pending=%q", a.Client, a.Pending)
+			if a.Bind != "" {
+				fmt.Fprintf(&b, " bind=%s", a.Bind)
+			}
+			b.WriteByte('\n')
 		case PeerGreeting:
 			fmt.Fprintf(&b, "peer-greeting %s protocol=%s\n", a.Greeting.NodeID, a.Protocol)
 		case Done:
