@@ -238,18 +238,11 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	if c, err, ok := d.connectDirect(ctx, target, time.Now().Add(timeout), timeout, initFunc, initData); ok {
 		return c, err // a stream of the messaging connection (datastream.go)
 	}
-	if err := d.connected(ctx, target, timeout); err != nil {
-		if errors.Is(err, ErrNoRoute) {
-			return nil, &DataConnError{Node: target, Reason: rendezvous.NoListenersReason(target), Rule: ErrDataConnNoRoute}
+	if uc, ok := d.host.(upChecker); !ok || !uc.isUp(target) {
+		// (No timer when it is up already: a queued set-up stays small.)
+		if err := d.connected(ctx, target, timeout); err != nil {
+			return nil, err
 		}
-		if cctx, ok := err.(ctxErr); ok {
-			return d.ctxFailure(cctx.ctx, target, timeout)
-		}
-		msg := err.Error()
-		if !strings.HasPrefix(msg, target+": ") {
-			msg = target + ": " + msg
-		}
-		return nil, &DataConnError{Node: target, Reason: wire.DataConnReason("%s", msg), Rule: ErrDataConnFailed, Cause: err}
 	}
 	// The messaging connection that just came up may carry direct data
 	// streams: half a round trip less than the rendezvous.
@@ -301,30 +294,26 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	return o.conn, nil
 }
 
-// connected makes sure the messaging connection to target is up, within
-// timeout. When the host tells it is up already (upChecker), no timer is
-// made: a burst queues many set-ups, each stays small. A failure because
-// the timeout or ctx ended is a ctxErr.
+// connected makes sure the messaging connection to target is up within
+// timeout; its error is a *DataConnError.
 func (d *DataConns) connected(ctx context.Context, target string, timeout time.Duration) error {
-	if uc, ok := d.host.(upChecker); ok && uc.isUp(target) {
-		return nil
-	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err := d.host.Connected(cctx, target)
-	if err != nil && cctx.Err() != nil && !errors.Is(err, ErrNoRoute) {
-		return ctxErr{cctx, err}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNoRoute):
+		return &DataConnError{Node: target, Reason: rendezvous.NoListenersReason(target), Rule: ErrDataConnNoRoute}
+	case cctx.Err() != nil:
+		return &DataConnError{Node: target, Reason: d.ctxReason(cctx, target, timeout), Rule: ctxRule(cctx)}
 	}
-	return err
+	msg := err.Error()
+	if !strings.HasPrefix(msg, target+": ") {
+		msg = target + ": " + msg
+	}
+	return &DataConnError{Node: target, Reason: wire.DataConnReason("%s", msg), Rule: ErrDataConnFailed, Cause: err}
 }
-
-// ctxErr is a failure of Connected whose context ended.
-type ctxErr struct {
-	ctx context.Context
-	err error
-}
-
-func (e ctxErr) Error() string { return e.err.Error() }
 
 func (d *DataConns) ctxReason(ctx context.Context, target string, timeout time.Duration) *wire.KillReason {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -340,11 +329,6 @@ func ctxRule(ctx context.Context) error {
 		return ErrDataConnCancelled
 	}
 	return ErrDataConnTimeout
-}
-
-func (d *DataConns) ctxFailure(ctx context.Context, target string, timeout time.Duration) (net.Conn, error) {
-	r := d.ctxReason(ctx, target, timeout)
-	return nil, &DataConnError{Node: target, Reason: r, Rule: ctxRule(ctx)}
 }
 
 // dcRule wraps the rule the rendezvous machine decided (a
