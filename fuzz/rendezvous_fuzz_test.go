@@ -60,6 +60,10 @@ func (d *rvDriver) drain(t *rapid.T) {
 				d.fatalf(t, "rendezvous.Fail %s with reason %#v", a.ID, a.Reason)
 			}
 			checkRvErr(t, a.Err)
+		case rendezvous.Watch:
+			if n, ok := d.outcomes[a.ID]; !ok || n != 0 || a.Port != "A#"+a.ID {
+				d.fatalf(t, "watch %+v of no pending set-up", a)
+			}
 		case rendezvous.RoundTrip:
 			d.rtPend = append(d.rtPend, a.ID)
 		case rendezvous.Dial:
@@ -198,6 +202,21 @@ func (d *rvDriver) actions() map[string]func(*rapid.T) {
 					reason = &wire.KillReason{}
 				}
 				d.r.Cancel(d.now, id, reason)
+			}
+		},
+		"killed": func(t *rapid.T) {
+			if len(d.connIDs) > 0 {
+				id := rapid.SampledFrom(d.connIDs).Draw(t, "killed")
+				var reason *wire.KillReason
+				if rapid.Bool().Draw(t, "withKillReason") {
+					reason = wire.DataConnReason("%s", rapid.SampledFrom([]string{"", "B: no init function \"f\"", "x"}).Draw(t, "killText"))
+				}
+				d.r.Killed(d.now, id, reason)
+			}
+		},
+		"expire": func(t *rapid.T) {
+			if len(d.connIDs) > 0 {
+				d.r.Expire(d.now, rapid.SampledFrom(d.connIDs).Draw(t, "expire"))
 			}
 		},
 		"expect": func(t *rapid.T) {

@@ -238,22 +238,11 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	if c, err, ok := d.connectDirect(ctx, target, time.Now().Add(timeout), timeout, initFunc, initData); ok {
 		return c, err // a stream of the messaging connection (datastream.go)
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	err := d.host.Connected(cctx, target)
-	cerr := cctx.Err()
-	cancel()
-	if err != nil {
-		if errors.Is(err, ErrNoRoute) {
-			return nil, &DataConnError{Node: target, Reason: rendezvous.NoListenersReason(target), Rule: ErrDataConnNoRoute}
+	if uc, ok := d.host.(upChecker); !ok || !uc.isUp(target) {
+		// (No timer when it is up already: a queued set-up stays small.)
+		if err := d.connected(ctx, target, timeout); err != nil {
+			return nil, err
 		}
-		if cerr != nil {
-			return d.ctxFailure(cctx, target, timeout)
-		}
-		msg := err.Error()
-		if !strings.HasPrefix(msg, target+": ") {
-			msg = target + ": " + msg
-		}
-		return nil, &DataConnError{Node: target, Reason: wire.DataConnReason("%s", msg), Rule: ErrDataConnFailed, Cause: err}
 	}
 	// The messaging connection that just came up may carry direct data
 	// streams: half a round trip less than the rendezvous.
@@ -264,15 +253,11 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 	if err != nil {
 		return fail(ErrDataConnFailed, "%s: %v", target, err)
 	}
-	// The whole set-up, messaging connection included, ends at deadline.
-	// Ties are decided in one way (several events can fall on the same
-	// instant, in virtual time always): a stream delivered at the
-	// deadline is returned; any failure at or after it is the timeout,
-	// with the initiator's own text. In particular the target's kill when
-	// its expectation expires (its timer started when the expectation
-	// arrived, so it never fires before our deadline) is never reported
-	// instead of the timeout.
-	rq := &dcRequest{d: d, id: id, deadline: start.Add(timeout), done: make(chan struct{}, 1)}
+	// The whole set-up, messaging connection included, ends at the
+	// timeout: the machine's timer runs from start (req.Start) and decides
+	// ties at that instant (its failOut). ctx only cancels it (no timer of
+	// our own: a queued set-up stays small).
+	rq := &dcRequest{id: id, done: make(chan struct{}, 1)}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -287,62 +272,47 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		SelfAddrs:   d.host.ListenerAddrs(d.ep.id),
 		TargetIsGo:  d.host.IsGoPeer(target),
 	}
-	timedOut := func() (net.Conn, error) {
-		return nil, &DataConnError{Node: target, Reason: rendezvous.TimeoutReason(target, timeout), Rule: fmt.Errorf("%w: %w", ErrDataConnTimeout, rendezvous.ErrTimeout)}
-	}
-	if pw, ok := d.host.(portWatcher); ok {
-		// The target kills the port named in the expectation when it
-		// refuses or expires it: fail at once with its reason.
-		defer pw.WatchPort(portID, rq.portKilled)()
-	}
 	d.do(func(now time.Time) { d.rv.Connect(now, req) })
-	// The whole set-up, messaging connection included, ends at the
-	// timeout: the machine's timer runs from start (req.Start). ctx only
-	// cancels it (no timer of our own: a queued set-up stays small).
-	tctx := ctx
 	select {
 	case <-rq.done:
-		o := rq.outcome
-		if o.err != nil {
-			if rq.late() {
-				return timedOut()
-			}
-			rule := ruleOf(o.err, o.rule)
-			// Only the watcher cancels while we wait here.
-			if rq.killed.Load() && errors.Is(o.rule, rendezvous.ErrCancelled) {
-				rule = fmt.Errorf("%w: %w", ErrDataConnKilled, ruleOf(o.err, nil))
-			}
-			return nil, &DataConnError{Node: target, Reason: o.err, Rule: rule}
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			d.do(func(now time.Time) { d.rv.Expire(now, id) })
+		} else {
+			reason := d.ctxReason(ctx, target, timeout)
+			d.do(func(now time.Time) { d.rv.Cancel(now, id, reason) })
 		}
-		return o.conn, nil
-	case <-tctx.Done():
-		reason := d.ctxReason(tctx, target, timeout)
-		d.do(func(now time.Time) { d.rv.Cancel(now, id, reason) })
-		<-rq.done
-		o := rq.outcome
-		if o.conn != nil { // delivered just before the cancel
-			return o.conn, nil
-		}
-		if errors.Is(tctx.Err(), context.DeadlineExceeded) || rq.late() {
-			return timedOut()
-		}
-		return nil, &DataConnError{Node: target, Reason: o.err, Rule: ruleOf(o.err, o.rule)}
+		<-rq.done // delivered just before, if not failed now
 	}
+	if rq.unwatch != nil {
+		rq.unwatch()
+	}
+	o := rq.outcome
+	if o.err != nil {
+		return nil, &DataConnError{Node: target, Reason: o.err, Rule: dcRule(o.rule)}
+	}
+	return o.conn, nil
 }
 
-// late reports that the set-up's deadline has passed: the timeout then
-// decides its outcome.
-func (s *dcRequest) late() bool { return !time.Now().Before(s.deadline) }
-
-// portKilled cancels the set-up with the target's kill reason, unless
-// the deadline passed.
-func (s *dcRequest) portKilled(reason []any) {
-	if s.late() {
-		return // the timeout decides
+// connected makes sure the messaging connection to target is up within
+// timeout; its error is a *DataConnError.
+func (d *DataConns) connected(ctx context.Context, target string, timeout time.Duration) error {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := d.host.Connected(cctx, target)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNoRoute):
+		return &DataConnError{Node: target, Reason: rendezvous.NoListenersReason(target), Rule: ErrDataConnNoRoute}
+	case cctx.Err() != nil:
+		return &DataConnError{Node: target, Reason: d.ctxReason(cctx, target, timeout), Rule: ctxRule(cctx)}
 	}
-	s.killed.Store(true)
-	r := wire.KillReasonFromValues(reason)
-	s.d.do(func(now time.Time) { s.d.rv.Cancel(now, s.id, r) })
+	msg := err.Error()
+	if !strings.HasPrefix(msg, target+": ") {
+		msg = target + ": " + msg
+	}
+	return &DataConnError{Node: target, Reason: wire.DataConnReason("%s", msg), Rule: ErrDataConnFailed, Cause: err}
 }
 
 func (d *DataConns) ctxReason(ctx context.Context, target string, timeout time.Duration) *wire.KillReason {
@@ -361,30 +331,18 @@ func ctxRule(ctx context.Context) error {
 	return ErrDataConnTimeout
 }
 
-func (d *DataConns) ctxFailure(ctx context.Context, target string, timeout time.Duration) (net.Conn, error) {
-	r := d.ctxReason(ctx, target, timeout)
-	return nil, &DataConnError{Node: target, Reason: r, Rule: ctxRule(ctx)}
-}
-
-// ruleOf classifies a failure: the machine's rule when it gave one (a
-// *rendezvous.Error; rules without a name of their own here are wrapped in
-// ErrDataConnFailed), else, for a kill reason from the target (the one
-// text that is read), the rule it names (rendezvous.ClassifyKillReason),
-// a plain kill being ErrDataConnFailed. Failures the transport decides
-// itself (ctxRule, the no-route case) name their rule directly.
-func ruleOf(r *wire.KillReason, machine error) error {
-	if machine != nil {
-		for _, rule := range []error{rendezvous.ErrTimeout, rendezvous.ErrNoListeners, rendezvous.ErrCancelled, rendezvous.ErrQueueFull} {
-			if errors.Is(machine, rule) {
-				return machine
-			}
+// dcRule wraps the rule the rendezvous machine decided (a
+// *rendezvous.Error): the rules this package names under a second name
+// (ErrDataConnTimeout, ...) are that error itself; any other (a dial, a
+// lost messaging connection, a plain kill by the target) is also
+// ErrDataConnFailed.
+func dcRule(machine error) error {
+	for _, named := range []error{rendezvous.ErrTimeout, rendezvous.ErrNoListeners, rendezvous.ErrCancelled, rendezvous.ErrQueueFull, rendezvous.ErrNoInitFunc} {
+		if errors.Is(machine, named) {
+			return machine
 		}
-		return fmt.Errorf("%w: %w", ErrDataConnFailed, machine)
 	}
-	if rule := rendezvous.ClassifyKillReason(r); rule != rendezvous.ErrKilled {
-		return rule
-	}
-	return ErrDataConnFailed
+	return fmt.Errorf("%w: %w", ErrDataConnFailed, machine)
 }
 
 // localPair connects the node to itself: an in-process connected pair, no
@@ -398,7 +356,7 @@ func (d *DataConns) localPair(self, initFunc string, initData []any) (net.Conn, 
 		return nil, &DataConnError{Node: self, Reason: wire.DataConnReason("%s: node closed", self), Rule: ErrDataConnCancelled}
 	}
 	if f == nil {
-		return nil, &DataConnError{Node: self, Reason: wire.DataConnReason("%s: init function %q not found", self, initFunc), Rule: ErrNoInitFunc}
+		return nil, &DataConnError{Node: self, Reason: rendezvous.NoInitFuncReason(self, initFunc), Rule: ErrNoInitFunc}
 	}
 	a, b := newPipe()
 	d.runInit(f, self, initData, b)

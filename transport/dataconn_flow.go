@@ -105,10 +105,10 @@ func (n *endpoint) dialDataConn(ctx context.Context, nw Network, addr string, ex
 	}
 }
 
-// peerWindow returns the window target announced (0: the default), or 0
-// in PerlCompat mode, which paces like a Perl node would not.
+// peerWindow returns the window target announced (0: the default); the
+// machine ignores it in PerlCompat mode.
 func (d *DataConns) peerWindow(target string) int {
-	if wh, ok := d.host.(windowHost); ok && !d.ep.cfg.PerlCompat {
+	if wh, ok := d.host.(windowHost); ok {
 		return wh.PeerWindow(target)
 	}
 	return 0

@@ -49,7 +49,20 @@ func (h nodeHost) WatchPort(portID string, f func(reason []any)) (stop func()) {
 	return h.n.watchPort(name, f)
 }
 
+// upChecker is implemented by hosts that can tell at once that the
+// messaging connection to a node is up (the Node): ConnectTo then skips
+// Connected and the timer it would bound it with.
+type upChecker interface {
+	isUp(node string) bool
+}
+
 type nodeHost struct{ n *Node }
+
+func (h nodeHost) isUp(node string) bool {
+	h.n.mu.Lock()
+	defer h.n.mu.Unlock()
+	return !h.n.closed && h.n.m.Current(node) != 0
+}
 
 func (h nodeHost) SendControl(node string, msg wire.Message) error { return h.n.sendTo(node, msg) }
 

@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"github.com/aemp-go/dataconn/core/handshake"
@@ -21,17 +20,16 @@ type dcHandle struct {
 
 // dcRequest is what DataConns keeps for one data connection id, in one
 // allocation (a burst queues many set-ups; each stays small): for our own
-// set-ups what ConnectTo waits on (done, then outcome), the deadline and
-// whether the target killed the request's port; while dials or a round
-// trip of the id run, their flight. A dial-back's record has no done.
+// set-ups what ConnectTo waits on (done, then outcome) and, once the
+// machine asked for it (Watch), the end of the watch of its port; while
+// dials or a round trip of the id run, their flight. A dial-back's record
+// has no done.
 type dcRequest struct {
-	d        *DataConns
-	id       string
-	deadline time.Time
-	done     chan struct{} // gets one value when outcome is set
-	outcome  *dcOutcome
-	flight   *dcFlight
-	killed   atomic.Bool
+	id      string
+	done    chan struct{} // gets one value when outcome is set
+	outcome *dcOutcome
+	flight  *dcFlight
+	unwatch func()
 }
 
 // finish sets the outcome of one of our set-ups and wakes its ConnectTo.
@@ -156,6 +154,8 @@ func (d *DataConns) exec(a any) (closeConn net.Conn) {
 		return nil
 	}
 	switch a := a.(type) {
+	case rendezvous.Watch:
+		d.watchLocked(a)
 	case rendezvous.RoundTrip:
 		ctx := d.takeoffLocked(a.ID)
 		go func() {
@@ -207,6 +207,33 @@ func (d *DataConns) exec(a any) (closeConn net.Conn) {
 		return d.takeConnLocked(a.ref)
 	}
 	return nil
+}
+
+// watchLocked watches the port of our set-up a.ID, if the host can tell
+// kills (portWatcher): the target kills it when it refuses or expires
+// the expectation, and the machine then decides the outcome (Killed).
+// ConnectTo ends the watch.
+func (d *DataConns) watchLocked(a rendezvous.Watch) {
+	pw, ok := d.host.(portWatcher)
+	if r := d.requests[a.ID]; !ok || r == nil || r.done == nil {
+		return
+	}
+	id := a.ID
+	// Outside the lock: the host has locks of its own.
+	d.mu.Unlock()
+	stop := pw.WatchPort(a.Port, func(reason []any) {
+		r := wire.KillReasonFromValues(reason)
+		d.do(func(now time.Time) { d.rv.Killed(now, id, r) })
+	})
+	d.mu.Lock()
+	if r := d.requests[id]; r != nil && r.done != nil && !d.closed {
+		r.unwatch = stop
+		return
+	}
+	// Settled meanwhile (Close): end the watch at once.
+	d.mu.Unlock()
+	stop()
+	d.mu.Lock()
 }
 
 // takeConnLocked removes and returns the stream of ref (nil if none).

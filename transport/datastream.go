@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -269,7 +268,7 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 			return fail(ErrDataConnFailed, perr, "%s: %v", target, perr)
 		}
 		r := wire.DataConnReason("%s", msg)
-		return nil, &DataConnError{Node: target, Reason: r, Rule: fmt.Errorf("%w: %w", ErrDataConnKilled, ruleOf(r, nil))}, true
+		return nil, &DataConnError{Node: target, Reason: r, Rule: dcRule(rendezvous.KillError(target, r))}, true
 	}
 	perr := error(&wire.DataStreamError{Detail: "unknown answer byte"})
 	return fail(ErrDataConnFailed, perr, "%s: %v", target, perr)
@@ -370,7 +369,7 @@ func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.C
 		return
 	}
 	if f == nil {
-		refuse("%s: no init function %q", d.ep.id, h.InitFunc)
+		refuse("%s", rendezvous.NoInitFuncReason(d.ep.id, h.InitFunc).Message)
 		return
 	}
 	if _, err := c.Write([]byte{wire.DataStreamAccept}); err != nil {

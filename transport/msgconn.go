@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"time"
 
 	"github.com/aemp-go/dataconn/core/handshake"
@@ -250,11 +249,7 @@ func (n *Node) addConn(id peer.ConnID, c net.Conn, res *handshake.Result, info p
 			delete(n.mconns, id)
 			return nil
 		}
-		if v, ok := res.Peer.Get(rendezvous.KeyDataConnWindow); ok && isGo {
-			if x, e := strconv.Atoi(v); e == nil && x > 0 {
-				mc.window = x
-			}
-		}
+		mc.window = rendezvous.AnnouncedWindow(res.Peer)
 		n.wg.Add(1)
 		go mc.readLoop()
 		return nil

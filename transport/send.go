@@ -105,7 +105,7 @@ func (n *Node) dropWaiterLocked(node string, ch chan error) {
 // the peer's addresses, ending in ConnUp or DialFailed.
 func (n *Node) runDial(a peer.Dial) {
 	defer n.wg.Done()
-	ctx, cancel := context.WithTimeout(n.ctx, 2*n.cfg.HandshakeTimeout)
+	ctx, cancel := context.WithTimeout(n.ctx, peer.ConnectWindow(n.cfg.HandshakeTimeout))
 	defer cancel()
 	c, res, _, err := n.dialFirst(ctx, a.Addrs, func(ctx context.Context, addr string) (net.Conn, *handshake.Result, error) {
 		c, res, err := n.dialHandshake(ctx, addr, wire.ProtocolMessaging, n.withTicket(a.Peer, nil))

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/aemp-go/dataconn/core/peer"
 )
 
 func pingCommand(e *env) (*flag.FlagSet, func(context.Context, []string) error) {
@@ -53,8 +55,8 @@ is pinged.`)
 		if addr != "" {
 			var id string
 			id, err = s.node.ConnectAddr(cctx, addr)
-			if err == nil && target != "" && id != target {
-				err = fmt.Errorf("%s answered as node %q, not %q", addr, id, target)
+			if err == nil && target != "" {
+				err = peer.CheckDialed(addr, target, id) // peer.ErrWrongPeer
 			}
 			target = id
 		} else {

@@ -122,7 +122,7 @@ func CheckDialed(addr, want, got string) error {
 	if got == want {
 		return nil
 	}
-	return wrapf(ErrWrongPeer, "%s answered as %q, expected %q", addr, got, want)
+	return wrapf(ErrWrongPeer, "%s answered as node %q, expected %q", addr, got, want)
 }
 
 func wrapf(rule error, format string, args ...any) error {

@@ -21,6 +21,11 @@ const (
 	DefaultWriteWindow      = 256 << 10
 )
 
+// ConnectWindow is how long a connection a send needed gets to come up
+// (TimerConnect, then ErrConnectTimeout): twice the handshake timeout. An
+// adapter bounds the attempts of one Dial by it too.
+func ConnectWindow(handshakeTimeout time.Duration) time.Duration { return 2 * handshakeTimeout }
+
 // Config configures a Machine. Only NodeID is required.
 type Config struct {
 	// NodeID is our node's ID.

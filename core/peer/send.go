@@ -103,7 +103,7 @@ func (m *Machine) startDial(now time.Time, p *peerState) {
 	p.attempt++
 	p.dialErr = nil
 	if !m.timers.Has(timerKey{TimerConnect, 0, p.id}) {
-		m.setTimer(TimerConnect, 0, p.id, now.Add(2*m.cfg.HandshakeTimeout))
+		m.setTimer(TimerConnect, 0, p.id, now.Add(ConnectWindow(m.cfg.HandshakeTimeout)))
 	}
 	m.emit(Dial{Peer: p.id, Addrs: m.ordered(addrs), Attempt: p.attempt})
 }

@@ -171,7 +171,7 @@ func (m *Machine) fire(now time.Time, t Timer) {
 		if p := m.peers[t.Peer]; p != nil && p.conn == 0 {
 			p.dialing, p.awaiting = false, false
 			m.stopTimer(TimerDialBack, 0, p.id)
-			m.unreachable(p, wrapf(ErrConnectTimeout, "%s: no connection within %v", p.id, 2*m.cfg.HandshakeTimeout))
+			m.unreachable(p, wrapf(ErrConnectTimeout, "%s: no connection within %v", p.id, ConnectWindow(m.cfg.HandshakeTimeout)))
 		}
 	case TimerSeedRetry:
 		m.fireSeedRetry(now)

@@ -10,12 +10,14 @@
 // # Inputs and actions
 //
 // New creates the Machine of one node from a Config. Its inputs are, on
-// the initiator side, Connect, RoundTripDone, DialDone, DialFailed and
-// Cancel; on the target side Expect and ConnectBack (an _expect or
+// the initiator side, Connect, RoundTripDone, DialDone, DialFailed,
+// Killed (the target killed the request's port), Cancel and Expire (the
+// caller gave up, or its own deadline passed); on the target side Expect and ConnectBack (an _expect or
 // _connect from an authenticated messaging connection); on the acceptor
 // side IncomingGreeting, IncomingDone and IncomingFailed; PeerDown and
 // Tick. After every input the caller calls Poll until it returns nil.
-// Its actions: Send (a node message), RoundTrip, Dial, Deliver or Fail
+// Its actions: Watch (the request's port, just before its expectation
+// is sent), Send (a node message), RoundTrip, Dial, Deliver or Fail
 // (exactly one per Connect), Admit or Refuse (an accepted stream, before
 // our greeting), CallInit (target-side success) and Close. Its timers:
 // TimerConnect, TimerExpect, TimerEarlyHold, TimerDialStagger.
@@ -32,7 +34,9 @@
 // sentinels (ErrTimeout, ErrNoListeners, ErrWrongPeer, ...). A kill
 // reason from the target is read in one place: ClassifyKillReason, with a
 // table of the known texts; any other text is a plain remote kill
-// (ErrKilled). The defaults of Config (DefaultEarlyHold,
+// (ErrKilled). At or after a set-up's deadline every failure is the
+// timeout, whatever input came first at that instant (the deadline wins
+// ties; script connect_deadline_tie). The defaults of Config (DefaultEarlyHold,
 // DefaultMaxExpectPerPeer, ...) are defined here once.
 //
 // # Files

@@ -68,17 +68,29 @@ const (
 	rvPhaseDone                     // finished (a queued entry left behind)
 )
 
-// rvOut is a pending Connect.
+// rvOut is a pending Connect. A burst queues many set-ups behind a
+// target's window, so it keeps only what the set-up still needs (Start
+// and Window are used up by Connect) and packs its flags.
 type rvOut struct {
-	req         ConnectRequest
-	seq         uint64
-	phase       rvPhase
-	plan        *rvDialPlan
+	req     outReq
+	seq     uint64
+	plan    *rvDialPlan
+	backRef ConnRef
+	phase   rvPhase
+	// targetIsGo is ConnectRequest.TargetIsGo (false with PerlCompat).
+	targetIsGo  bool
 	backMatched bool
-	backRef     ConnRef
 	fast        bool // counted in fastPerTarget
 	retried     bool // the fast flow failed once and fell back to the round trip
 	inflight    bool // counted in its target's window
+}
+
+// outReq is the part of a ConnectRequest a pending Connect keeps.
+type outReq struct {
+	ID, Target, Port, InitFunc string
+	Timeout                    time.Duration
+	InitData                   []any
+	TargetAddrs, SelfAddrs     []string
 }
 
 // rvExp is an expectation announced by node from.
@@ -208,20 +220,22 @@ func (r *Machine) Connect(now time.Time, req ConnectRequest) {
 		fail(ErrTimeout, rvTimeoutText(req.Target, req.Timeout))
 		return
 	}
-	tq := r.targetQ(req.Target, req.Window)
+	window := req.Window
+	if r.cfg.PerlCompat {
+		// Paced like a Perl node would be: it announces no window.
+		window = 0
+	}
+	tq := r.targetQ(req.Target, window)
 	if !tq.hasRoom() && tq.live >= r.cfg.MaxQueuedPerTarget {
 		fail(ErrQueueFull, req.Target+": too many data connections queued for this node ("+
 			strconv.Itoa(r.cfg.MaxQueuedPerTarget)+"; raise DataConnConfig.MaxQueuedPerTarget)")
 		r.dropTargetQ(req.Target)
 		return
 	}
-	o := &rvOut{req: req, seq: r.nextSeq()}
-	if r.cfg.PerlCompat {
-		o.req.TargetIsGo = false
-	}
-	o.req.TargetAddrs = tAddrs
-	o.req.SelfAddrs = sAddrs
-	o.req.InitData = slices.Clone(req.InitData)
+	o := &rvOut{req: outReq{
+		ID: req.ID, Target: req.Target, Port: req.Port, InitFunc: req.InitFunc, Timeout: req.Timeout,
+		InitData: slices.Clone(req.InitData), TargetAddrs: tAddrs, SelfAddrs: sAddrs,
+	}, seq: r.nextSeq(), targetIsGo: req.TargetIsGo && !r.cfg.PerlCompat}
 	r.out[req.ID] = o
 	start := now
 	if !req.Start.IsZero() && req.Start.Before(now) {
@@ -247,8 +261,9 @@ func (r *Machine) startOut(now time.Time, o *rvOut) {
 	tq.inflight++
 	o.inflight = true
 	tAddrs := o.req.TargetAddrs
+	r.emit(Watch{ID: req.ID, Port: req.Port})
 	r.emit(Send{To: req.Target, Msg: wire.ExpectMsg(req.ID, req.Port, req.Timeout.Seconds(), req.InitFunc, o.req.InitData...)})
-	if o.req.TargetIsGo && len(tAddrs) > 0 && r.fastPerTarget[req.Target] < r.cfg.MaxEarlyPerPeer {
+	if o.targetIsGo && len(tAddrs) > 0 && r.fastPerTarget[req.Target] < r.cfg.MaxEarlyPerPeer {
 		o.fast = true
 		r.fastPerTarget[req.Target]++
 		r.startOutDial(now, o)
@@ -265,6 +280,22 @@ func (r *Machine) connectExpired(o *rvOut) {
 	r.emit(Fail{ID: o.req.ID, Reason: wire.DataConnReason("%s", text), Err: rvErr(ErrTimeout, o.req.Target, text)})
 }
 
+// failOut settles o with a failure, unless o's deadline has come: at or
+// after it every failure is the timeout, with the initiator's own text
+// (the deadline wins ties). Several events can fall on the deadline's
+// instant (in virtual time always): the kill the target sends when its
+// expectation expires (its timer started when the expectation arrived, so
+// it never fires before ours), a dial's last failure, the caller giving
+// up. Whatever order they arrive in, the outcome is the timeout.
+func (r *Machine) failOut(o *rvOut, reason *wire.KillReason, err *Error) {
+	if at, ok := r.timers.At(idTimer(TimerConnect, o.req.ID)); ok && !r.now.Before(at) {
+		r.connectExpired(o)
+		return
+	}
+	r.finishOut(o, err.Rule)
+	r.emit(Fail{ID: o.req.ID, Reason: reason, Err: err})
+}
+
 // NoListenersReason is the kill reason of a set-up to target when no
 // listener address is known for either node (nor a route to target), as
 // Perl words it: "TARGET: no listeners found". Its rule is ErrNoListeners.
@@ -273,6 +304,20 @@ func NoListenersReason(target string) *wire.KillReason {
 }
 
 func noListenersText(target string) string { return target + ": no listeners found" }
+
+// NoInitFuncReason is the kill reason with which node refuses a data
+// connection for an init function name it does not have, as this
+// project words it: `NODE: no init function "NAME"` (ClassifyKillReason
+// reads it as ErrNoInitFunc). The machine sends it for an expectation
+// (Config.RequireInit); a direct data stream's refusal and a set-up to
+// the node itself use it too.
+func NoInitFuncReason(node, name string) *wire.KillReason {
+	return wire.DataConnReason("%s", noInitFuncText(node, name))
+}
+
+func noInitFuncText(node, name string) string {
+	return node + ": no init function " + strconv.Quote(name)
+}
 
 // TimeoutReason is the kill reason of a set-up to target that did not
 // succeed within d, as Perl words it: "TARGET: unable to establish
@@ -373,7 +418,6 @@ func (r *Machine) checkOutExhausted(o *rvOut) {
 		r.emit(RoundTrip{ID: o.req.ID, To: o.req.Target})
 		return
 	}
-	r.finishOut(o, ErrDialFailed)
 	cause := "no address answered"
 	if o.plan.LastErr != nil {
 		cause = o.plan.LastErr.Error()
@@ -381,7 +425,7 @@ func (r *Machine) checkOutExhausted(o *rvOut) {
 	text := o.req.Target + ": unable to connect: " + cause
 	rerr := rvErr(ErrDialFailed, o.req.Target, text)
 	rerr.Cause = o.plan.LastErr
-	r.emit(Fail{ID: o.req.ID, Reason: wire.DataConnReason("%s", text), Err: rerr})
+	r.failOut(o, wire.DataConnReason("%s", text), rerr)
 }
 
 // DialDone reports that a stream we dialed for id (Dial) completed its
@@ -400,7 +444,7 @@ func (r *Machine) DialDone(now time.Time, id, addr string, ref ConnRef, peer wir
 	if o := r.out[id]; o != nil && o.plan != nil {
 		p := o.plan
 		p.Ended(addr)
-		if err := r.checkDialPeer(o.req.Target, peer, o.req.TargetIsGo); err != nil {
+		if err := r.checkDialPeer(o.req.Target, peer, o.targetIsGo); err != nil {
 			r.emit(Close{Ref: ref, Err: err})
 			p.LastErr = err
 			r.planAdvance(now, p)
@@ -444,30 +488,76 @@ func (r *Machine) checkDialPeer(want string, peer wire.Greeting, targetIsGo bool
 }
 
 // Cancel ends a pending Connect because the local caller gave up: Fail
-// with reason (a generic one when nil; an empty message is filled in).
-// Unknown or finished ids are ignored.
+// with reason (a generic one when nil; an empty message is filled in)
+// and ErrCancelled, or with the timeout once its deadline has come (see
+// Expire). Unknown or finished ids are ignored.
 func (r *Machine) Cancel(now time.Time, id string, reason *wire.KillReason) {
+	r.now = now
+	if o := r.out[id]; o != nil {
+		reason, text := filledReason(reason, o.req.Target+": data connection cancelled")
+		r.failOut(o, reason, rvErr(ErrCancelled, o.req.Target, text))
+	}
+}
+
+// Expire ends a pending Connect because a deadline of the local caller's
+// own passed (its context's): Fail with the timeout, as at the set-up's
+// own deadline. Unknown or finished ids are ignored.
+func (r *Machine) Expire(now time.Time, id string) {
+	r.now = now
+	if o := r.out[id]; o != nil {
+		r.connectExpired(o)
+	}
+}
+
+// Killed reports that the target killed the port of the pending Connect
+// id (the one its Watch named) with reason: Fail with that reason (an
+// empty message, as a Perl target's expiry kill has, is filled in) and
+// ErrKilled, the rule the reason names (ClassifyKillReason) being the
+// error's Cause; at or after the set-up's deadline the timeout instead
+// (failOut). Unknown or finished ids are ignored.
+func (r *Machine) Killed(now time.Time, id string, reason *wire.KillReason) {
 	r.now = now
 	o := r.out[id]
 	if o == nil {
 		return
 	}
-	r.finishOut(o, ErrCancelled)
-	text := o.req.Target + ": data connection cancelled"
+	// The text a reason without one gets is Cancel's, as before the
+	// machine decided kills.
+	filled, _ := filledReason(reason, o.req.Target+": data connection cancelled")
+	r.failOut(o, filled, KillError(o.req.Target, filled))
+}
+
+// KillError is the error of a set-up to target that target ended with
+// reason (a kill of the request's port, or a direct data stream's
+// refusal): Rule ErrKilled, and as Cause the rule the reason's text names
+// (ClassifyKillReason), if any.
+func KillError(target string, reason *wire.KillReason) *Error {
+	var text string
+	if reason != nil {
+		text = reason.Message
+	}
+	err := rvErr(ErrKilled, target, text)
+	if rule := ClassifyKillReason(reason); rule != ErrKilled {
+		err.Cause = rule
+	}
+	return err
+}
+
+// filledReason returns reason, or when it is nil or has no message one
+// with text as its message, and the message.
+func filledReason(reason *wire.KillReason, text string) (*wire.KillReason, string) {
 	switch {
 	case reason == nil:
-		reason = wire.DataConnReason("%s", text)
+		return wire.DataConnReason("%s", text), text
 	case reason.Message == "":
 		c := *reason
 		if c.Family == "" {
 			c.Family = wire.KillReasonDataConn
 		}
 		c.Message = text
-		reason = &c
-	default:
-		text = reason.Message
+		return &c, text
 	}
-	r.emit(Fail{ID: id, Reason: reason, Err: rvErr(ErrCancelled, o.req.Target, text)})
+	return reason, reason.Message
 }
 
 // ---- target side ----
@@ -487,7 +577,7 @@ func (r *Machine) Expect(now time.Time, from string, m wire.NodeMsgExpect) {
 	case r.cfg.RequireInit && !r.inits[m.InitFunc]:
 		// Only a port of the sender is killed.
 		if i := strings.LastIndexByte(m.Port, '#'); i > 0 && m.Port[:i] == from && m.Port[i+1:] != "" {
-			r.sendKill(from, m.Port[i+1:], r.cfg.Self+": no init function "+strconv.Quote(m.InitFunc))
+			r.sendKill(from, m.Port[i+1:], noInitFuncText(r.cfg.Self, m.InitFunc))
 		}
 		return
 	case m.ID == "":
@@ -826,9 +916,8 @@ func (r *Machine) PeerDown(now time.Time, node string, err error) {
 	}
 	slices.SortFunc(outs, func(a, b *rvOut) int { return cmp.Compare(a.seq, b.seq) })
 	for _, o := range outs {
-		r.finishOut(o, ErrPeerDown)
 		text := node + ": node down: " + cause
-		r.emit(Fail{ID: o.req.ID, Reason: wire.DataConnReason("%s", text), Err: rvErr(ErrPeerDown, node, text)})
+		r.failOut(o, wire.DataConnReason("%s", text), rvErr(ErrPeerDown, node, text))
 	}
 	var hs []*rvHeld
 	for _, h := range r.held {

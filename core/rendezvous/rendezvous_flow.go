@@ -3,6 +3,7 @@ package rendezvous
 import (
 	"errors"
 	"maps"
+	"strconv"
 	"strings"
 
 	"github.com/aemp-go/dataconn/core/wire"
@@ -30,6 +31,24 @@ import (
 // node holds per peer (its MaxExpectPerPeer). A peer paces its set-ups to
 // it (ConnectRequest.Window).
 const KeyDataConnWindow = "aempgo_dcw"
+
+// AnnouncedWindow returns the window a peer announced in its messaging
+// greeting (KeyDataConnWindow), for ConnectRequest.Window: only a node of
+// this project (KeyGo) announces one, and only a positive integer
+// counts; 0 (the default window) otherwise.
+func AnnouncedWindow(peer wire.Greeting) int {
+	if _, isGo := peer.Get(wire.KeyGo); !isGo {
+		return 0
+	}
+	v, ok := peer.Get(KeyDataConnWindow)
+	if !ok {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return n
+	}
+	return 0
+}
 
 // rvTargetQ is the initiator's window and queue for one target.
 type rvTargetQ struct {

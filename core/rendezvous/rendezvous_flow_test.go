@@ -22,7 +22,7 @@ func TestRvWindowQueuesAndPaces(t *testing.T) {
 		r.Connect(rvT0, rvReq(fmt.Sprintf("c%d", i), 10*time.Second, 2))
 	}
 	acts := rvDrain(r)
-	if got := len(acts); got != 4 { // 2 × (expect, round trip)
+	if got := len(acts); got != 6 { // 2 × (watch, expect, round trip)
 		t.Fatalf("actions = %#v", acts)
 	}
 	if s := r.Stats(); s.Queued != 3 || s.InFlight != 2 {
@@ -33,10 +33,13 @@ func TestRvWindowQueuesAndPaces(t *testing.T) {
 	rvExpectTo(t, r, Dial{ID: "c1", Addr: "b:1", Node: "B"})
 	r.DialDone(rvT0, "c1", "b:1", 7, wire.Greeting{NodeID: "B"})
 	acts = rvDrain(r)
-	if len(acts) != 3 || !rvSameAction(acts[2], Deliver{ID: "c1", Ref: 7}) {
+	if len(acts) != 4 || !rvSameAction(acts[3], Deliver{ID: "c1", Ref: 7}) {
 		t.Fatalf("after c1: %#v", acts)
 	}
-	if rt, ok := acts[1].(RoundTrip); !ok || rt.ID != "c3" {
+	if w, ok := acts[0].(Watch); !ok || w.ID != "c3" {
+		t.Fatalf("c3's port is not watched before its expectation: %#v", acts)
+	}
+	if rt, ok := acts[2].(RoundTrip); !ok || rt.ID != "c3" {
 		t.Fatalf("c3 did not start: %#v", acts)
 	}
 	// Cancelling a queued set-up fails it at once, nothing sent.
@@ -134,4 +137,25 @@ func TestRvHeldForWaitingExpectation(t *testing.T) {
 	r.IncomingDone(rvT0, 1)
 	rvExpectTo(t, r, Admit{Ref: 1, Extra: []wire.KV{rvConfirmed}},
 		Admit{Ref: 5, Extra: []wire.KV{rvConfirmed}}, CallInit{Ref: 1, From: "B", Func: "f"})
+}
+
+// AnnouncedWindow reads the window only from a node of this project, and
+// only a positive integer.
+func TestAnnouncedWindow(t *testing.T) {
+	goKV := wire.KV{Key: wire.KeyGo, Value: "1"}
+	for _, c := range []struct {
+		kv   []wire.KV
+		want int
+	}{
+		{[]wire.KV{goKV, {Key: KeyDataConnWindow, Value: "7"}}, 7},
+		{[]wire.KV{{Key: KeyDataConnWindow, Value: "7"}}, 0}, // not a node of this project
+		{[]wire.KV{goKV}, 0},
+		{[]wire.KV{goKV, {Key: KeyDataConnWindow, Value: "0"}}, 0},
+		{[]wire.KV{goKV, {Key: KeyDataConnWindow, Value: "-3"}}, 0},
+		{[]wire.KV{goKV, {Key: KeyDataConnWindow, Value: "x"}}, 0},
+	} {
+		if got := AnnouncedWindow(wire.Greeting{NodeID: "B", KV: c.kv}); got != c.want {
+			t.Errorf("AnnouncedWindow(%v) = %d, want %d", c.kv, got, c.want)
+		}
+	}
 }

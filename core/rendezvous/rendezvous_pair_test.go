@@ -84,6 +84,7 @@ func (w *rvWire) handle(node string, a Action) {
 	switch a := a.(type) {
 	case Send:
 		w.msgs = append(w.msgs, rvWireMsg{from: node, to: a.To, msg: a.Msg})
+	case Watch:
 	case RoundTrip:
 		w.msgs = append(w.msgs, rvWireMsg{from: node, to: a.To, rtID: a.ID})
 	case Dial:
@@ -193,8 +194,12 @@ func TestRvPairFlows(t *testing.T) {
 			}
 			a.Connect(w.now, ConnectRequest{ID: "id1", Target: "B", Port: "A#p", Timeout: 5 * time.Second,
 				InitFunc: "init", InitData: []any{"d"}, TargetAddrs: c.bAddrs, SelfAddrs: c.aAddrs, TargetIsGo: c.targetIsGo})
+			watch := a.Poll()
 			first := a.Poll()
 			second := a.Poll()
+			if _, ok := watch.(Watch); !ok {
+				t.Fatalf("first action %#v; want the watch of the request's port", watch)
+			}
 			w.handle("A", first)
 			w.handle("A", second)
 			if _, rt := second.(RoundTrip); rt != c.wantRoundTrip {
@@ -220,7 +225,9 @@ func TestRvPairUnknownIDIsAFailure(t *testing.T) {
 	w := newRvWire(t, true)
 	a := w.add("A", true)
 	b := w.add("B", true, "b:1")
-	a.Connect(w.now, ConnectRequest{ID: "id1", Target: "B", Port: "A#p", Timeout: 5 * time.Second,
+	// Its timeout is past the two early holds below: before it, the
+	// failure is the dialer's own (at it, the timeout would win).
+	a.Connect(w.now, ConnectRequest{ID: "id1", Target: "B", Port: "A#p", Timeout: 10 * time.Second,
 		TargetAddrs: []string{"b:1"}, TargetIsGo: true})
 	w.collect()
 	w.msgs = nil // the _expect is lost

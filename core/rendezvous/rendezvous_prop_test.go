@@ -47,6 +47,7 @@ type rvModel struct {
 type rvModelConn struct {
 	target   string
 	outcomes int
+	watched  bool // got its Watch
 }
 
 type rvModelExp struct {
@@ -156,9 +157,18 @@ func (m *rvModel) check(a Action) {
 			if c == nil || c.target != a.To || c.outcomes != 0 {
 				m.fatalf("%v for %q sent to %s", a.Msg[1], id, a.To)
 			}
+			if a.Msg[1] == wire.NodeMsgTagExpect && !c.watched {
+				m.fatalf("expectation of %q sent before its port was watched", id)
+			}
 		default:
 			m.fatalf("unexpected message %#v", a.Msg)
 		}
+	case Watch:
+		c := m.connects[a.ID]
+		if c == nil || c.outcomes != 0 || c.watched || a.Port != "A#q" {
+			m.fatalf("watch %#v of no pending connect, or twice", a)
+		}
+		c.watched = true
 	case RoundTrip:
 		if c := m.connects[a.ID]; c == nil || c.target != a.To {
 			m.fatalf("round trip for unknown %q", a.ID)
@@ -336,6 +346,18 @@ func (m *rvModel) actions() map[string]func(*rapid.T) {
 				reason = wire.DataConnReason("stop")
 			}
 			m.r.Cancel(m.now, rapid.SampledFrom(m.connIDs).Draw(t, "id"), reason)
+		},
+		"killed": func(t *rapid.T) {
+			if len(m.connIDs) == 0 {
+				return
+			}
+			reason := wire.DataConnReason("%s", rapid.SampledFrom([]string{"", "B: no init function \"g\"", "die"}).Draw(t, "text"))
+			m.r.Killed(m.now, rapid.SampledFrom(m.connIDs).Draw(t, "id"), reason)
+		},
+		"expire": func(t *rapid.T) {
+			if len(m.connIDs) > 0 {
+				m.r.Expire(m.now, rapid.SampledFrom(m.connIDs).Draw(t, "id"))
+			}
 		},
 		"expect": func(t *rapid.T) {
 			m.nextOp++

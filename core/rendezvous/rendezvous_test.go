@@ -135,6 +135,7 @@ func TestRvPerlFlowDial(t *testing.T) {
 	r.Connect(rvT0, ConnectRequest{ID: "c1", Target: "B", Port: "A#p", Timeout: 5 * time.Second,
 		InitFunc: "f", InitData: []any{"x", 1}, TargetAddrs: []string{"b:1", "b:1", "b:2"}})
 	rvExpectTo(t, r,
+		Watch{ID: "c1", Port: "A#p"},
 		Send{To: "B", Msg: wire.ExpectMsg("c1", "A#p", 5, "f", "x", 1)},
 		RoundTrip{ID: "c1", To: "B"})
 	if d := r.Deadline(); !d.Equal(rvAt(5 * time.Second)) {
@@ -156,6 +157,7 @@ func TestRvPerlFlowDialBack(t *testing.T) {
 		r.Connect(rvT0, ConnectRequest{ID: "c1", Target: "B", Port: "A#p", Timeout: 5 * time.Second,
 			SelfAddrs: []string{"a:1"}, TargetIsGo: goPeer})
 		rvExpectTo(t, r,
+			Watch{ID: "c1", Port: "A#p"},
 			Send{To: "B", Msg: wire.ExpectMsg("c1", "A#p", 5, "")},
 			RoundTrip{ID: "c1", To: "B"})
 		// A stream with the id before _connect was sent is refused.
@@ -202,6 +204,7 @@ func TestRvFastFlowStaggeredDials(t *testing.T) {
 	r.Connect(rvT0, ConnectRequest{ID: "c1", Target: "B", Port: "A#p", Timeout: 5 * time.Second,
 		TargetAddrs: []string{"b:1", "b:2", "b:3"}, TargetIsGo: true})
 	rvExpectTo(t, r,
+		Watch{ID: "c1", Port: "A#p"},
 		Send{To: "B", Msg: wire.ExpectMsg("c1", "A#p", 5, "")},
 		Dial{ID: "c1", Addr: "b:1", Node: "B"})
 	if d := r.Deadline(); !d.Equal(rvAt(250 * time.Millisecond)) {
@@ -578,6 +581,7 @@ func TestRvPerlCompat(t *testing.T) {
 	r.Connect(rvT0, ConnectRequest{ID: "c1", Target: "B", Port: "A#p", Timeout: 5 * time.Second,
 		TargetAddrs: []string{"b:1"}, TargetIsGo: true})
 	rvExpectTo(t, r,
+		Watch{ID: "c1", Port: "A#p"},
 		Send{To: "B", Msg: wire.ExpectMsg("c1", "A#p", 5, "")},
 		RoundTrip{ID: "c1", To: "B"})
 	r.RoundTripDone(rvT0, "c1")

@@ -145,7 +145,8 @@ type ConnectRequest struct {
 	Start time.Time
 	// Window is how many pending set-ups from us the target holds (the
 	// MaxExpectPerPeer it announced, KeyDataConnWindow); 0 =
-	// DefaultMaxExpectPerPeer. More wait in our queue.
+	// DefaultMaxExpectPerPeer, as always with Config.PerlCompat
+	// (AnnouncedWindow reads it from a greeting). More wait in our queue.
 	Window int
 }
 
@@ -158,6 +159,12 @@ type Send struct {
 	To  string
 	Msg wire.Message
 }
+
+// Watch: from now on the target may kill Port, the local port the
+// Connect ID named (its expectation is about to be sent): report such a
+// kill with Machine.Killed(ID) until the Connect's Deliver or Fail. A set-up
+// waiting in its target's queue has sent nothing yet and needs no watch.
+type Watch struct{ ID, Port string }
 
 // RoundTrip: do a snd round trip to node To, then call
 // Machine.RoundTripDone(ID).
@@ -178,7 +185,9 @@ type Deliver struct {
 // Fail: the data connection ID of a Connect failed; kill or answer the
 // local caller with Reason (never nil, never an empty message). Err is a
 // *Error naming the rule (errors.Is with ErrTimeout, ErrNoListeners,
-// ErrDialFailed, ErrPeerDown, ErrCancelled, ErrBadRequest).
+// ErrDialFailed, ErrPeerDown, ErrCancelled, ErrKilled, ErrQueueFull,
+// ErrBadRequest). At or after the Connect's deadline it is always the
+// timeout, whatever input ended it (the deadline wins ties).
 // Exactly one Deliver or Fail is emitted per Connect.
 type Fail struct {
 	ID     string
@@ -216,6 +225,7 @@ type Close struct {
 }
 
 func (Send) isRvAction()      {}
+func (Watch) isRvAction()     {}
 func (RoundTrip) isRvAction() {}
 func (Dial) isRvAction()      {}
 func (Deliver) isRvAction()   {}
@@ -261,8 +271,9 @@ var (
 	// ErrBadRequest: a Connect request is invalid (empty or duplicate id,
 	// no or own target).
 	ErrBadRequest = errors.New("dataconn rendezvous: invalid connect request")
-	// ErrKilled: the target killed the request's port with a reason
-	// that names no rule of its own (ClassifyKillReason).
+	// ErrKilled: the target killed the request's port (Killed); the
+	// rule its reason names (ClassifyKillReason), if any, is the
+	// error's Cause.
 	ErrKilled = errors.New("dataconn rendezvous: killed by the target")
 	// ErrNoInitFunc: the target has no init function of the requested
 	// name (a target of this project refuses the request; its kill text

@@ -24,6 +24,8 @@ func showErr(err error) string {
 	switch {
 	case errors.As(err, &he) && he.Rule != nil:
 		return fmt.Sprintf("%q (rule: %s)", he.Error(), he.Rule)
+	case errors.As(err, &re) && re.Rule == ErrKilled && re.Cause != nil:
+		return fmt.Sprintf("%q (rule: %s; the reason names: %s)", re.Error(), re.Rule, re.Cause)
 	case errors.As(err, &re) && re.Rule != nil:
 		return fmt.Sprintf("%q (rule: %s)", re.Error(), re.Rule)
 	case err == nil:

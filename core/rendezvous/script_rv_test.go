@@ -39,11 +39,12 @@ type rvDriver struct {
 //	round-trip-done ID         dial-fail ID ADDR [TEXT]
 //	dial-done ID ADDR ref=N peer=NODE [go] [confirm]
 //	cancel ID [REASON]         peer-down NODE [TEXT]
+//	killed ID [REASON]         expire ID
 //	expect FROM MSG            connect-back FROM MSG [addrs=A,B]
 //	    (MSG: the _expect or _connect message as JSON)
 //	incoming ref=N peer=NODE [id=ID] [go]
 //	incoming-done ref=N        incoming-failed ref=N [TEXT]
-//	tick [+D]                  timers          stats
+//	tick [+D]                  advance [+D]    timers          stats
 //
 // D is a Go duration. After each command the actions are printed, one a
 // line.
@@ -156,6 +157,16 @@ func (d *rvDriver) run(c *script.Cmd) (string, error) {
 			reason = wire.KillReasonFromValues(v)
 		}
 		d.r.Cancel(d.now, arg(0), reason)
+	case "killed":
+		var reason *wire.KillReason
+		if len(pos) > 1 {
+			v, err := jsonValues(arg(1))
+			must(err)
+			reason = wire.KillReasonFromValues(v)
+		}
+		d.r.Killed(d.now, arg(0), reason)
+	case "expire":
+		d.r.Expire(d.now, arg(0))
 	case "peer-down":
 		var err error
 		if t := arg(1); t != "" {
@@ -204,6 +215,15 @@ func (d *rvDriver) run(c *script.Cmd) (string, error) {
 		n, err := ref()
 		must(err)
 		d.r.IncomingFailed(d.now, n, errors.New("handshake failed"))
+	case "advance":
+		// The clock moves, the machine is not ticked: inputs that follow
+		// fall on the new instant before its due timers have fired (in
+		// virtual time, events at one instant arrive in any order).
+		var err error
+		if d.now, err = advance(d.now, pos, d.r.Deadline()); err != nil {
+			return "", err
+		}
+		return "now " + rel(d.now), nil
 	case "tick":
 		var err error
 		if d.now, err = advance(d.now, pos, d.r.Deadline()); err != nil {
@@ -275,6 +295,8 @@ func (d *rvDriver) drain() string {
 		switch a := a.(type) {
 		case Send:
 			fmt.Fprintf(&b, "send %s %s\n", a.To, jsonShow(a.Msg))
+		case Watch:
+			fmt.Fprintf(&b, "watch %s port=%s\n", a.ID, a.Port)
 		case RoundTrip:
 			fmt.Fprintf(&b, "round-trip %s to %s\n", a.ID, a.To)
 		case Dial:
