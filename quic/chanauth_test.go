@@ -164,3 +164,62 @@ func TestChannelAuthFirstMessage(t *testing.T) {
 		t.Fatal("the message behind the greeting was not delivered")
 	}
 }
+
+// TestChannelAuthCrossConnect: two nodes with certificates and no secret
+// that connect to each other at the same moment (both messaging
+// handshakes by the channel, each node the acceptor of one) end with one
+// connection that carries messages both ways and direct data streams.
+func TestChannelAuthCrossConnect(t *testing.T) {
+	checkLeaks(t)
+	ca, err := testca.New("quic chanauth CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aTLS, bTLS := issue(t, ca, "a"), issue(t, ca, "b")
+	noSecret := func(tc *transport.TLSConfig) func(*transport.Config) {
+		return func(c *transport.Config) { c.Secret, c.TLS = nil, tc }
+	}
+	a, _, aAddr := quicNode(t, "a", quic.Config{TLS: aTLS}, noSecret(aTLS))
+	b, _, bAddr := quicNode(t, "b", quic.Config{TLS: bTLS}, noSecret(bTLS))
+	a.AddPeer("b", bAddr)
+	b.AddPeer("a", aAddr)
+	ctx := testCtx(t)
+	errs := make(chan error, 2)
+	go func() { errs <- a.Connect(ctx, "b") }()
+	go func() { errs <- b.Connect(ctx, "a") }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("Connect: %v", err)
+		}
+	}
+	for _, pair := range [][2]*transport.Node{{a, b}, {b, a}} {
+		from, to := pair[0], pair[1]
+		got := make(chan []any, 1)
+		q := to.NewPort(func(d []any) { got <- d })
+		if err := from.Send(q.ID(), "hello"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case d := <-got:
+			if len(d) != 1 || d[0] != "hello" {
+				t.Fatalf("port got %v", d)
+			}
+		case <-ctx.Done():
+			t.Fatal("the message was not delivered")
+		}
+	}
+	s := newSink()
+	b.HandleDataConn("test::sink", s.init)
+	payload := payloadOf(4, 4<<10)
+	c, err := a.ConnectTo(ctx, "b", 10*time.Second, "test::sink", sumHex(payload))
+	if err != nil {
+		t.Fatalf("ConnectTo: %v", err)
+	}
+	if _, ok := streamOf(c); !ok {
+		t.Fatalf("data connection is a %T, want a direct QUIC stream", c)
+	}
+	sendAndCheck(t, c, payload)
+	if err := s.wait(t); err != nil || s.calls.Load() != 1 {
+		t.Fatalf("init: %v, calls %d", err, s.calls.Load())
+	}
+}
