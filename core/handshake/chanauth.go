@@ -70,6 +70,12 @@ import (
 //     after the handshake (the quic package's data streams) is the node of
 //     the handshake that succeeded on it, as before.
 //
+// So a machine that ends by the channel does not itself detect an altered
+// greeting byte (no line covers the greetings): that is the channel's
+// job, which is why VerifiedChannel may be set only for a channel that
+// guarantees it. (fuzz.FuzzHandshake's rule that a tampered byte never
+// yields Done is checked without VerifiedChannel.)
+//
 // Perl peers never list the extension and keep the auth lines; so do
 // older nodes of this project.
 const (
