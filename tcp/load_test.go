@@ -23,6 +23,7 @@ func burstSize() int {
 // default configuration: every one succeeds, every init function runs once,
 // and nothing leaks once the nodes are closed.
 func TestBurstTCP(t *testing.T) {
+	warmNetpoller(t)
 	base := snapshot()
 	n := burstSize()
 	func() {
@@ -54,6 +55,7 @@ func TestBurstTCP(t *testing.T) {
 // The same from 20 nodes at once (the handshake cap must not evict honest
 // handshakes).
 func TestBurstTCPManyNodes(t *testing.T) {
+	warmNetpoller(t)
 	base := snapshot()
 	const nodes = 20
 	per := burstSize() / 10 / nodes * 5 // 1,000 in all, 5,000 without -race
