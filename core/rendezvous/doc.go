@@ -22,6 +22,19 @@
 // our greeting), CallInit (target-side success) and Close. Its timers:
 // TimerConnect, TimerExpect, TimerEarlyHold, TimerDialStagger.
 //
+// # Direct data streams
+//
+// Over a multiplexed network (QUIC) a data connection can instead be a
+// new stream of the authenticated messaging connection (datastream.go):
+// DirectAuth says when (qstream listed, hmac_sha3_512_cb or verified
+// certificates, never tls_anon or PerlCompat); DirectServe is the
+// target's side (read the header, hold the stream until the connection
+// is authenticated for its sender within the handshake timeout, accept
+// or refuse: unknown init function, another node, not authenticated);
+// DirectSetup the initiator's (its deadline, the same tie rule as the
+// Machine's set-ups, the target's refusal as a kill, ErrStreamFailed).
+// Scripts direct_auth, direct_serve, direct_setup.
+//
 // # Timers
 //
 // The machine keeps its deadlines in a table of named kinds (TimerKind);
@@ -45,8 +58,9 @@
 // (windows and queues of set-ups), rendezvous_timers.go (its timer kinds
 // and index, on the table of core/internal/timers), rendezvous_types.go
 // (Config, defaults, actions, rules, *Error), reason.go
-// (ClassifyKillReason). Dials follow wire.DialPlan, the happy-eyeballs
-// schedule of dials to a list of addresses.
+// (ClassifyKillReason), datastream.go (direct data streams). Dials
+// follow wire.DialPlan, the happy-eyeballs schedule of dials to a list of
+// addresses.
 //
 // # Scripts
 //

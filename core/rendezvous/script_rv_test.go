@@ -28,6 +28,9 @@ func TestRendezvousScripts(t *testing.T) {
 type rvDriver struct {
 	r   *Machine
 	now time.Time
+	// The direct data stream commands (script_direct_test.go).
+	serve *DirectServe
+	setup *DirectSetup
 }
 
 // run executes one command. The commands:
@@ -45,6 +48,8 @@ type rvDriver struct {
 //	incoming ref=N peer=NODE [id=ID] [go]
 //	incoming-done ref=N        incoming-failed ref=N [TEXT]
 //	tick [+D]                  advance [+D]    timers          stats
+//
+// and the direct data stream commands of runDirect.
 //
 // D is a Go duration. After each command the actions are printed, one a
 // line.
@@ -266,6 +271,9 @@ func (d *rvDriver) run(c *script.Cmd) (string, error) {
 		}
 		return out, nil
 	default:
+		if out, ok, err := d.runDirect(c); ok {
+			return out, err
+		}
 		return "", fmt.Errorf("unknown command %q", c.Name)
 	}
 	if len(errs) > 0 {
