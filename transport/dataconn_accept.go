@@ -81,11 +81,6 @@ func (d *DataConns) incomingGreetingProven(ctx context.Context, g wire.Greeting,
 }
 
 func (d *DataConns) incomingDone(ref rendezvous.ConnRef, c net.Conn, res *handshake.Result) {
-	if res.Untrusted {
-		c.Close()
-		d.incomingFailed(ref, ErrUntrustedPeer)
-		return
-	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -97,6 +92,11 @@ func (d *DataConns) incomingDone(ref rendezvous.ConnRef, c net.Conn, res *handsh
 	d.handles[ref] = h
 	d.mu.Unlock()
 	// A stream the machine did not take is closed.
+	if res.Untrusted {
+		// The machine closes it and releases its claim.
+		d.do(func(now time.Time) { d.rv.IncomingUntrusted(now, ref, res.Peer) }, closeUntaken{ref})
+		return
+	}
 	d.do(func(now time.Time) { d.rv.IncomingDone(now, ref) }, closeUntaken{ref})
 }
 

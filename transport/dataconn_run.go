@@ -360,10 +360,6 @@ func (d *DataConns) dial(ctx context.Context, a rendezvous.Dial) {
 	if err == nil {
 		c, res, err = d.ep.dialDataConn(ctx, nw, addr, d.ep.withTicket(a.Node, []wire.KV{{Key: wire.KeyDataConnID, Value: a.ID}}))
 	}
-	if err == nil && res.Untrusted {
-		c.Close()
-		err = ErrUntrustedPeer
-	}
 	if err != nil {
 		d.do(func(now time.Time) { d.rv.DialFailed(now, a.ID, a.Addr, err) })
 		return
@@ -376,5 +372,10 @@ func (d *DataConns) dial(ctx context.Context, a rendezvous.Dial) {
 	}
 	ref := d.newRefLocked(c)
 	d.mu.Unlock()
+	if res.Untrusted {
+		// The machine closes it and counts the dial as failed.
+		d.do(func(now time.Time) { d.rv.DialUntrusted(now, a.ID, a.Addr, ref, res.Peer) }, closeUntaken{ref})
+		return
+	}
 	d.do(func(now time.Time) { d.rv.DialDone(now, a.ID, a.Addr, ref, res.Peer) })
 }

@@ -11,10 +11,13 @@
 //
 // New creates the Machine of one node from a Config. Its inputs are, on
 // the initiator side, Connect, RoundTripDone, DialDone, DialFailed,
-// Killed (the target killed the request's port), Cancel and Expire (the
-// caller gave up, or its own deadline passed); on the target side Expect and ConnectBack (an _expect or
-// _connect from an authenticated messaging connection); on the acceptor
-// side IncomingGreeting, IncomingDone and IncomingFailed; PeerDown and
+// DialUntrusted, Killed (the target killed the request's port), Cancel
+// and Expire (the caller gave up, or its own deadline passed); on the
+// target side Expect and ConnectBack (an _expect or _connect from an
+// authenticated messaging connection); on the acceptor
+// side IncomingGreeting, IncomingDone, IncomingUntrusted and
+// IncomingFailed (the Untrusted inputs: the peer authenticated with
+// tls_anon, so the stream is closed with ErrUntrusted); PeerDown and
 // Tick. After every input the caller calls Poll until it returns nil.
 // Its actions: Watch (the request's port, just before its expectation
 // is sent), Send (a node message), RoundTrip, Dial, Deliver or Fail

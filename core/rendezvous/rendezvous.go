@@ -475,6 +475,31 @@ func (r *Machine) DialDone(now time.Time, id, addr string, ref ConnRef, peer wir
 	r.emit(Close{Ref: ref, Err: rvErr(ErrUnknownID, peer.NodeID, "no pending dial for this id")})
 }
 
+// DialUntrusted reports that the dial of addr for id connected, but its
+// peer authenticated with tls_anon (handshake.Result.Untrusted): the stream
+// is closed (ErrUntrusted) and the dial counts as failed, as DialFailed.
+func (r *Machine) DialUntrusted(now time.Time, id, addr string, ref ConnRef, peer wire.Greeting) {
+	r.now = now
+	err := untrustedErr(peer.NodeID)
+	r.emit(Close{Ref: ref, Err: err})
+	r.DialFailed(now, id, addr, err)
+}
+
+// IncomingUntrusted reports that an accepted stream's handshake completed,
+// but its peer authenticated with tls_anon: the stream is closed
+// (ErrUntrusted) and its claim released, as IncomingFailed.
+func (r *Machine) IncomingUntrusted(now time.Time, ref ConnRef, peer wire.Greeting) {
+	r.now = now
+	err := untrustedErr(peer.NodeID)
+	r.emit(Close{Ref: ref, Err: err})
+	r.IncomingFailed(now, ref, err)
+}
+
+func untrustedErr(node string) *Error {
+	// No detail: the text is the rule's, as the transport reported it before.
+	return rvErr(ErrUntrusted, node, "")
+}
+
 func (r *Machine) checkDialPeer(want string, peer wire.Greeting, targetIsGo bool) error {
 	if peer.NodeID != want {
 		return rvErr(ErrWrongPeer, peer.NodeID, "expected "+want+", got "+peer.NodeID)

@@ -41,6 +41,7 @@ type rvDriver struct {
 //	    [addrs=A,B] [self-addrs=A,B] [go] [window=N]
 //	round-trip-done ID         dial-fail ID ADDR [TEXT]
 //	dial-done ID ADDR ref=N peer=NODE [go] [confirm]
+//	dial-untrusted ID ADDR ref=N peer=NODE     incoming-untrusted ref=N peer=NODE
 //	cancel ID [REASON]         peer-down NODE [TEXT]
 //	killed ID [REASON]         expire ID
 //	expect FROM MSG            connect-back FROM MSG [addrs=A,B]
@@ -154,6 +155,14 @@ func (d *rvDriver) run(c *script.Cmd) (string, error) {
 		n, err := ref()
 		must(err)
 		d.r.DialDone(d.now, arg(0), arg(1), n, rvGreeting(str("peer"), "", flag("go"), flag("confirm")))
+	case "dial-untrusted":
+		n, err := ref()
+		must(err)
+		d.r.DialUntrusted(d.now, arg(0), arg(1), n, rvGreeting(str("peer"), "", flag("go"), false))
+	case "incoming-untrusted":
+		n, err := ref()
+		must(err)
+		d.r.IncomingUntrusted(d.now, n, rvGreeting(str("peer"), "", false, false))
 	case "cancel":
 		var reason *wire.KillReason
 		if len(pos) > 1 {
