@@ -24,7 +24,9 @@
 // What QUIC does not add: it is not AEMP authentication, and it does not
 // make streams messages. The AEMP handshake (greetings, nonces, auth)
 // runs on every messaging stream, and a data stream relies on one that
-// succeeded on the same connection. Perl AnyEvent::MP nodes do not speak QUIC; this
+// succeeded on the same connection. (With certificates verified on both
+// ends and no shared secret, the auth lines are left out between nodes
+// of this project; see Security.) Perl AnyEvent::MP nodes do not speak QUIC; this
 // network is for Go nodes of this project only.
 //
 // With Config.TLS set, both ends present their certificate and verify the
@@ -101,7 +103,24 @@
 // the middle; TLSState reports the verified session, whose exporter
 // hmac_sha3_512_cb covers, and tls_sha3_512 works without a secret. What
 // remains is the cost of handshake attempts and, on the path, dropping
-// packets. Note
+// packets.
+//
+// Without a secret, the messaging handshake between nodes of this project
+// on such a connection sends no auth lines: both greetings list
+// handshake.ExtChannelAuth ("chanauth" in aempgo; a node lists it only
+// when the stream's connection verified both certificates, it has no
+// secret and transport.Config.DisableTLSBind is not set), and both end on
+// the peer's nonce line (auth tls_channel). The tls_sha3_512 line they
+// replace is a hash of the four greeting lines with no key in it: over
+// TCP it proves that the lines sent in clear before TLS are the ones both
+// ends saw, but here the greetings travel inside the verified QUIC
+// connection, where nobody but the two ends can write, and the QUIC
+// handshake (no 0-RTT) already proved that both are live. So the acceptor
+// is done when it has sent its greeting, half a round trip earlier, and
+// nothing is weaker: a side with a secret never lists the extension
+// (hmac_sha3_512_cb runs as before), a peer that does not list it gets the
+// auth lines, and echo, self and nonce checks run as before. The argument
+// in full is in core/handshake/chanauth.go. Note
 // that the certificate is checked against the CAs only, not against the
 // node ID: every certificate the CAs issued authenticates as any node ID
 // with tls_sha3_512 (as with Perl nodes sharing one certificate), so the

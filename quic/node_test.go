@@ -248,7 +248,7 @@ func TestNodeDataConnTLS(t *testing.T) {
 	}
 	aTLS, bTLS := issue(t, ca, "a"), issue(t, ca, "b")
 
-	t.Run("QUIC TLS, no secret: tls_sha3_512", func(t *testing.T) {
+	t.Run("QUIC TLS, no secret: chanauth (no auth lines)", func(t *testing.T) {
 		noSecret := func(tc *transport.TLSConfig) func(*transport.Config) {
 			return func(c *transport.Config) { c.Secret = nil; c.TLS = tc }
 		}

@@ -29,6 +29,12 @@ type vPair struct {
 
 func newVPair(t *testing.T, tls, reverse bool, ca *testca.CA) *vPair {
 	t.Helper()
+	return newVPairCfg(t, tls, reverse, ca, nil)
+}
+
+// newVPairCfg is newVPair with mod applied to both nodes' configurations.
+func newVPairCfg(t *testing.T, tls, reverse bool, ca *testca.CA, mod func(*transport.Config)) *vPair {
+	t.Helper()
 	p := &vPair{link: newMemPackets(vDelay), called: make(chan rttCall, 4)}
 	var closers []func()
 	p.close = func() {
@@ -47,6 +53,9 @@ func newVPair(t *testing.T, tls, reverse bool, ca *testca.CA) *vPair {
 				t.Fatal(err)
 			}
 			cfg.Secret, cfg.TLS, qcfg.TLS = nil, tc, tc
+		}
+		if mod != nil {
+			mod(&cfg)
 		}
 		n, err := transport.NewNode(cfg)
 		if err != nil {
@@ -202,14 +211,29 @@ func TestSetupRTTVirtual(t *testing.T) {
 // connection (BenchmarkSetup's node-connect rows), in virtual time as in
 // TestSetupRTTVirtual. The QUIC handshake lets the client send after 1
 // round trip; the target learns of the messaging stream with the
-// client's greeting (1.5) and answers with its greeting and auth line,
-// which complete the client's side (Connect returns at 2); the client's
-// auth line completes the target's (2.5). The raw row it is compared
-// with, a QUIC handshake plus a 1-byte echo on a stream, takes 2.
+// client's greeting (1.5). With a shared secret it answers with its
+// greeting and auth line, which complete the client's side (Connect
+// returns at 2), and the client's auth line completes the target's
+// (2.5). With certificates on both ends and no secret, both greetings
+// list handshake.ExtChannelAuth and no auth line is sent: the target is
+// done when it has sent its greeting (1.5), the client when that greeting
+// arrives (2); DisableTLSBind keeps the auth lines (2 and 2.5). The raw
+// row it is compared with, a QUIC handshake plus a 1-byte echo on a
+// stream, takes 2.
 func TestNodeConnectRTTVirtual(t *testing.T) {
 	rtt := 2 * vDelay
-	for _, tls := range []bool{false, true} {
-		t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		tls           bool
+		mod           func(*transport.Config)
+		local, remote time.Duration
+	}{
+		{"tls=false", false, nil, 2 * rtt, 5 * rtt / 2},
+		{"tls=true", true, nil, 2 * rtt, 3 * rtt / 2},
+		{"tls=true,DisableTLSBind", true, func(c *transport.Config) { c.DisableTLSBind = true }, 2 * rtt, 5 * rtt / 2},
+	} {
+		tls := tc.tls
+		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var ca *testca.CA
 				if tls {
@@ -218,7 +242,7 @@ func TestNodeConnectRTTVirtual(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				p := newVPair(t, tls, false, ca)
+				p := newVPairCfg(t, tls, false, ca, tc.mod)
 				up := make(chan time.Time, 1)
 				cancel := p.b.MonitorNodes(func(id string, isUp bool, _ error) {
 					if id == "a" && isUp {
@@ -242,8 +266,8 @@ func TestNodeConnectRTTVirtual(t *testing.T) {
 					t.Fatal("the target did not see the node come up")
 				}
 				t.Logf("node connect: Connect returned after %v (%.2f round trips), the target had the node up after %v (%.2f)", local, float64(local)/float64(rtt), remote, float64(remote)/float64(rtt))
-				if local != 2*rtt || remote != 5*rtt/2 {
-					t.Fatalf("node connect: %v and %v, want exactly %v and %v (2 and 2.5 round trips)", local, remote, 2*rtt, 5*rtt/2)
+				if local != tc.local || remote != tc.remote {
+					t.Fatalf("node connect: %v and %v, want exactly %v and %v (%.1f and %.1f round trips)", local, remote, tc.local, tc.remote, float64(tc.local)/float64(rtt), float64(tc.remote)/float64(rtt))
 				}
 				// The raw row on the same link: a new QUIC connection and
 				// a 1-byte echo.

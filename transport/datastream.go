@@ -55,15 +55,32 @@ type bytePeeker interface {
 	PeekByte() (byte, error)
 }
 
-// goExtensions is the value of wire.KeyGo in a greeting on c of nw.
-func (n *endpoint) goExtensions(protocol string, nw Network, c net.Conn) string {
-	if mux, ok := nw.(MuxNetwork); ok && protocol == wire.ProtocolMessaging && mux.AcceptsStreams(c) {
-		return "1," + ExtDataStream
+// goExtensions is the value of wire.KeyGo in a greeting on c of nw;
+// verified: c runs in a channel that verified both certificates
+// (verifiedChannel).
+func (n *endpoint) goExtensions(protocol string, nw Network, c net.Conn, verified bool) string {
+	if protocol != wire.ProtocolMessaging {
+		return "1"
 	}
-	if protocol == wire.ProtocolMessaging && n.tlsBind(nw) {
-		return "1," + handshake.ExtTLSBind
+	v := "1"
+	if mux, ok := nw.(MuxNetwork); ok && mux.AcceptsStreams(c) {
+		v += "," + ExtDataStream
 	}
-	return "1"
+	switch {
+	case n.channelAuth(verified):
+		v += "," + handshake.ExtChannelAuth
+	case v == "1" && n.tlsBind(nw):
+		v += "," + handshake.ExtTLSBind
+	}
+	return v
+}
+
+// channelAuth reports whether our messaging greetings on a stream list
+// handshake.ExtChannelAuth: inside a channel that verified both
+// certificates, without a shared secret (the auth would be tls_sha3_512,
+// which proves nothing there that the channel does not), unless disabled.
+func (n *endpoint) channelAuth(verified bool) bool {
+	return verified && len(n.cfg.Secret) == 0 && !n.cfg.DisableTLSBind
 }
 
 // tlsBind reports whether our greetings on nw list handshake.ExtTLSBind:

@@ -240,6 +240,13 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 				m.SendGreeting(time.Now(), extra)
 			}
 		case handshake.Done:
+			if len(held) > 0 {
+				// The machine ended on the peer's nonce line
+				// (handshake.ExtChannelAuth): the rest of the read
+				// belongs to the stream. held is in the pooled buffer.
+				a.Result.Pending = append(a.Result.Pending, held...)
+				held = nil
+			}
 			if !stop() {
 				// The cancellation callback ran (or is running) and may
 				// set a deadline in the past: the stream is not usable.

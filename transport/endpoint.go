@@ -19,6 +19,7 @@ import (
 // handshakeConfig builds the core configuration for one connection.
 func (n *endpoint) handshakeConfig(protocol string, extra []wire.KV, deferGreeting bool, nw Network, c net.Conn) handshake.Config {
 	remote := c.RemoteAddr()
+	verified := verifiedChannel(nw, c)
 	var binding []byte
 	if b, ok := nw.(ChannelBinder); ok && len(n.cfg.Secret) > 0 && !n.cfg.PerlCompat && !n.cfg.DisableChannelBinding {
 		// Only hmac_sha3_512_cb, which needs the secret, covers it.
@@ -39,7 +40,7 @@ func (n *endpoint) handshakeConfig(protocol string, extra []wire.KV, deferGreeti
 	}
 	kv := []wire.KV{{Key: wire.KeyProvider, Value: Provider}}
 	if !n.cfg.PerlCompat {
-		kv = append(kv, wire.KV{Key: wire.KeyGo, Value: n.goExtensions(protocol, nw, c)})
+		kv = append(kv, wire.KV{Key: wire.KeyGo, Value: n.goExtensions(protocol, nw, c, verified)})
 	}
 	if remote != nil {
 		kv = append(kv, wire.KV{Key: wire.KeyPeerAddr, Value: remote.String()})
@@ -51,20 +52,33 @@ func (n *endpoint) handshakeConfig(protocol string, extra []wire.KV, deferGreeti
 	kv = append(kv, n.cfg.Extra...)
 	kv = append(kv, extra...)
 	return handshake.Config{
-		NodeID:         n.id,
-		Protocol:       protocol,
-		Secret:         n.cfg.Secret,
-		AcceptAuths:    accept,
-		OfferAuths:     offer,
-		AcceptFramings: n.cfg.Framings,
-		SendFramings:   n.cfg.Framings,
-		TLS:            n.cfg.TLS != nil,
-		TLSRequired:    n.cfg.TLSRequired,
-		Extra:          kv,
-		Timeout:        n.cfg.HandshakeTimeout,
-		DeferGreeting:  deferGreeting,
-		ChannelBinding: binding,
+		NodeID:          n.id,
+		Protocol:        protocol,
+		Secret:          n.cfg.Secret,
+		AcceptAuths:     accept,
+		OfferAuths:      offer,
+		AcceptFramings:  n.cfg.Framings,
+		SendFramings:    n.cfg.Framings,
+		TLS:             n.cfg.TLS != nil,
+		TLSRequired:     n.cfg.TLSRequired,
+		Extra:           kv,
+		Timeout:         n.cfg.HandshakeTimeout,
+		DeferGreeting:   deferGreeting,
+		ChannelBinding:  binding,
+		VerifiedChannel: verified,
 	}
+}
+
+// verifiedChannel reports whether c is a stream of a network that
+// verified the peer's certificate and had its own verified (a
+// SecureNetwork reporting a TLS state for it: QUIC with certificates).
+func verifiedChannel(nw Network, c net.Conn) bool {
+	s, ok := nw.(SecureNetwork)
+	if !ok {
+		return false
+	}
+	_, ok = s.TLSState(c)
+	return ok
 }
 
 // nonce returns a fresh nonce line: 66 random bytes in base64, as Perl.

@@ -35,7 +35,8 @@ func demoCommand(e *env) (*flag.FlagSet, func(context.Context, []string) error) 
 		`Run two nodes in this process on loopback and open one data connection
 between them over each transport: TCP with a random shared secret (HMAC
 auth; hmac_sha3_512_cb between Go nodes), TCP with TLS (certificates made
-in memory, tls_sha3_512) and QUIC (same certificates). Each sends --size bytes, the far side checks the
+in memory, tls_sha3_512) and QUIC (same certificates; the QUIC channel
+itself authenticates, tls_channel). Each sends --size bytes, the far side checks the
 SHA-256, and a table shows the messaging connection time, the data
 connection set-up time (the messaging connection already up), the
 throughput and whether the SHA-256 matched. No setup and no flags needed.
@@ -256,7 +257,7 @@ func (d *demo) transfer(ctx context.Context, c demoCase, row *demoRow) error {
 		return &setupError{err}
 	}
 	ca.Logger, cb.Logger = d.log, d.log
-	row.auth = expectedAuth(ca, cb)
+	row.auth = expectedAuth(c.transport, ca, cb)
 	a, err := transport.NewNode(ca)
 	if err != nil {
 		return &setupError{err}
@@ -334,15 +335,24 @@ func (d *demo) transfer(ctx context.Context, c demoCase, row *demoRow) error {
 	return nil
 }
 
-// expectedAuth names the auth method a sends to b: the first of b's
-// accepted methods (see transport.Node) that a can generate. The data
-// connection API does not report the negotiated method, so the demo derives
-// it from the configurations the same way the handshake does.
-func expectedAuth(a, b transport.Config) string {
-	cb := !a.PerlCompat && !a.DisableChannelBinding && !b.PerlCompat && !b.DisableChannelBinding
+// expectedAuth names the auth method a sends to b on the connection that
+// authenticates the data connection: the first of b's accepted methods
+// (see transport.Node) that a can generate. The data connection API does
+// not report the negotiated method, so the demo derives it from the
+// configurations the same way the handshake does. Over QUIC the data
+// connection is a stream of the messaging connection, which two nodes of
+// this project with verified certificates and no secret authenticate by
+// the channel itself (handshake.AuthChannel); over TCP+TLS the data
+// connection has its own tls_sha3_512 handshake.
+func expectedAuth(network string, a, b transport.Config) string {
+	ours := !a.PerlCompat && !b.PerlCompat
+	cb := ours && !a.DisableChannelBinding && !b.DisableChannelBinding
 	switch {
 	case cb && a.Secret != nil && b.Secret != nil:
 		return handshake.AuthHMACCB
+	case network == "quic" && ours && a.Secret == nil && b.Secret == nil &&
+		!a.DisableTLSBind && !b.DisableTLSBind:
+		return handshake.AuthChannel
 	case a.TLS != nil && b.TLS != nil:
 		return wire.AuthTLS
 	}

@@ -22,7 +22,7 @@ var authMethodName = regexp.MustCompile(`^Auth[A-Z][A-Za-z0-9]*$`)
 
 // authSources are the files of the core machines that compute, receive
 // or check auth data.
-var authSources = []string{"auth.go", "auth_cb.go", "auth_prepared.go", "handshake.go", "tlsbind.go"}
+var authSources = []string{"auth.go", "auth_cb.go", "auth_prepared.go", "handshake.go", "tlsbind.go", "chanauth.go"}
 
 // timingLeaks returns every comparison in f that is not constant time and
 // involves a value named like a secret: ==, != and the calls below, unless

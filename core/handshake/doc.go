@@ -59,14 +59,18 @@
 // wire. Every comparison of auth data is constant time
 // (TestConstantTimeComparisons checks the sources).
 //
-// Two additions between nodes of this project change no byte a Perl peer
+// Three additions between nodes of this project change no byte a Perl peer
 // sees. Machine.Prepare, called by a driver before it waits for the
 // peer's auth line, computes that line's expected value in advance, so
 // the line is checked by one comparison when it comes (auth_prepared.go).
 // And when both greetings list ExtTLSBind (TLS, no secret), StartTLS.Bind
 // asks the TLS layer to carry the binding of the four lines as an ALPN
 // value instead of the tls_sha3_512 auth lines, and TLSInfo.Bound reports
-// what it negotiated (tlsbind.go has the format and the argument).
+// what it negotiated (tlsbind.go has the format and the argument). And
+// inside a channel that verified both certificates (Config.VerifiedChannel,
+// QUIC with certificates), when both greetings list ExtChannelAuth (no
+// secret), no auth line is sent at all: both sides end on the peer's nonce
+// line (chanauth.go has the argument).
 //
 // # Timers
 //

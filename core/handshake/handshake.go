@@ -58,6 +58,15 @@ type Config struct {
 	// certificates). AuthHMACCB covers it; it does not make TLS active.
 	// An exporter reported by TLSEstablished takes precedence.
 	ChannelBinding []byte
+	// VerifiedChannel declares that the stream runs inside a channel
+	// that is encrypted and integrity-protected end to end, in which we
+	// verified the peer's certificate against our CAs and presented our
+	// own, which the peer required (QUIC with certificates on both
+	// ends), and on which nothing was accepted before its handshake
+	// completed (no 0-RTT). TLS then counts as active from the start, as
+	// after an early TLSEstablished, and our greeting may list
+	// ExtChannelAuth (chanauth.go).
+	VerifiedChannel bool
 }
 
 // TLSInfo describes an established TLS layer.
@@ -196,6 +205,8 @@ type Machine struct {
 	// of the TLS layer ("" when none, see tlsbind.go).
 	ourBind bool
 	bind    string
+	// ourChan: our greeting lists ExtChannelAuth (chanauth.go).
+	ourChan bool
 	// prepared: Prepare ran; prepWant (when prepOK) is what the peer
 	// must send if it sends the method we send (auth_prepared.go).
 	prepared, prepOK bool
@@ -229,6 +240,7 @@ func New(cfg Config, nonce string, now time.Time) (*Machine, error) {
 		sndFram:  orDefault(cfg.SendFramings, defaultFramings),
 		nonce:    nonce,
 		l2:       nonce,
+		preTLS:   cfg.VerifiedChannel,
 	}
 	if h.proto == "" {
 		h.proto = wire.ProtocolMessaging
@@ -318,6 +330,10 @@ func (h *Machine) sendLines(extra []wire.KV) error {
 	_, h.ourTicket = g.Get(wire.KeyTLSTicket)
 	h.ourBind = goExt(g, ExtTLSBind)
 	if err := h.checkBindConfig(); err != nil {
+		return err
+	}
+	h.ourChan = goExt(g, ExtChannelAuth)
+	if err := h.checkChannelConfig(); err != nil {
 		return err
 	}
 	l1 := g.Encode()
@@ -453,6 +469,12 @@ func (h *Machine) onLine(now time.Time, line string, rest []byte) bool {
 		h.r2, h.haveR2 = line, true
 	case stNonce:
 		h.onNonce(line)
+		if h.state == stEnded {
+			// Ended on the nonce line (ExtChannelAuth): what followed
+			// belongs to the stream.
+			h.setPending(rest)
+			return true
+		}
 	case stAuth:
 		h.onAuth(line, rest)
 		return true
@@ -519,6 +541,10 @@ func (h *Machine) onNonce(line string) {
 	h.tls = h.preTLS || startTLS
 	if h.cfg.TLSRequired && !h.tls {
 		h.fail(hsErr(ErrTLSRequired, "TLS required, but the peer cannot speak TLS"))
+		return
+	}
+	if h.channelAuth() {
+		h.finishChannel()
 		return
 	}
 	if !h.chooseAuth() || !h.chooseFraming() {

@@ -123,6 +123,7 @@ type hsDriver struct {
 //
 //	new NODE nonce=N [proto=P] [secret=S|perl] [accept=A,B] [offer=A,B]
 //	    [framings=F,G] [send-framings=F,G] [tls] [tls-required] [defer]
+//	    [verified] (Config.VerifiedChannel)
 //	    [timeout=D] [extra=K=V;K=V] [binding=TEXT]
 //	recv "BYTES"        bytes from the peer (Go string escapes: \n ends a line)
 //	peer-auth METHOD FRAMING   the auth line an honest peer sends (AuthData)
@@ -208,9 +209,10 @@ func (d *hsDriver) run(c *script.Cmd) (string, error) {
 		}
 		d.h.TLSFailed(d.now, errors.New(s))
 	case "greet":
+		// Every argument is a key (K=V, or K=V;K=V).
 		var extra []wire.KV
-		if len(pos) > 0 {
-			extra = parseKVs(pos[0])
+		for _, a := range c.Args {
+			extra = append(extra, parseKVs(a)...)
 		}
 		d.h.SendGreeting(d.now, extra)
 	case "abort":
@@ -293,7 +295,7 @@ func showErr(err error) string {
 func hsConfig(c *script.Cmd) (Config, string, error) {
 	var pos []string
 	for _, p := range c.Positional() {
-		if p != "tls" && p != "tls-required" && p != "defer" {
+		if p != "tls" && p != "tls-required" && p != "defer" && p != "verified" {
 			pos = append(pos, p)
 		}
 	}
@@ -325,6 +327,8 @@ func hsConfig(c *script.Cmd) (Config, string, error) {
 			cfg.TLSRequired = true
 		case "defer":
 			cfg.DeferGreeting = true
+		case "verified":
+			cfg.VerifiedChannel = true
 		}
 	}
 	if v, ok := c.Arg("timeout"); ok {
