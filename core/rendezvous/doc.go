@@ -61,7 +61,9 @@
 // (windows and queues of set-ups), rendezvous_timers.go (its timer kinds
 // and index, on the table of core/internal/timers), rendezvous_types.go
 // (Config, defaults, actions, rules, *Error), reason.go
-// (ClassifyKillReason), datastream.go (direct data streams). Dials
+// (ClassifyKillReason), datastream.go (direct data streams), messaging.go
+// (MessagingFailed: a set-up whose messaging connection could not be
+// made; no route is Perl's "no listeners found"). Dials
 // follow wire.DialPlan, the happy-eyeballs schedule of dials to a list of
 // addresses.
 //

@@ -2,6 +2,7 @@ package rendezvous
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ import (
 //	direct-open-failed          direct-cancel [REASON]   direct-expire
 //	direct-closed               direct-lost TEXT
 //	direct-accepted             direct-refused TEXT
+//	messaging-failed no-route|cancelled|expired|failed to=N [timeout=D] [TEXT]
 func (d *rvDriver) runDirect(c *script.Cmd) (string, bool, error) {
 	pos := c.Positional()
 	flag := func(name string) bool {
@@ -104,6 +106,27 @@ func (d *rvDriver) runDirect(c *script.Cmd) (string, bool, error) {
 			}
 		}
 		return d.showServe(d.serve.Authenticated(!flag("fail"), flag("closed"), known), nil), true, nil
+	case "messaging-failed":
+		t, err := dur("timeout")
+		if err != nil {
+			return "", true, err
+		}
+		why := map[string]NotConnected{"no-route": NoRoute, "cancelled": ConnectCancelled, "expired": ConnectExpired, "failed": ConnectFailed}[pos[0]]
+		if why == 0 {
+			return "", true, fmt.Errorf("messaging-failed: unknown %q", pos[0])
+		}
+		var cause error
+		var reason *wire.KillReason
+		if len(pos) > 1 {
+			txt, err := unquote(strings.Join(pos[1:], " "))
+			if err != nil {
+				return "", true, err
+			}
+			cause = errors.New(txt)
+			reason = wire.DataConnReason("%s", txt)
+		}
+		r, e := MessagingFailed(str("to"), t, why, reason, cause)
+		return fmt.Sprintf("fail reason=%s err=%s", jsonShow(r.Values()), showErr(e)), true, nil
 	case "direct-connect":
 		to, ok := c.Arg("to")
 		if !ok {
