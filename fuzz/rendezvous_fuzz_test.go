@@ -205,6 +205,12 @@ func (d *rvDriver) actions() map[string]func(*rapid.T) {
 				d.r.DialUntrusted(d.now, a.ID, a.Addr, d.nextRef, d.greeting(t, a.Node))
 			}
 		},
+		"dialFaulted": func(t *rapid.T) {
+			if a, ok := pick(t, &d.dials, "dial"); ok {
+				fault := rapid.SampledFrom([]rendezvous.DialFault{rendezvous.DialRefused, rendezvous.DialUnanswered, rendezvous.DialOther}).Draw(t, "fault")
+				d.r.DialFaulted(d.now, a.ID, a.Addr, fault, errors.New("refused"))
+			}
+		},
 		"dialFailed": func(t *rapid.T) {
 			if a, ok := pick(t, &d.dials, "dial"); ok {
 				d.r.DialFailed(d.now, a.ID, a.Addr, errors.New("refused"))

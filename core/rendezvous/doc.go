@@ -11,6 +11,7 @@
 //
 // New creates the Machine of one node from a Config. Its inputs are, on
 // the initiator side, Connect, RoundTripDone, DialDone, DialFailed,
+// DialFaulted (a refused or unanswered dial, which it redials),
 // DialUntrusted, Killed (the target killed the request's port), Cancel
 // and Expire (the caller gave up, or its own deadline passed); on the
 // target side Expect and ConnectBack (an _expect or _connect from an
@@ -23,7 +24,8 @@
 // is sent), Send (a node message), RoundTrip, Dial, Deliver or Fail
 // (exactly one per Connect), Admit or Refuse (an accepted stream, before
 // our greeting), CallInit (target-side success) and Close. Its timers:
-// TimerConnect, TimerExpect, TimerEarlyHold, TimerDialStagger.
+// TimerConnect, TimerExpect, TimerEarlyHold, TimerDialStagger,
+// TimerRedial.
 //
 // # Direct data streams
 //
@@ -61,7 +63,8 @@
 // (windows and queues of set-ups), rendezvous_timers.go (its timer kinds
 // and index, on the table of core/internal/timers), rendezvous_types.go
 // (Config, defaults, actions, rules, *Error), reason.go
-// (ClassifyKillReason), datastream.go (direct data streams), messaging.go
+// (ClassifyKillReason), datastream.go (direct data streams), redial.go (when a
+// refused or unanswered dial is made again), messaging.go
 // (MessagingFailed: a set-up whose messaging connection could not be
 // made; no route is Perl's "no listeners found"). Dials
 // follow wire.DialPlan, the happy-eyeballs schedule of dials to a list of

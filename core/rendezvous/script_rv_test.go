@@ -42,6 +42,7 @@ type rvDriver struct {
 //	round-trip-done ID         dial-fail ID ADDR [TEXT]
 //	dial-done ID ADDR ref=N peer=NODE [go] [confirm]
 //	dial-untrusted ID ADDR ref=N peer=NODE     incoming-untrusted ref=N peer=NODE
+//	dial-refused ID ADDR       dial-unanswered ID ADDR
 //	cancel ID [REASON]         peer-down NODE [TEXT]
 //	killed ID [REASON]         expire ID
 //	expect FROM MSG            connect-back FROM MSG [addrs=A,B]
@@ -155,6 +156,12 @@ func (d *rvDriver) run(c *script.Cmd) (string, error) {
 		n, err := ref()
 		must(err)
 		d.r.DialDone(d.now, arg(0), arg(1), n, rvGreeting(str("peer"), "", flag("go"), flag("confirm")))
+	case "dial-refused", "dial-unanswered":
+		fault := DialRefused
+		if c.Name == "dial-unanswered" {
+			fault = DialUnanswered
+		}
+		d.r.DialFaulted(d.now, arg(0), arg(1), fault, errors.New(strings.TrimPrefix(c.Name, "dial-")))
 	case "dial-untrusted":
 		n, err := ref()
 		must(err)
