@@ -162,6 +162,9 @@ type DataConns struct {
 	// at a time, so that the actions of two inputs never interleave).
 	queue   []any
 	running bool
+	// inline is what the doInline whose goroutine runs the queue takes
+	// over.
+	inline  inlineSlot
 	timer   *time.Timer
 	timerAt time.Time
 	wg      sync.WaitGroup
@@ -272,16 +275,23 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		SelfAddrs:   d.host.ListenerAddrs(d.ep.id),
 		TargetIsGo:  d.host.IsGoPeer(target),
 	}
-	d.do(func(now time.Time) { d.rv.Connect(now, req) })
+	// The first dial runs on this goroutine, which would only wait for
+	// it (later dials have goroutines of their own).
+	if first := d.doInline(id, 0, func(now time.Time) { d.rv.Connect(now, req) }); first != nil {
+		// ctx ends the set-up while its dial runs here, as the wait
+		// below would.
+		stop := context.AfterFunc(ctx, func() { d.ctxEnd(ctx, id, target, timeout) })
+		first()
+		stop()
+	}
+	done := rq.done
+	if ctx.Err() != nil {
+		done = nil // ended during the dial: the outcome is ctx's
+	}
 	select {
-	case <-rq.done:
+	case <-done:
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			d.do(func(now time.Time) { d.rv.Expire(now, id) })
-		} else {
-			reason := d.ctxReason(ctx, target, timeout)
-			d.do(func(now time.Time) { d.rv.Cancel(now, id, reason) })
-		}
+		d.ctxEnd(ctx, id, target, timeout)
 		<-rq.done // delivered just before, if not failed now
 	}
 	if rq.unwatch != nil {
@@ -292,6 +302,17 @@ func (d *DataConns) connectTo(ctx context.Context, portID, target string, timeou
 		return nil, &DataConnError{Node: target, Reason: o.err, Rule: dcRule(o.rule)}
 	}
 	return o.conn, nil
+}
+
+// ctxEnd ends the set-up id because ctx ended: its deadline expires it,
+// a cancel cancels it.
+func (d *DataConns) ctxEnd(ctx context.Context, id, target string, timeout time.Duration) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		d.do(func(now time.Time) { d.rv.Expire(now, id) })
+	} else {
+		reason := d.ctxReason(ctx, target, timeout)
+		d.do(func(now time.Time) { d.rv.Cancel(now, id, reason) })
+	}
 }
 
 // connected makes sure the messaging connection to target is up within

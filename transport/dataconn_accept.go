@@ -81,23 +81,32 @@ func (d *DataConns) incomingGreetingProven(ctx context.Context, g wire.Greeting,
 }
 
 func (d *DataConns) incomingDone(ref rendezvous.ConnRef, c net.Conn, res *handshake.Result) {
+	if run := d.incomingDoneInline(ref, c, res); run != nil {
+		go run()
+	}
+}
+
+// incomingDoneInline is incomingDone that returns the init function's
+// run (see doInline) instead of starting a goroutine for it, when this
+// goroutine ran the actions; the caller runs it.
+func (d *DataConns) incomingDoneInline(ref rendezvous.ConnRef, c net.Conn, res *handshake.Result) func() {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		c.Close()
-		return
+		return nil
 	}
 	h := d.handles[ref]
 	h.conn = c
 	d.handles[ref] = h
 	d.mu.Unlock()
-	// A stream the machine did not take is closed.
 	if res.Untrusted {
 		// The machine closes it and releases its claim.
 		d.do(func(now time.Time) { d.rv.IncomingUntrusted(now, ref, res.Peer) }, closeUntaken{ref})
-		return
+		return nil
 	}
-	d.do(func(now time.Time) { d.rv.IncomingDone(now, ref) }, closeUntaken{ref})
+	// A stream the machine did not take is closed.
+	return d.doInline("", ref, func(now time.Time) { d.rv.IncomingDone(now, ref) }, closeUntaken{ref})
 }
 
 func (d *DataConns) incomingFailed(ref rendezvous.ConnRef, err error) {

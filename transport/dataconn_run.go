@@ -48,6 +48,15 @@ type dcFlight struct {
 	n      int
 }
 
+// inlineSlot is the action a caller of doInline whose goroutine runs the
+// queue takes over (see doInline).
+type inlineSlot struct {
+	on  bool
+	id  string
+	ref rendezvous.ConnRef
+	run func() // set when taken
+}
+
 // closeUntaken follows the actions of IncomingDone in the queue: the
 // stream of ref, if no action took it, is closed.
 type closeUntaken struct{ ref rendezvous.ConnRef }
@@ -69,6 +78,17 @@ type dcOutcome struct {
 // another goroutine is running actions, it runs these too and do returns
 // at once.
 func (d *DataConns) do(input func(now time.Time), after ...any) {
+	d.doInline("", 0, input, after...)
+}
+
+// doInline is do that, when this goroutine runs the queue, returns the
+// run of one action of its own input instead of starting a goroutine for
+// it: the Dial of id (ConnectTo's first dial; id "" for none) or the
+// CallInit of ref (an accepted stream's init function; 0 for none). The
+// caller would only wait for that goroutine (ConnectTo) or end (the
+// listener's handshake goroutine), so it runs it itself, which saves a
+// goroutine start and a hand-over on the set-up's critical path.
+func (d *DataConns) doInline(id string, ref rendezvous.ConnRef, input func(now time.Time), after ...any) (run func()) {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -82,6 +102,7 @@ func (d *DataConns) do(input func(now time.Time), after ...any) {
 		return
 	}
 	d.running = true
+	d.inline = inlineSlot{id: id, ref: ref, on: true}
 	var closes []net.Conn
 	for i := 0; i < len(d.queue) && !d.closed; i++ {
 		a := d.queue[i]
@@ -98,12 +119,15 @@ func (d *DataConns) do(input func(now time.Time), after ...any) {
 		d.queue = d.queue[:0]
 	}
 	d.running = false
+	run = d.inline.run
+	d.inline = inlineSlot{}
 	d.mu.Unlock()
 	// Streams nobody takes are closed last, outside the lock and the
 	// queue: closing a TLS stream may wait for its peer.
 	for _, c := range closes {
 		c.Close()
 	}
+	return run
 }
 
 // drainLocked queues the machine's pending actions and rearms the timer.
@@ -166,10 +190,15 @@ func (d *DataConns) exec(a any) (closeConn net.Conn) {
 		}()
 	case rendezvous.Dial:
 		ctx := d.takeoffLocked(a.ID)
-		go func() {
+		run := func() {
 			defer d.landed(a.ID)
 			d.dial(ctx, a)
-		}()
+		}
+		if s := &d.inline; s.on && s.run == nil && s.id != "" && s.id == a.ID {
+			s.run = run
+		} else {
+			go run()
+		}
 	case rendezvous.Deliver:
 		c := d.takeConnLocked(a.Ref)
 		r := d.endRequestLocked(a.ID)
@@ -200,7 +229,12 @@ func (d *DataConns) exec(a any) (closeConn net.Conn) {
 			d.ep.log.Warn("data connection for unknown init function closed", "from", a.From, "func", a.Func)
 			return c
 		}
-		d.runInitLocked(f, a.From, a.Data, c)
+		run := d.initRunLocked(f, a.From, a.Data, c)
+		if s := &d.inline; s.on && s.run == nil && s.ref != 0 && s.ref == a.Ref {
+			s.run = run
+		} else {
+			go run()
+		}
 	case rendezvous.Close:
 		return d.takeConnLocked(a.Ref)
 	case closeUntaken:
@@ -296,9 +330,16 @@ func (d *DataConns) runInit(f InitFunc, from string, data []any, c net.Conn) {
 }
 
 func (d *DataConns) runInitLocked(f InitFunc, from string, data []any, c net.Conn) {
+	go d.initRunLocked(f, from, data, c)()
+}
+
+// initRunLocked registers an init function's stream (Close closes it if
+// the function still runs then) and returns the function's run, to be
+// called once, on a goroutine of its own.
+func (d *DataConns) initRunLocked(f InitFunc, from string, data []any, c net.Conn) func() {
 	d.inits[c] = struct{}{}
 	d.wg.Add(1)
-	go func() {
+	return func() {
 		defer d.wg.Done()
 		defer func() {
 			d.mu.Lock()
@@ -306,7 +347,7 @@ func (d *DataConns) runInitLocked(f InitFunc, from string, data []any, c net.Con
 			d.mu.Unlock()
 		}()
 		f(from, data, c)
-	}()
+	}
 }
 
 // takeoffLocked counts one more dial or round trip of id in flight and

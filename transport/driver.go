@@ -136,6 +136,17 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 	var held []byte
 	lines := 0
 	var preTLS []byte // our last lines, written with the TLS client's first flight
+	// fw, when the TLS client's stream is wrapped, may hold our Finished
+	// until the auth line that follows it: it is flushed before any read
+	// and at the end.
+	var fw *firstWriteConn
+	flushHeld := func() {
+		if fw != nil {
+			if err := fw.flush(); err != nil {
+				m.PeerClosed(time.Now(), err)
+			}
+		}
+	}
 	feed := func(p []byte) {
 		if lines < 2 {
 			for i, c := range p {
@@ -200,9 +211,14 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 			}
 			tctx, cancel := context.WithDeadline(ctx, m.Deadline())
 			under := WithPending(raw, a.Pending)
-			if preTLS != nil {
-				arm()
-				under = &firstWriteConn{Conn: under, first: preTLS}
+			if a.Client && hasKey(a.Peer, wire.KeyGo) {
+				// Our lines go out with the ClientHello, and our Finished
+				// with the auth line that follows it (firstWriteConn).
+				if preTLS != nil {
+					arm()
+				}
+				fw = &firstWriteConn{Conn: under, first: preTLS}
+				under = fw
 				preTLS = nil
 			}
 			tc, err := upgradeTLS(tctx, opt, under, a)
@@ -240,6 +256,11 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 				m.SendGreeting(time.Now(), extra)
 			}
 		case handshake.Done:
+			if fw != nil {
+				if err := fw.flush(); err != nil {
+					return fail(err)
+				}
+			}
 			if len(held) > 0 {
 				// The machine ended on the peer's nonce line
 				// (handshake.ExtChannelAuth): the rest of the read
@@ -265,6 +286,10 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 			}
 			// Nothing to do but wait for the peer: check its coming auth
 			// line in advance.
+			flushHeld()
+			if m.Ended() {
+				continue
+			}
 			m.Prepare()
 			arm()
 			n, err := conn.Read(buf)
@@ -298,26 +323,70 @@ func hasKey(g wire.Greeting, key string) bool {
 	return ok
 }
 
-// firstWriteConn writes first in front of the first Write: the handshake
-// lines that precede a TLS client's first flight go out with it, in one
-// system call and one segment, instead of two.
+// firstWriteConn is the stream under a TLS client's *tls.Conn between
+// nodes of this project. It writes first in front of the first Write: the
+// handshake lines that precede the client's first flight go out with it,
+// in one system call and one segment, instead of two. And once told
+// (holdNext, when the client's handshake has verified the server and
+// only its last flight, the Finished, is left), it holds the next Write
+// until the one after it or flush: the Finished goes out with the auth
+// line that follows it, in one segment, so the server, whose handshake
+// ends on the Finished, finds the auth line in the same read.
 type firstWriteConn struct {
 	net.Conn
 	mu    sync.Mutex
 	first []byte // nil once written
+	hold  bool   // hold the next Write
+	held  []byte // a held Write, not sent yet
 }
 
 func (c *firstWriteConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	first := c.first
+	defer c.mu.Unlock()
+	if c.hold {
+		c.hold = false
+		c.held = append([]byte(nil), p...)
+		return len(p), nil
+	}
+	pre := c.first
 	c.first = nil
-	c.mu.Unlock()
-	if first == nil {
+	if c.held != nil {
+		pre = append(pre, c.held...)
+		c.held = nil
+	}
+	if pre == nil {
 		return c.Conn.Write(p)
 	}
-	n, err := c.Conn.Write(append(first, p...))
-	n = max(n-len(first), 0)
+	n, err := c.Conn.Write(append(pre, p...))
+	n = max(n-len(pre), 0)
 	return n, err
+}
+
+// holdNext makes the next Write wait for the one after it (or flush).
+func (c *firstWriteConn) holdNext() {
+	c.mu.Lock()
+	c.hold = true
+	c.mu.Unlock()
+}
+
+// flush writes what is held, and holds nothing more.
+func (c *firstWriteConn) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hold = false
+	held := c.held
+	c.held = nil
+	if held == nil {
+		return nil
+	}
+	_, err := c.Conn.Write(held)
+	return err
+}
+
+// Close sends what is held (a TLS alert, say) before it closes.
+func (c *firstWriteConn) Close() error {
+	_ = c.flush()
+	return c.Conn.Close()
 }
 
 // Unwrap returns the stream underneath.

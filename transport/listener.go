@@ -328,7 +328,17 @@ func spoke(c net.Conn) bool {
 
 func (l *listener) serve(p *pendingHS) {
 	defer l.n.wg.Done()
-	defer l.finished(p) // frees its slot under MaxHandshakes (listener.go)
+	// The init function of an accepted data connection runs here, on the
+	// handshake's goroutine, once its slot is free.
+	if run := l.serveHandshake(p); run != nil {
+		run()
+	}
+}
+
+// serveHandshake runs the acceptor's handshake on p; for a data
+// connection handed to an init function it returns the function's run.
+func (l *listener) serveHandshake(p *pendingHS) func() {
+	defer l.finished(p) // frees its slot under MaxHandshakes
 	l.started(p)
 	n := l.n
 	c := p.c
@@ -339,20 +349,20 @@ func (l *listener) serve(p *pendingHS) {
 	}
 	if mux, ok := l.nw.(MuxNetwork); ok && !n.cfg.PerlCompat {
 		if n.peekDataStream(mux, c, done) {
-			return
+			return nil
 		}
 	}
 	nonce, err := n.nonce()
 	if err != nil {
 		done()
 		c.Close()
-		return
+		return nil
 	}
 	m, err := handshake.New(n.handshakeConfig(wire.ProtocolMessaging, nil, true, l.nw, c), nonce, time.Now())
 	if err != nil {
 		done()
 		c.Close()
-		return
+		return nil
 	}
 	opts := n.driveOptions(l.nw)
 	var ref rendezvous.ConnRef
@@ -384,7 +394,7 @@ func (l *listener) serve(p *pendingHS) {
 			if aerr := n.addConn(admitted, conn, res, peer.ConnInfo{}); aerr != nil {
 				n.log.Debug("incoming messaging connection refused", "addr", l.addr, "peer", res.PeerNodeID, "err", aerr)
 			}
-			return
+			return nil
 		}
 		herr := err
 		if herr == nil {
@@ -397,12 +407,13 @@ func (l *listener) serve(p *pendingHS) {
 			n.dc.incomingFailed(ref, err)
 		}
 		n.log.Debug("incoming handshake failed", "addr", l.addr, "remote", c.RemoteAddr(), "err", err)
-		return
+		return nil
 	}
 	switch res.Protocol {
 	case wire.ProtocolDataConn:
-		n.dc.incomingDone(ref, conn, res)
+		return n.dc.incomingDoneInline(ref, conn, res)
 	default:
 		conn.Close()
 	}
+	return nil
 }

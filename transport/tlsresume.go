@@ -159,13 +159,34 @@ func upgradeTLS(ctx context.Context, opt DriveOptions, conn net.Conn, a handshak
 			cfg.NextProtos = []string{a.Bind}
 		}
 	}
+	// hold is applied last, over the final VerifyConnection.
+	hold := func(*tls.Config) {}
+	if fw, ok := conn.(*firstWriteConn); ok && a.Client && a.Bind == "" {
+		// An auth line follows our Finished: once the server is
+		// verified, the next write (the Finished) waits for it
+		// (firstWriteConn).
+		hold = func(cfg *tls.Config) {
+			verify := cfg.VerifyConnection
+			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+				if err := verify(cs); err != nil {
+					return err
+				}
+				fw.holdNext()
+				return nil
+			}
+		}
+	}
 	_, peerGo := a.Peer.Get(wire.KeyGo)
+	plain := func(cfg *tls.Config) {
+		bind(cfg)
+		hold(cfg)
+	}
 	if opt.resume == nil || !peerGo || a.Peer.NodeID == "" || !isTCP(conn) {
-		return opt.TLS.upgrade(ctx, conn, a.Client, bind)
+		return opt.TLS.upgrade(ctx, conn, a.Client, plain)
 	}
 	keys, err := opt.resume.ticketKeys()
 	if err != nil {
-		return opt.TLS.upgrade(ctx, conn, a.Client, bind)
+		return opt.TLS.upgrade(ctx, conn, a.Client, plain)
 	}
 	tc := opt.TLS
 	return tc.upgrade(ctx, conn, a.Client, func(cfg *tls.Config) {
@@ -196,6 +217,7 @@ func upgradeTLS(ctx context.Context, opt DriveOptions, conn net.Conn, a handshak
 			}
 			return nil
 		}
+		hold(cfg)
 	})
 }
 

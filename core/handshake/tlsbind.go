@@ -35,7 +35,7 @@ import (
 //
 // A greeting may list ExtTLSBind only when its sender would authenticate
 // with tls_sha3_512 and nothing stronger (TLS, no shared secret, accepting
-// tls_sha3_512) and can send every framing it accepts; New and
+// tls_sha3_512) and sends exactly the framings it accepts; New and
 // SendGreeting refuse other configurations (ErrBadConfig). Both sides
 // decide from the two greetings alone, so they agree. Without an auth
 // line the framings are chosen without one too: each side sends the first
@@ -82,9 +82,18 @@ func (h *Machine) checkBindConfig() error {
 	case !h.cfg.TLS || len(h.cfg.Secret) > 0 || !slices.Contains(h.accAuths, wire.AuthTLS) || !slices.Contains(h.offAuths, wire.AuthTLS):
 		return badConfig("the " + ExtTLSBind + " extension needs TLS, no shared secret and tls_sha3_512 accepted and offered")
 	}
+	// Without an auth line the receiver cannot learn the framing chosen
+	// for it; it predicts it from the greetings, which list accepted
+	// framings only. The sender picks from what it can send, so the two
+	// agree only when a node sends exactly the framings it accepts.
 	for _, f := range h.accFram {
 		if !slices.Contains(h.sndFram, f) {
-			return badConfig("the " + ExtTLSBind + " extension needs every accepted framing sendable")
+			return badConfig("the " + ExtTLSBind + " extension needs the same framings accepted and sendable")
+		}
+	}
+	for _, f := range h.sndFram {
+		if !slices.Contains(h.accFram, f) {
+			return badConfig("the " + ExtTLSBind + " extension needs the same framings accepted and sendable")
 		}
 	}
 	return nil

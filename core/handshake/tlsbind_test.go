@@ -125,6 +125,10 @@ func TestTLSBindConfig(t *testing.T) {
 			c.AcceptFramings = []string{"json", "msgpack"}
 			c.SendFramings = []string{"json"}
 		},
+		"framing sendable, not accepted": func(c *Config) {
+			c.AcceptFramings = []string{"json"}
+			c.SendFramings = []string{"msgpack", "json"}
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := bindCfg("A", "1,"+ExtTLSBind)
