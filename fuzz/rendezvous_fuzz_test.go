@@ -27,7 +27,10 @@ type rvDriver struct {
 	greeted  map[rendezvous.ConnRef]bool // IncomingGreeting reported
 	answered map[rendezvous.ConnRef]bool // got rendezvous.Admit or rendezvous.Refuse
 	admitted []rendezvous.ConnRef        // rendezvous.Admit without IncomingDone/Failed yet
-	steps    int
+	// untrusted: streams reported by DialUntrusted or IncomingUntrusted,
+	// which are never handed over.
+	untrusted map[rendezvous.ConnRef]bool
+	steps     int
 }
 
 func (d *rvDriver) fatalf(t *rapid.T, format string, args ...any) {
@@ -54,6 +57,9 @@ func (d *rvDriver) drain(t *rapid.T) {
 		switch a := a.(type) {
 		case rendezvous.Deliver:
 			d.outcome(t, a.ID)
+			if d.untrusted[a.Ref] {
+				d.fatalf(t, "untrusted stream %d delivered", a.Ref)
+			}
 		case rendezvous.Fail:
 			d.outcome(t, a.ID)
 			if a.Reason == nil || a.Reason.Message == "" || a.Reason.Family != wire.KillReasonDataConn {
@@ -89,6 +95,9 @@ func (d *rvDriver) drain(t *rapid.T) {
 		case rendezvous.CallInit:
 			if a.From == "" {
 				d.fatalf(t, "init call without a peer")
+			}
+			if d.untrusted[a.Ref] {
+				d.fatalf(t, "init call on untrusted stream %d", a.Ref)
 			}
 			if d.requireInit && a.Func != "f" {
 				d.fatalf(t, "init call of %q, which is not registered", a.Func)
@@ -189,6 +198,19 @@ func (d *rvDriver) actions() map[string]func(*rapid.T) {
 				d.r.DialDone(d.now, a.ID, a.Addr, d.nextRef, d.greeting(t, node))
 			}
 		},
+		"dialUntrusted": func(t *rapid.T) {
+			if a, ok := pick(t, &d.dials, "dial"); ok {
+				d.nextRef++
+				d.untrusted[d.nextRef] = true
+				d.r.DialUntrusted(d.now, a.ID, a.Addr, d.nextRef, d.greeting(t, a.Node))
+			}
+		},
+		"dialFaulted": func(t *rapid.T) {
+			if a, ok := pick(t, &d.dials, "dial"); ok {
+				fault := rapid.SampledFrom([]rendezvous.DialFault{rendezvous.DialRefused, rendezvous.DialUnanswered, rendezvous.DialOther}).Draw(t, "fault")
+				d.r.DialFaulted(d.now, a.ID, a.Addr, fault, errors.New("refused"))
+			}
+		},
 		"dialFailed": func(t *rapid.T) {
 			if a, ok := pick(t, &d.dials, "dial"); ok {
 				d.r.DialFailed(d.now, a.ID, a.Addr, errors.New("refused"))
@@ -250,6 +272,12 @@ func (d *rvDriver) actions() map[string]func(*rapid.T) {
 				d.r.IncomingDone(d.now, ref)
 			}
 		},
+		"incomingUntrusted": func(t *rapid.T) {
+			if ref, ok := pick(t, &d.admitted, "ref"); ok {
+				d.untrusted[ref] = true
+				d.r.IncomingUntrusted(d.now, ref, d.greeting(t, "P1"))
+			}
+		},
 		"incomingFailed": func(t *rapid.T) {
 			if ref, ok := pick(t, &d.admitted, "ref"); ok {
 				d.r.IncomingFailed(d.now, ref, errors.New("handshake failed"))
@@ -280,11 +308,12 @@ func (d *rvDriver) actions() map[string]func(*rapid.T) {
 // is settled and every timer has fired, Counts() back to zero.
 func rendezvousProperty(t *rapid.T) {
 	d := &rvDriver{
-		now:      time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-		peers:    []string{"P1", "P2"}[:rapid.IntRange(1, 2).Draw(t, "peers")],
-		outcomes: map[string]int{},
-		greeted:  map[rendezvous.ConnRef]bool{},
-		answered: map[rendezvous.ConnRef]bool{},
+		now:       time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		peers:     []string{"P1", "P2"}[:rapid.IntRange(1, 2).Draw(t, "peers")],
+		outcomes:  map[string]int{},
+		greeted:   map[rendezvous.ConnRef]bool{},
+		answered:  map[rendezvous.ConnRef]bool{},
+		untrusted: map[rendezvous.ConnRef]bool{},
 
 		requireInit: rapid.Bool().Draw(t, "requireInit"),
 	}

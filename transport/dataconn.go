@@ -316,24 +316,31 @@ func (d *DataConns) ctxEnd(ctx context.Context, id, target string, timeout time.
 }
 
 // connected makes sure the messaging connection to target is up within
-// timeout; its error is a *DataConnError.
+// timeout; its error is a *DataConnError, as rendezvous.MessagingFailed
+// words it.
 func (d *DataConns) connected(ctx context.Context, target string, timeout time.Duration) error {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err := d.host.Connected(cctx, target)
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
+	}
+	why := rendezvous.ConnectFailed
+	var reason *wire.KillReason
+	switch {
 	case errors.Is(err, ErrNoRoute):
-		return &DataConnError{Node: target, Reason: rendezvous.NoListenersReason(target), Rule: ErrDataConnNoRoute}
+		why = rendezvous.NoRoute
+	case errors.Is(cctx.Err(), context.DeadlineExceeded):
+		why = rendezvous.ConnectExpired
 	case cctx.Err() != nil:
-		return &DataConnError{Node: target, Reason: d.ctxReason(cctx, target, timeout), Rule: ctxRule(cctx)}
+		why, reason = rendezvous.ConnectCancelled, d.ctxReason(cctx, target, timeout)
 	}
-	msg := err.Error()
-	if !strings.HasPrefix(msg, target+": ") {
-		msg = target + ": " + msg
+	r, merr := rendezvous.MessagingFailed(target, timeout, why, reason, err)
+	var cause error
+	if why == rendezvous.ConnectFailed {
+		cause = err
 	}
-	return &DataConnError{Node: target, Reason: wire.DataConnReason("%s", msg), Rule: ErrDataConnFailed, Cause: err}
+	return &DataConnError{Node: target, Reason: r, Rule: dcRule(merr), Cause: cause}
 }
 
 func (d *DataConns) ctxReason(ctx context.Context, target string, timeout time.Duration) *wire.KillReason {

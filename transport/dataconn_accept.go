@@ -90,11 +90,6 @@ func (d *DataConns) incomingDone(ref rendezvous.ConnRef, c net.Conn, res *handsh
 // run (see doInline) instead of starting a goroutine for it, when this
 // goroutine ran the actions; the caller runs it.
 func (d *DataConns) incomingDoneInline(ref rendezvous.ConnRef, c net.Conn, res *handshake.Result) func() {
-	if res.Untrusted {
-		c.Close()
-		d.incomingFailed(ref, ErrUntrustedPeer)
-		return nil
-	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -105,6 +100,11 @@ func (d *DataConns) incomingDoneInline(ref rendezvous.ConnRef, c net.Conn, res *
 	h.conn = c
 	d.handles[ref] = h
 	d.mu.Unlock()
+	if res.Untrusted {
+		// The machine closes it and releases its claim.
+		d.do(func(now time.Time) { d.rv.IncomingUntrusted(now, ref, res.Peer) }, closeUntaken{ref})
+		return nil
+	}
 	// A stream the machine did not take is closed.
 	return d.doInline("", ref, func(now time.Time) { d.rv.IncomingDone(now, ref) }, closeUntaken{ref})
 }

@@ -1,14 +1,11 @@
 package transport
 
 import (
-	"context"
 	"errors"
-	"net"
 	"syscall"
-	"time"
 
 	"github.com/aemp-go/dataconn/core/handshake"
-	"github.com/aemp-go/dataconn/core/wire"
+	"github.com/aemp-go/dataconn/core/rendezvous"
 )
 
 // Flow control of data-connection set-ups (see core/rendezvous/rendezvous_flow.go):
@@ -19,90 +16,19 @@ import (
 // instead of refusing them, and holds a stream that arrives for a waiting
 // expectation until the expectation can be matched.
 
-// A listener whose backlog overflowed refuses new connections on some
-// stacks (memnet, BSD): during a burst, a refused data-connection dial is
-// retried with a doubling backoff for up to refusedRetryFor, within the
-// set-up's own context, before it counts as failed.
-const (
-	refusedRetryFor      = time.Second
-	refusedRetryFirst    = 5 * time.Millisecond
-	refusedRetryMaxDelay = 100 * time.Millisecond
-)
-
-type refusedRetryKey struct{}
-
-// withRefusedRetry marks ctx so that the network dial of a handshake
-// under it retries a refused connection (see refusedRetryFor).
-func withRefusedRetry(ctx context.Context) context.Context {
-	return context.WithValue(ctx, refusedRetryKey{}, true)
-}
-
-// dialNet dials addr on nw; under withRefusedRetry a refused connection
-// is retried with a doubling backoff for up to refusedRetryFor, within
-// ctx.
-func (n *endpoint) dialNet(ctx context.Context, nw Network, addr string) (net.Conn, error) {
-	retry, _ := ctx.Value(refusedRetryKey{}).(bool)
-	start := time.Now()
-	delay := refusedRetryFirst
-	for {
-		c, err := nw.Dial(ctx, addr)
-		if err == nil || !retry || !errors.Is(err, syscall.ECONNREFUSED) || time.Now().Sub(start)+delay > refusedRetryFor {
-			return c, err
-		}
-		if !n.pause(ctx, delay) {
-			return nil, err
-		}
-		delay = min(2*delay, refusedRetryMaxDelay)
+// A refused or unanswered data-connection dial (a burst filled a
+// listener's backlog, or a listener at its handshake cap dropped the
+// stream before reading it) is dialed again as the machine decides
+// (rendezvous.DialFaulted, TimerRedial); dialFault tells it which it was.
+func dialFault(err error) rendezvous.DialFault {
+	var he *handshake.Error
+	switch {
+	case errors.As(err, &he) && he.Unanswered:
+		return rendezvous.DialUnanswered
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return rendezvous.DialRefused
 	}
-}
-
-// pause waits for d; false when ctx ended first.
-func (n *endpoint) pause(ctx context.Context, d time.Duration) bool {
-	done := make(chan struct{})
-	t := time.AfterFunc(d, func() { close(done) })
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		t.Stop()
-		return false
-	}
-}
-
-// droppedRetryFor bounds how long dialDataConn dials again after
-// unanswered closes: far beyond what a busy listener makes an honest
-// initiator wait (a handshake cap frees slots within a quarter of the
-// handshake timeout), and short enough that a target
-// that never answers fails with its cause rather than the timeout (the
-// fast flow falls back to the round trip once, so twice this, well within
-// the default 10 s).
-const droppedRetryFor = 3 * time.Second
-
-// dialDataConn dials addr and runs the aemp-dataconn handshake as the
-// initiator. A listener at its handshake cap may drop a connection it has
-// not read yet (listener.go), and during an honest burst the initiator's
-// own greeting can be late enough for that. The initiator then sees the
-// stream close before the acceptor's greeting (handshake.Error's
-// Unanswered), which proves the acceptor did nothing with it: the dial is
-// made again with the refused-dial backoff, for up to droppedRetryFor and
-// within ctx (the set-up's own, which ends with its timeout), instead of
-// failing the set-up. A refusal the acceptor answers (a wrong secret, TLS
-// required) still fails at once; an acceptor that closes every connection
-// unanswered fails the set-up after droppedRetryFor.
-func (n *endpoint) dialDataConn(ctx context.Context, nw Network, addr string, extra []wire.KV) (net.Conn, *handshake.Result, error) {
-	start := time.Now()
-	delay := refusedRetryFirst
-	for {
-		c, res, err := n.dialHandshake(ctx, nw, addr, wire.ProtocolDataConn, extra)
-		var he *handshake.Error
-		if err == nil || !errors.As(err, &he) || !he.Unanswered || time.Since(start)+delay > droppedRetryFor {
-			return c, res, err
-		}
-		if !n.pause(ctx, delay) {
-			return nil, nil, err
-		}
-		delay = min(2*delay, refusedRetryMaxDelay)
-	}
+	return rendezvous.DialOther
 }
 
 // peerWindow returns the window target announced (0: the default); the

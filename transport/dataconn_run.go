@@ -394,19 +394,17 @@ func (d *DataConns) newRefLocked(c net.Conn) rendezvous.ConnRef {
 }
 
 func (d *DataConns) dial(ctx context.Context, a rendezvous.Dial) {
-	ctx = withRefusedRetry(ctx) // see dataconn_flow.go
 	nw, addr, err := d.host.NetworkFor(a.Addr)
 	var c net.Conn
 	var res *handshake.Result
 	if err == nil {
-		c, res, err = d.ep.dialDataConn(ctx, nw, addr, d.ep.withTicket(a.Node, []wire.KV{{Key: wire.KeyDataConnID, Value: a.ID}}))
-	}
-	if err == nil && res.Untrusted {
-		c.Close()
-		err = ErrUntrustedPeer
+		c, res, err = d.ep.dialHandshake(ctx, nw, addr, wire.ProtocolDataConn, d.ep.withTicket(a.Node, []wire.KV{{Key: wire.KeyDataConnID, Value: a.ID}}))
 	}
 	if err != nil {
-		d.do(func(now time.Time) { d.rv.DialFailed(now, a.ID, a.Addr, err) })
+		// A refused or unanswered dial may be made again (the machine's
+		// redial rule).
+		fault := dialFault(err)
+		d.do(func(now time.Time) { d.rv.DialFaulted(now, a.ID, a.Addr, fault, err) })
 		return
 	}
 	d.mu.Lock()
@@ -417,5 +415,10 @@ func (d *DataConns) dial(ctx context.Context, a rendezvous.Dial) {
 	}
 	ref := d.newRefLocked(c)
 	d.mu.Unlock()
+	if res.Untrusted {
+		// The machine closes it and counts the dial as failed.
+		d.do(func(now time.Time) { d.rv.DialUntrusted(now, a.ID, a.Addr, ref, res.Peer) }, closeUntaken{ref})
+		return
+	}
 	d.do(func(now time.Time) { d.rv.DialDone(now, a.ID, a.Addr, ref, res.Peer) })
 }

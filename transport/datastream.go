@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/aemp-go/dataconn/core/handshake"
@@ -19,20 +17,15 @@ import (
 // connection with a short header (wire.AppendDataStreamHeader) instead of
 // the rendezvous and an AEMP handshake: one round trip for the initiator,
 // half a round trip until the init function runs, no HMAC and no greeting.
-//
-// It is used only between nodes of this project that both announced
-// ExtDataStream in the KeyGo key of their messaging greeting on that
-// connection, and only when the connection is authenticated for AEMP: the
-// peer's messaging handshake on it used handshake.AuthHMACCB (whose MAC covers
-// the connection's exporter, so the handshake could not have been relayed
-// from another connection), or the transport verified certificates on
-// both ends (TLS reported by SecureNetwork.TLSState). A tls_anon peer
-// (untrusted) never qualifies. Otherwise the rendezvous and the per-stream
-// handshake are used as before.
+// When one may be used (rendezvous.DirectAuth), what the target answers
+// (rendezvous.DirectServe) and how the initiator's set-up ends
+// (rendezvous.DirectSetup) are decided in core/rendezvous; this file
+// opens, reads and writes the streams.
 
-// ExtDataStream is the extension name, in the comma-separated value of
-// wire.KeyGo, that announces direct data streams on this connection.
-const ExtDataStream = "qstream"
+// ExtDataStream is rendezvous.ExtDataStream, the extension name in the
+// comma-separated value of wire.KeyGo that announces direct data streams
+// on this connection.
+const ExtDataStream = rendezvous.ExtDataStream
 
 // MuxNetwork is implemented by SecureNetworks whose connections carry
 // many streams (QUIC), to support direct data streams.
@@ -60,12 +53,6 @@ type MuxNetwork interface {
 // the first byte and serves it again to the next Read.
 type bytePeeker interface {
 	PeekByte() (byte, error)
-}
-
-// hasExt reports whether the KeyGo value of g lists ext.
-func hasExt(g wire.Greeting, ext string) bool {
-	v, ok := g.Get(wire.KeyGo)
-	return ok && slices.Contains(strings.Split(v, ","), ext)
 }
 
 // goExtensions is the value of wire.KeyGo in a greeting on c of nw;
@@ -106,10 +93,14 @@ func (n *endpoint) tlsBind(nw Network) bool {
 
 // directMux returns the network for direct data streams on messaging
 // connection c with handshake result res, or nil when they are not
-// allowed (see the top of this file). It binds the peer to the connection
-// so that the peer's direct streams are accepted.
+// allowed (rendezvous.DirectAuth). It binds the peer to the connection
+// when the connection is authenticated for it, so that the peer's direct
+// streams are accepted.
 func (n *Node) directMux(c net.Conn, res *handshake.Result) MuxNetwork {
-	if n.cfg.PerlCompat || res.Untrusted || !(res.PeerAuth == handshake.AuthHMACCB || res.TLS) {
+	auth := rendezvous.DirectAuth{PerlCompat: n.cfg.PerlCompat, Untrusted: res.Untrusted,
+		ChannelBound: res.PeerAuth == handshake.AuthHMACCB, TLSVerified: res.TLS,
+		PeerListed: rendezvous.ListsDirect(res.Peer)}
+	if !auth.Bind() {
 		return nil
 	}
 	n.mu.Lock()
@@ -127,7 +118,7 @@ func (n *Node) directMux(c net.Conn, res *handshake.Result) MuxNetwork {
 			continue
 		}
 		mux.BindPeer(c, n.id, res.PeerNodeID)
-		if hasExt(res.Peer, ExtDataStream) {
+		if auth.Use() {
 			return mux
 		}
 		return nil
@@ -165,7 +156,9 @@ func (h nodeHost) DirectConn(node string) (MuxNetwork, net.Conn) {
 
 // connectDirect opens a direct data stream to target if the host allows
 // one; ok is false when it does not (or the header cannot be made), and
-// the caller then uses the rendezvous.
+// the caller then uses the rendezvous. rendezvous.DirectSetup decides how
+// the set-up ends (its deadline, ties, the target's refusal); this
+// function only opens, writes and reads the stream.
 func (d *DataConns) connectDirect(ctx context.Context, target string, deadline time.Time, timeout time.Duration, initFunc string, initData []any) (conn net.Conn, err error, ok bool) {
 	dh, isDirect := d.host.(directConn)
 	if !isDirect {
@@ -179,22 +172,44 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 	if herr != nil {
 		return nil, nil, false
 	}
-	s, oerr := mux.OpenStream(ctx, deadline, mc)
-	if oerr != nil {
-		if ctx.Err() != nil || !time.Now().Before(deadline) {
-			r := rendezvous.TimeoutReason(target, timeout)
-			if ctx.Err() != nil {
-				r = d.ctxReason(ctx, target, timeout)
-			}
-			return nil, &DataConnError{Node: target, Reason: r, Rule: ctxRule(ctx), Cause: oerr}, true
+	su := rendezvous.NewDirectSetup(deadline.Add(-timeout), target, timeout)
+	// settle turns the machine's outcome into this call's results.
+	settle := func(o rendezvous.DirectOutcome, res rendezvous.DirectResult, cause error) (net.Conn, error, bool) {
+		switch o {
+		case rendezvous.DirectFallback:
+			return nil, nil, false
+		case rendezvous.DirectFailed:
+			return nil, &DataConnError{Node: target, Reason: res.Reason, Rule: dcRule(res.Err), Cause: cause}, true
 		}
-		return nil, nil, false // the connection died: take the long way
+		return nil, nil, true
+	}
+	// interrupted reports the caller's context ending, if it did.
+	interrupted := func() (rendezvous.DirectOutcome, rendezvous.DirectResult, bool) {
+		switch err := ctx.Err(); {
+		case err == nil:
+			return 0, rendezvous.DirectResult{}, false
+		case errors.Is(err, context.DeadlineExceeded):
+			o, r := su.Expire()
+			return o, r, true
+		default:
+			o, r := su.Cancel(time.Now(), d.ctxReason(ctx, target, timeout))
+			return o, r, true
+		}
+	}
+	s, oerr := mux.OpenStream(ctx, su.Deadline(), mc)
+	if oerr != nil {
+		if o, r, ok := interrupted(); ok {
+			return settle(o, r, oerr)
+		}
+		o, r := su.OpenFailed(time.Now())
+		return settle(o, r, oerr)
 	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		s.Close()
-		return nil, &DataConnError{Node: target, Reason: wire.DataConnReason("%s: node closed", target), Rule: ErrDataConnCancelled}, true
+		o, r := su.Closed(time.Now())
+		return settle(o, r, nil)
 	}
 	// Close closes it, like an init function's stream.
 	d.inits[s] = struct{}{}
@@ -202,14 +217,9 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 	defer func() {
 		d.mu.Lock()
 		delete(d.inits, s)
-		closed := d.closed
 		d.mu.Unlock()
 		if err != nil {
 			s.Close()
-			var de *DataConnError
-			if closed && !errors.As(err, &de) {
-				err = &DataConnError{Node: target, Reason: wire.DataConnReason("%s: node closed", target), Rule: ErrDataConnCancelled}
-			}
 		}
 	}()
 	// The stream's deadline bounds the set-up; ctx, when it can end,
@@ -219,67 +229,71 @@ func (d *DataConns) connectDirect(ctx context.Context, target string, deadline t
 		stop = context.AfterFunc(ctx, func() { s.SetDeadline(time.Unix(1, 0)) })
 	}
 	defer stop()
-	s.SetDeadline(deadline)
-	fail := func(rule error, cause error, format string, args ...any) (net.Conn, error, bool) {
-		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			r := d.ctxReason(ctx, target, timeout)
-			return nil, &DataConnError{Node: target, Reason: r, Rule: ctxRule(ctx), Cause: cause}, true
-		}
-		if !time.Now().Before(deadline) || ctx.Err() != nil {
-			r := rendezvous.TimeoutReason(target, timeout)
-			return nil, &DataConnError{Node: target, Reason: r, Rule: ErrDataConnTimeout, Cause: cause}, true
+	s.SetDeadline(su.Deadline())
+	// lost reports a failed write or read: the context or the node
+	// closing may be why.
+	lost := func(cause error, detail string) (net.Conn, error, bool) {
+		if o, r, ok := interrupted(); ok {
+			return settle(o, r, cause)
 		}
 		d.mu.Lock()
 		closed := d.closed
 		d.mu.Unlock()
 		if closed {
-			return nil, &DataConnError{Node: target, Reason: wire.DataConnReason("%s: node closed", target), Rule: ErrDataConnCancelled, Cause: cause}, true
+			o, r := su.Closed(time.Now())
+			return settle(o, r, cause)
 		}
-		return nil, &DataConnError{Node: target, Reason: wire.DataConnReason(format, args...), Rule: rule, Cause: cause}, true
+		o, r := su.Lost(time.Now(), detail, cause)
+		return settle(o, r, cause)
 	}
 	if _, err := s.Write(hdr); err != nil {
-		return fail(ErrDataConnFailed, err, "%s: %v", target, err)
+		return lost(err, err.Error())
 	}
 	var ans [3]byte
 	if _, err := io.ReadFull(s, ans[:1]); err != nil {
-		return fail(ErrDataConnFailed, err, "%s: connection lost before the data connection was accepted (%v)", target, err)
+		return lost(err, "connection lost before the data connection was accepted ("+err.Error()+")")
 	}
 	switch ans[0] {
 	case wire.DataStreamAccept:
 		if !stop() {
-			return fail(ErrDataConnCancelled, ctx.Err(), "%s: %v", target, ctx.Err())
+			o, r, _ := interrupted()
+			return settle(o, r, ctx.Err())
+		}
+		o, r := su.Accepted()
+		if o != rendezvous.DirectAccepted {
+			return settle(o, r, nil)
 		}
 		s.SetDeadline(time.Time{})
 		return s, nil, true
 	case wire.DataStreamRefuse:
 		if _, err := io.ReadFull(s, ans[1:3]); err != nil {
-			return fail(ErrDataConnFailed, err, "%s: truncated refusal (%v)", target, err)
+			return lost(err, "truncated refusal ("+err.Error()+")")
 		}
 		n, perr := wire.ParseDataStreamRefusalLen(ans[1:3])
 		if perr != nil {
-			return fail(ErrDataConnFailed, perr, "%s: %v", target, perr)
+			return lost(perr, perr.Error())
 		}
 		text := make([]byte, n)
 		if _, err := io.ReadFull(s, text); err != nil {
-			return fail(ErrDataConnFailed, err, "%s: truncated refusal (%v)", target, err)
+			return lost(err, "truncated refusal ("+err.Error()+")")
 		}
 		msg, perr := wire.ParseDataStreamRefusalText(text)
 		if perr != nil {
-			return fail(ErrDataConnFailed, perr, "%s: %v", target, perr)
+			return lost(perr, perr.Error())
 		}
-		r := wire.DataConnReason("%s", msg)
-		return nil, &DataConnError{Node: target, Reason: r, Rule: dcRule(rendezvous.KillError(target, r))}, true
+		o, r := su.Refused(time.Now(), msg)
+		return settle(o, r, nil)
 	}
 	perr := error(&wire.DataStreamError{Detail: "unknown answer byte"})
-	return fail(ErrDataConnFailed, perr, "%s: %v", target, perr)
+	return lost(perr, perr.Error())
 }
 
 // serveDataStream serves a stream of mux whose first byte was
-// wire.DataStreamMagic: it reads and checks the header, waits (within the
-// handshake timeout) until the connection is authenticated for the node
-// the header names, and answers: refused with the reason, or accepted,
-// after which the init function runs with the stream. done is called once
-// the header is decided.
+// wire.DataStreamMagic, as rendezvous.DirectServe decides: it reads the
+// header, waits (within the handshake timeout) until the connection is
+// authenticated for the node the header names, and answers: refused with
+// the reason, or accepted, after which the init function runs with the
+// stream. done is called once the header is decided.
 func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.Conn, done func()) {
 	defer func() { done() }()
 	// Close closes it (as an init function's stream), so that a node
@@ -298,18 +312,8 @@ func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.C
 		d.mu.Unlock()
 	}
 	hs := d.ep.cfg.HandshakeTimeout
-	deadline := time.Now().Add(hs)
-	c.SetDeadline(deadline)
-	refuse := func(format string, args ...any) {
-		untrack()
-		r := wire.DataConnReason(format, args...)
-		d.ep.log.Debug("direct data stream refused", "remote", c.RemoteAddr(), "reason", r.Message)
-		// The refusal gets a fresh deadline: holding may have used up
-		// the first.
-		c.SetWriteDeadline(time.Now().Add(hs))
-		c.Write(wire.AppendDataStreamRefusal(nil, r.Message))
-		c.Close()
-	}
+	sv := rendezvous.NewDirectServe(time.Now(), d.ep.id, hs)
+	c.SetDeadline(sv.Deadline())
 	// One buffer, filled by as few Reads as the data arrived in.
 	buf := make([]byte, 0, 256)
 	fill := func(want int) bool {
@@ -325,51 +329,37 @@ func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.C
 		}
 		return true
 	}
-	if !fill(wire.DataStreamPrefixLen) {
+	a := sv.Start()
+	for a.Need > 0 {
+		if !fill(a.Need) {
+			untrack()
+			c.Close()
+			return
+		}
+		a = sv.Read(buf)
+	}
+	var f InitFunc
+	if a.Hold != "" {
+		ok := mux.WaitPeer(ctx, sv.Deadline(), c, d.ep.id, a.Hold)
+		d.mu.Lock()
+		f = d.funcs[sv.Header().InitFunc]
+		closed := d.closed
+		d.mu.Unlock()
+		a = sv.Authenticated(ok, closed, f != nil)
+	}
+	if a.Refuse != nil {
 		untrack()
+		d.ep.log.Debug("direct data stream refused", "remote", c.RemoteAddr(), "reason", a.Refuse.Message)
+		// The refusal gets a fresh deadline: holding may have used up
+		// the first.
+		c.SetWriteDeadline(time.Now().Add(hs))
+		c.Write(wire.AppendDataStreamRefusal(nil, a.Refuse.Message))
 		c.Close()
 		return
 	}
-	n, err := wire.DataStreamBodyLen(buf[:wire.DataStreamPrefixLen])
-	if err != nil {
-		refuse("%s: %v", d.ep.id, err)
-		return
-	}
-	if !fill(wire.DataStreamPrefixLen + n) {
+	if !a.Accept {
 		untrack()
 		c.Close()
-		return
-	}
-	if len(buf) > wire.DataStreamPrefixLen+n {
-		// An initiator sends nothing after the header before it has the
-		// answer.
-		refuse("%s: data stream: bytes after the header before the answer", d.ep.id)
-		return
-	}
-	body := buf[wire.DataStreamPrefixLen:]
-	h, err := wire.ParseDataStreamBody(body)
-	if err != nil {
-		refuse("%s: %v", d.ep.id, err)
-		return
-	}
-	if h.To != d.ep.id {
-		refuse("%s: data stream for node %q", d.ep.id, h.To)
-		return
-	}
-	if !mux.WaitPeer(ctx, deadline, c, d.ep.id, h.From) {
-		refuse("%s: data stream from %q on a connection not authenticated for it", d.ep.id, h.From)
-		return
-	}
-	d.mu.Lock()
-	f := d.funcs[h.InitFunc]
-	closed := d.closed
-	d.mu.Unlock()
-	if closed {
-		refuse("%s: node closed", d.ep.id)
-		return
-	}
-	if f == nil {
-		refuse("%s", rendezvous.NoInitFuncReason(d.ep.id, h.InitFunc).Message)
 		return
 	}
 	if _, err := c.Write([]byte{wire.DataStreamAccept}); err != nil {
@@ -378,6 +368,7 @@ func (d *DataConns) serveDataStream(ctx context.Context, mux MuxNetwork, c net.C
 		return
 	}
 	c.SetDeadline(time.Time{})
+	h := sv.Header()
 	// The init function runs on this goroutine (one hand-over less); the
 	// stream stays in d.inits, so Close closes it like any init
 	// function's, and the caller's done has been called.

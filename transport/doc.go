@@ -113,7 +113,10 @@
 // dataconn_run.go (running the rendezvous machine's actions, in order,
 // with one record per connection handle and per request),
 // dataconn_accept.go (the acceptor and target side), dataconn_host.go
-// (the Node as a Host), dataconn_flow.go, datastream.go (direct data
-// streams); driver.go (Drive); tls.go (TLS config, upgrade, peer
-// verification), tls_load.go (loading PEM files), tlsresume.go.
+// (the Node as a Host), dataconn_flow.go (windows, stats, which fault a
+// failed dial was for the machine's redial rule), datastream.go (opening,
+// reading and writing direct data streams, as rendezvous.DirectSetup and
+// rendezvous.DirectServe decide); driver.go (Drive); tls.go (TLS config,
+// upgrade, peer verification), tls_load.go (loading PEM files),
+// tlsresume.go.
 package transport

@@ -147,7 +147,7 @@ type endpoint struct {
 func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol string, extra []wire.KV) (net.Conn, *handshake.Result, error) {
 	hctx, cancel := context.WithTimeout(ctx, n.cfg.HandshakeTimeout)
 	defer cancel()
-	c, err := n.dialNet(hctx, nw, addr)
+	c, err := nw.Dial(hctx, addr)
 	if err != nil {
 		if isDescriptorLimit(err) {
 			err = fmt.Errorf("%w: %w", ErrDescriptorLimit, err)

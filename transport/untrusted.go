@@ -9,5 +9,6 @@ import "github.com/aemp-go/dataconn/core/peer"
 // for or accept data connections (init functions never run for it), and
 // a data connection is never handed over on a stream it authenticated.
 // The peer machine decides it for messages (peer.ErrUntrustedRequest, the
-// same error); the data-connection code for streams.
+// same error), the rendezvous machine for the data connections themselves
+// (rendezvous.ErrUntrusted, the same error: wire.ErrUntrustedRequest).
 var ErrUntrustedPeer = peer.ErrUntrustedRequest

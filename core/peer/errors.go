@@ -3,6 +3,8 @@ package peer
 import (
 	"errors"
 	"fmt"
+
+	"github.com/aemp-go/dataconn/core/wire"
 )
 
 // Rules of the peer machine. Inputs that break one return an error that
@@ -78,8 +80,10 @@ var (
 	// nothing about its node ID, so its function calls and data-connection
 	// requests (_expect, _connect) are refused; it may still send to
 	// ports. An _expect's port is killed with the reason, so that the
-	// initiator does not wait for its timeout.
-	ErrUntrustedRequest = errors.New("aemp: request from an untrusted (tls_anon) peer refused")
+	// initiator does not wait for its timeout. It is
+	// wire.ErrUntrustedRequest, which the rendezvous machine decides for
+	// the data connections themselves (rendezvous.ErrUntrusted).
+	ErrUntrustedRequest = wire.ErrUntrustedRequest
 	// ErrDBLimit: a peer's database shard would exceed a limit; the write
 	// was refused as a whole. Errors wrap it in a *DBLimitError.
 	ErrDBLimit = errors.New("peer: database limit")

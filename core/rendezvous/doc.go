@@ -11,16 +11,34 @@
 //
 // New creates the Machine of one node from a Config. Its inputs are, on
 // the initiator side, Connect, RoundTripDone, DialDone, DialFailed,
-// Killed (the target killed the request's port), Cancel and Expire (the
-// caller gave up, or its own deadline passed); on the target side Expect and ConnectBack (an _expect or
-// _connect from an authenticated messaging connection); on the acceptor
-// side IncomingGreeting, IncomingDone and IncomingFailed; PeerDown and
+// DialFaulted (a refused or unanswered dial, which it redials),
+// DialUntrusted, Killed (the target killed the request's port), Cancel
+// and Expire (the caller gave up, or its own deadline passed); on the
+// target side Expect and ConnectBack (an _expect or _connect from an
+// authenticated messaging connection); on the acceptor
+// side IncomingGreeting, IncomingDone, IncomingUntrusted and
+// IncomingFailed (the Untrusted inputs: the peer authenticated with
+// tls_anon, so the stream is closed with ErrUntrusted); PeerDown and
 // Tick. After every input the caller calls Poll until it returns nil.
 // Its actions: Watch (the request's port, just before its expectation
 // is sent), Send (a node message), RoundTrip, Dial, Deliver or Fail
 // (exactly one per Connect), Admit or Refuse (an accepted stream, before
 // our greeting), CallInit (target-side success) and Close. Its timers:
-// TimerConnect, TimerExpect, TimerEarlyHold, TimerDialStagger.
+// TimerConnect, TimerExpect, TimerEarlyHold, TimerDialStagger,
+// TimerRedial.
+//
+// # Direct data streams
+//
+// Over a multiplexed network (QUIC) a data connection can instead be a
+// new stream of the authenticated messaging connection (datastream.go):
+// DirectAuth says when (qstream listed, hmac_sha3_512_cb or verified
+// certificates, never tls_anon or PerlCompat); DirectServe is the
+// target's side (read the header, hold the stream until the connection
+// is authenticated for its sender within the handshake timeout, accept
+// or refuse: unknown init function, another node, not authenticated);
+// DirectSetup the initiator's (its deadline, the same tie rule as the
+// Machine's set-ups, the target's refusal as a kill, ErrStreamFailed).
+// Scripts direct_auth, direct_serve, direct_setup.
 //
 // # Timers
 //
@@ -45,8 +63,12 @@
 // (windows and queues of set-ups), rendezvous_timers.go (its timer kinds
 // and index, on the table of core/internal/timers), rendezvous_types.go
 // (Config, defaults, actions, rules, *Error), reason.go
-// (ClassifyKillReason). Dials follow wire.DialPlan, the happy-eyeballs
-// schedule of dials to a list of addresses.
+// (ClassifyKillReason), datastream.go (direct data streams), redial.go (when a
+// refused or unanswered dial is made again), messaging.go
+// (MessagingFailed: a set-up whose messaging connection could not be
+// made; no route is Perl's "no listeners found"). Dials
+// follow wire.DialPlan, the happy-eyeballs schedule of dials to a list of
+// addresses.
 //
 // # Scripts
 //

@@ -139,6 +139,7 @@ type rvHeld struct {
 type rvDialPlan struct {
 	id, node string
 	*wire.DialPlan
+	redials []rvRedial // addresses in flight waiting for a redial (redial.go)
 }
 
 // New returns an empty machine.
@@ -371,6 +372,7 @@ func (r *Machine) unfast(o *rvOut) {
 func (r *Machine) finishOut(o *rvOut, rule error) {
 	r.timers.Stop(idTimer(TimerConnect, o.req.ID))
 	r.timers.Stop(idTimer(TimerDialStagger, o.req.ID))
+	r.stopRedials(o.plan)
 	if o.backMatched {
 		delete(r.admitted, o.backRef)
 	}
@@ -413,6 +415,7 @@ func (r *Machine) checkOutExhausted(o *rvOut) {
 		o.retried = true
 		r.unfast(o)
 		r.timers.Stop(idTimer(TimerDialStagger, o.req.ID))
+		r.stopRedials(o.plan)
 		o.plan = nil
 		o.phase = rvPhaseRoundTrip
 		r.emit(RoundTrip{ID: o.req.ID, To: o.req.Target})
@@ -443,6 +446,7 @@ func (r *Machine) DialDone(now time.Time, id, addr string, ref ConnRef, peer wir
 	r.now = now
 	if o := r.out[id]; o != nil && o.plan != nil {
 		p := o.plan
+		p.endRedial(r, addr)
 		p.Ended(addr)
 		if err := r.checkDialPeer(o.req.Target, peer, o.targetIsGo); err != nil {
 			r.emit(Close{Ref: ref, Err: err})
@@ -457,6 +461,7 @@ func (r *Machine) DialDone(now time.Time, id, addr string, ref ConnRef, peer wir
 	}
 	if e := r.exps[id]; e != nil && e.plan != nil {
 		p := e.plan
+		p.endRedial(r, addr)
 		p.Ended(addr)
 		err := r.checkDialPeer(e.from, peer, false)
 		if err == nil && e.claimed {
@@ -473,6 +478,31 @@ func (r *Machine) DialDone(now time.Time, id, addr string, ref ConnRef, peer wir
 		return
 	}
 	r.emit(Close{Ref: ref, Err: rvErr(ErrUnknownID, peer.NodeID, "no pending dial for this id")})
+}
+
+// DialUntrusted reports that the dial of addr for id connected, but its
+// peer authenticated with tls_anon (handshake.Result.Untrusted): the stream
+// is closed (ErrUntrusted) and the dial counts as failed, as DialFailed.
+func (r *Machine) DialUntrusted(now time.Time, id, addr string, ref ConnRef, peer wire.Greeting) {
+	r.now = now
+	err := untrustedErr(peer.NodeID)
+	r.emit(Close{Ref: ref, Err: err})
+	r.DialFailed(now, id, addr, err)
+}
+
+// IncomingUntrusted reports that an accepted stream's handshake completed,
+// but its peer authenticated with tls_anon: the stream is closed
+// (ErrUntrusted) and its claim released, as IncomingFailed.
+func (r *Machine) IncomingUntrusted(now time.Time, ref ConnRef, peer wire.Greeting) {
+	r.now = now
+	err := untrustedErr(peer.NodeID)
+	r.emit(Close{Ref: ref, Err: err})
+	r.IncomingFailed(now, ref, err)
+}
+
+func untrustedErr(node string) *Error {
+	// No detail: the text is the rule's, as the transport reported it before.
+	return rvErr(ErrUntrusted, node, "")
 }
 
 func (r *Machine) checkDialPeer(want string, peer wire.Greeting, targetIsGo bool) error {
@@ -658,6 +688,7 @@ func (r *Machine) sendKill(to, portName, text string) {
 func (r *Machine) finishExp(e *rvExp, rule error) {
 	r.timers.Stop(idTimer(TimerExpect, e.id))
 	r.timers.Stop(idTimer(TimerDialStagger, e.id))
+	r.stopRedials(e.plan)
 	if e.claimed {
 		delete(r.admitted, e.claimRef)
 	}
@@ -955,6 +986,7 @@ func (r *Machine) planStart(now time.Time, p *rvDialPlan) {
 // planFailed records the failure of an in-flight dial and starts the next
 // one at once. It reports whether addr was in flight.
 func (r *Machine) planFailed(now time.Time, p *rvDialPlan, addr string, err error) bool {
+	p.endRedial(r, addr)
 	if !p.Failed(addr, err) {
 		return false
 	}

@@ -29,6 +29,10 @@ const (
 	// TimerDialStagger (per dial plan, keyed by its id): the
 	// happy-eyeballs delay before the next address of the plan is dialed.
 	TimerDialStagger
+	// TimerRedial (per address being redialed, keyed by "ID ADDR"): the
+	// backoff before a refused or unanswered dial is made again
+	// (DialFaulted).
+	TimerRedial
 )
 
 var rvTimerNames = [...]string{
@@ -36,6 +40,7 @@ var rvTimerNames = [...]string{
 	TimerExpect:      "expect",
 	TimerEarlyHold:   "early-hold",
 	TimerDialStagger: "dial-stagger",
+	TimerRedial:      "redial",
 }
 
 // String returns the kind's name, e.g. "early-hold".
@@ -47,8 +52,8 @@ func (k TimerKind) String() string {
 }
 
 // Timer is one pending deadline of the rendezvous machine: its kind,
-// what it belongs to (ID for connect, expect and dial-stagger timers, Ref
-// for early-hold timers) and when it falls due.
+// what it belongs to (ID for connect, expect and dial-stagger timers,
+// "ID ADDR" for redial timers, Ref for early-hold timers) and when it falls due.
 type Timer struct {
 	Kind TimerKind
 	ID   string
@@ -133,8 +138,8 @@ func (r *Machine) Timers() []Timer {
 func (r *Machine) Tick(now time.Time) {
 	r.now = now
 	// Every timer fired either disappears or is re-armed strictly after
-	// now (DialStagger, ClaimGrace > 0), so this loop ends; the bound is
-	// a second guard.
+	// now (DialStagger, ClaimGrace, a redial's backoff > 0), so this loop
+	// ends; the bound is a second guard.
 	for budget := 4*r.timers.Len() + 16; budget > 0; budget-- {
 		e, ok := r.timers.Due(now)
 		if !ok {
@@ -166,6 +171,8 @@ func (r *Machine) fire(now time.Time, k rvTimerKey) {
 		if p := r.planOf(k.id); p != nil {
 			r.planStart(now, p)
 		}
+	case TimerRedial:
+		r.redialDue(k.id)
 	}
 }
 

@@ -252,6 +252,11 @@ var (
 	ErrExpectLimit = errors.New("dataconn rendezvous: too many pending data connections from one node")
 	// ErrNoListeners: neither node has listener addresses.
 	ErrNoListeners = errors.New("dataconn rendezvous: no listeners found")
+	// ErrUntrusted is wire.ErrUntrustedRequest (peer.ErrUntrustedRequest):
+	// a data connection whose peer authenticated with tls_anon, dialed
+	// (DialUntrusted) or accepted (IncomingUntrusted), is closed; a dial
+	// counts as failed.
+	ErrUntrusted = wire.ErrUntrustedRequest
 	// ErrTimeout: the data connection was not established in time.
 	ErrTimeout = errors.New("dataconn rendezvous: not established within the timeout")
 	// ErrDialFailed: every address of the target failed.

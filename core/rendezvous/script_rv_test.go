@@ -28,6 +28,9 @@ func TestRendezvousScripts(t *testing.T) {
 type rvDriver struct {
 	r   *Machine
 	now time.Time
+	// The direct data stream commands (script_direct_test.go).
+	serve *DirectServe
+	setup *DirectSetup
 }
 
 // run executes one command. The commands:
@@ -38,6 +41,8 @@ type rvDriver struct {
 //	    [addrs=A,B] [self-addrs=A,B] [go] [window=N]
 //	round-trip-done ID         dial-fail ID ADDR [TEXT]
 //	dial-done ID ADDR ref=N peer=NODE [go] [confirm]
+//	dial-untrusted ID ADDR ref=N peer=NODE     incoming-untrusted ref=N peer=NODE
+//	dial-refused ID ADDR       dial-unanswered ID ADDR
 //	cancel ID [REASON]         peer-down NODE [TEXT]
 //	killed ID [REASON]         expire ID
 //	expect FROM MSG            connect-back FROM MSG [addrs=A,B]
@@ -45,6 +50,8 @@ type rvDriver struct {
 //	incoming ref=N peer=NODE [id=ID] [go]
 //	incoming-done ref=N        incoming-failed ref=N [TEXT]
 //	tick [+D]                  advance [+D]    timers          stats
+//
+// and the direct data stream commands of runDirect.
 //
 // D is a Go duration. After each command the actions are printed, one a
 // line.
@@ -149,6 +156,20 @@ func (d *rvDriver) run(c *script.Cmd) (string, error) {
 		n, err := ref()
 		must(err)
 		d.r.DialDone(d.now, arg(0), arg(1), n, rvGreeting(str("peer"), "", flag("go"), flag("confirm")))
+	case "dial-refused", "dial-unanswered":
+		fault := DialRefused
+		if c.Name == "dial-unanswered" {
+			fault = DialUnanswered
+		}
+		d.r.DialFaulted(d.now, arg(0), arg(1), fault, errors.New(strings.TrimPrefix(c.Name, "dial-")))
+	case "dial-untrusted":
+		n, err := ref()
+		must(err)
+		d.r.DialUntrusted(d.now, arg(0), arg(1), n, rvGreeting(str("peer"), "", flag("go"), false))
+	case "incoming-untrusted":
+		n, err := ref()
+		must(err)
+		d.r.IncomingUntrusted(d.now, n, rvGreeting(str("peer"), "", false, false))
 	case "cancel":
 		var reason *wire.KillReason
 		if len(pos) > 1 {
@@ -266,6 +287,9 @@ func (d *rvDriver) run(c *script.Cmd) (string, error) {
 		}
 		return out, nil
 	default:
+		if out, ok, err := d.runDirect(c); ok {
+			return out, err
+		}
 		return "", fmt.Errorf("unknown command %q", c.Name)
 	}
 	if len(errs) > 0 {

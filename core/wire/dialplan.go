@@ -82,6 +82,9 @@ func (p *DialPlan) Remaining() bool { return p.next < len(p.addrs) }
 // InFlight returns the number of dials started and not ended.
 func (p *DialPlan) InFlight() int { return len(p.inflight) }
 
+// Dialing reports whether addr is in flight.
+func (p *DialPlan) Dialing(addr string) bool { return slices.Contains(p.inflight, addr) }
+
 // Exhausted reports whether every address was dialed and none is in
 // flight: the plan failed.
 func (p *DialPlan) Exhausted() bool { return !p.Remaining() && len(p.inflight) == 0 }
