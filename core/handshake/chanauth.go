@@ -94,15 +94,8 @@ func (h *Machine) checkChannelConfig() error {
 	if !h.cfg.VerifiedChannel || len(h.cfg.Secret) > 0 || !slices.Contains(h.accAuths, wire.AuthTLS) || !slices.Contains(h.offAuths, wire.AuthTLS) {
 		return badConfig("the " + ExtChannelAuth + " extension needs a verified channel, no shared secret and tls_sha3_512 accepted and offered")
 	}
-	for _, f := range h.accFram {
-		if !slices.Contains(h.sndFram, f) {
-			return badConfig("the " + ExtChannelAuth + " extension needs the same framings accepted and sendable")
-		}
-	}
-	for _, f := range h.sndFram {
-		if !slices.Contains(h.accFram, f) {
-			return badConfig("the " + ExtChannelAuth + " extension needs the same framings accepted and sendable")
-		}
+	if !h.sameFramings() {
+		return badConfig("the " + ExtChannelAuth + " extension needs the same framings accepted and sendable")
 	}
 	return nil
 }
@@ -120,34 +113,7 @@ func (h *Machine) finishChannel() {
 	if !h.chooseFraming() {
 		return
 	}
-	recv := ""
-	peerFram := wire.SplitList(h.rFramRaw)
-	for _, f := range h.accFram {
-		if slices.Contains(peerFram, f) {
-			recv = f
-			break
-		}
-	}
-	if recv == "" {
-		h.fail(hsErr(ErrNoCommonFraming, h.rFramRaw+": no common framing method supported"))
-		return
-	}
-	h.state = stEnded
-	h.buf = nil
-	h.timers.Clear()
-	h.actions = append(h.actions, Done{Result: &Result{
-		Protocol:    h.proto,
-		Peer:        h.peer,
-		PeerNodeID:  h.peer.NodeID,
-		SendFraming: h.sendFraming,
-		RecvFraming: recv,
-		SentAuth:    AuthChannel,
-		PeerAuth:    AuthChannel,
-		TLS:         true,
-		TLSInfo:     h.tlsInfo,
-		LocalLines:  [2]string{h.l1, h.l2},
-		PeerLines:   [2]string{h.r1, h.r2},
-	}})
+	h.finishWithoutAuthLines(AuthChannel)
 }
 
 // setPending hands rest, the bytes after the line that ended the

@@ -82,19 +82,8 @@ func (h *Machine) checkBindConfig() error {
 	case !h.cfg.TLS || len(h.cfg.Secret) > 0 || !slices.Contains(h.accAuths, wire.AuthTLS) || !slices.Contains(h.offAuths, wire.AuthTLS):
 		return badConfig("the " + ExtTLSBind + " extension needs TLS, no shared secret and tls_sha3_512 accepted and offered")
 	}
-	// Without an auth line the receiver cannot learn the framing chosen
-	// for it; it predicts it from the greetings, which list accepted
-	// framings only. The sender picks from what it can send, so the two
-	// agree only when a node sends exactly the framings it accepts.
-	for _, f := range h.accFram {
-		if !slices.Contains(h.sndFram, f) {
-			return badConfig("the " + ExtTLSBind + " extension needs the same framings accepted and sendable")
-		}
-	}
-	for _, f := range h.sndFram {
-		if !slices.Contains(h.accFram, f) {
-			return badConfig("the " + ExtTLSBind + " extension needs the same framings accepted and sendable")
-		}
+	if !h.sameFramings() {
+		return badConfig("the " + ExtTLSBind + " extension needs the same framings accepted and sendable")
 	}
 	return nil
 }
@@ -121,32 +110,5 @@ func (h *Machine) finishBound(info TLSInfo) {
 		h.fail(hsErr(ErrAuthFailed, "authentication failure/TLS binding mismatch"))
 		return
 	}
-	recv := ""
-	peerFram := wire.SplitList(h.rFramRaw)
-	for _, f := range h.accFram {
-		if slices.Contains(peerFram, f) {
-			recv = f
-			break
-		}
-	}
-	if recv == "" {
-		h.fail(hsErr(ErrNoCommonFraming, h.rFramRaw+": no common framing method supported"))
-		return
-	}
-	h.state = stEnded
-	h.buf = nil
-	h.timers.Clear()
-	h.actions = append(h.actions, Done{Result: &Result{
-		Protocol:    h.proto,
-		Peer:        h.peer,
-		PeerNodeID:  h.peer.NodeID,
-		SendFraming: h.sendFraming,
-		RecvFraming: recv,
-		SentAuth:    AuthTLSBind,
-		PeerAuth:    AuthTLSBind,
-		TLS:         true,
-		TLSInfo:     h.tlsInfo,
-		LocalLines:  [2]string{h.l1, h.l2},
-		PeerLines:   [2]string{h.r1, h.r2},
-	}})
+	h.finishWithoutAuthLines(AuthTLSBind)
 }
