@@ -21,10 +21,6 @@ import (
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the expected outputs of testdata/*.txt with what the machine does")
 
-// scriptStart is the time of every script's first command; the scripts
-// print times relative to it.
-var scriptStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
 // perlSecret is the shared secret of the recorded Perl transcripts
 // (testdata/transcripts).
 const perlSecret = "s3cr3t"
@@ -34,7 +30,7 @@ const perlSecret = "s3cr3t"
 // prints the actions it asks for.
 func TestHandshakeScripts(t *testing.T) {
 	script.Run(t, "testdata/*.txt", *rewrite, func(t *testing.T) script.Handler {
-		d := &hsDriver{now: scriptStart}
+		d := &hsDriver{now: script.Start}
 		return d.run
 	})
 }
@@ -147,7 +143,7 @@ func (d *hsDriver) run(c *script.Cmd) (string, error) {
 		if len(pos) == 0 {
 			return def, nil
 		}
-		return unquote(pos[0])
+		return script.Unquote(pos[0])
 	}
 	switch c.Name {
 	case "new":
@@ -227,11 +223,11 @@ func (d *hsDriver) run(c *script.Cmd) (string, error) {
 		d.h.Abort(d.now, aerr)
 	case "tick":
 		var err error
-		if d.now, err = advance(d.now, pos, d.h.Deadline()); err != nil {
+		if d.now, err = script.Advance(d.now, pos, d.h.Deadline()); err != nil {
 			return "", err
 		}
 		d.h.Tick(d.now)
-		out := "now " + rel(d.now)
+		out := "now " + script.Rel(d.now)
 		if acts := d.drain(); acts != "" {
 			out += "\n" + acts
 		}
@@ -239,7 +235,7 @@ func (d *hsDriver) run(c *script.Cmd) (string, error) {
 	case "timers":
 		var b strings.Builder
 		for _, tm := range d.h.Timers() {
-			fmt.Fprintf(&b, "%s at %s\n", tm.Kind, rel(tm.At))
+			fmt.Fprintf(&b, "%s at %s\n", tm.Kind, script.Rel(tm.At))
 		}
 		if b.Len() == 0 {
 			return "none", nil
@@ -363,29 +359,3 @@ func arg0(pos []string) string {
 	}
 	return pos[0]
 }
-
-func unquote(s string) (string, error) {
-	if !strings.HasPrefix(s, `"`) {
-		return s, nil
-	}
-	return strconv.Unquote(s)
-}
-
-// advance returns now moved by "+D" (pos[0]) or, without one, to the
-// machine's deadline.
-func advance(now time.Time, pos []string, deadline time.Time) (time.Time, error) {
-	if len(pos) == 0 {
-		if deadline.After(now) {
-			return deadline, nil
-		}
-		return now, nil
-	}
-	d, err := time.ParseDuration(strings.TrimPrefix(pos[0], "+"))
-	if err != nil || !strings.HasPrefix(pos[0], "+") {
-		return now, fmt.Errorf("tick takes +DURATION, got %q", pos[0])
-	}
-	return now.Add(d), nil
-}
-
-// rel prints t relative to the script's start, e.g. "+3s".
-func rel(t time.Time) string { return "+" + t.Sub(scriptStart).String() }

@@ -42,7 +42,7 @@ func (d *rvDriver) runDirect(c *script.Cmd) (string, bool, error) {
 		}
 		return 5 * time.Second, nil
 	}
-	text := func() (string, error) { return unquote(strings.Join(pos, " ")) }
+	text := func() (string, error) { return script.Unquote(strings.Join(pos, " ")) }
 	switch c.Name {
 	case "direct-auth":
 		a := DirectAuth{PerlCompat: flag("perl-compat"), Untrusted: flag("untrusted"),
@@ -118,7 +118,7 @@ func (d *rvDriver) runDirect(c *script.Cmd) (string, bool, error) {
 		var cause error
 		var reason *wire.KillReason
 		if len(pos) > 1 {
-			txt, err := unquote(strings.Join(pos[1:], " "))
+			txt, err := script.Unquote(strings.Join(pos[1:], " "))
 			if err != nil {
 				return "", true, err
 			}
@@ -137,7 +137,7 @@ func (d *rvDriver) runDirect(c *script.Cmd) (string, bool, error) {
 			return "", true, err
 		}
 		d.setup = NewDirectSetup(d.now, to, t)
-		return "open until " + rel(d.setup.Deadline()), true, nil
+		return "open until " + script.Rel(d.setup.Deadline()), true, nil
 	}
 	if !strings.HasPrefix(c.Name, "direct-") {
 		return "", false, nil
@@ -200,7 +200,7 @@ func (d *rvDriver) showServe(a DirectAnswer, steps []string) string {
 	case a.Refuse != nil:
 		steps = append(steps, "refuse "+jsonShow(a.Refuse.Values()))
 	case a.Hold != "":
-		steps = append(steps, fmt.Sprintf("hold until %s for %s", rel(d.serve.Deadline()), a.Hold))
+		steps = append(steps, fmt.Sprintf("hold until %s for %s", script.Rel(d.serve.Deadline()), a.Hold))
 	case a.Accept:
 		h := d.serve.Header()
 		steps = append(steps, fmt.Sprintf("accept from=%s func=%s data=%s", h.From, h.InitFunc, jsonShow(h.InitData)))

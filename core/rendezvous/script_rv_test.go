@@ -19,7 +19,7 @@ import (
 // rvDriver.run and prints the actions it asks for.
 func TestRendezvousScripts(t *testing.T) {
 	script.Run(t, "testdata/*.txt", *rewrite, func(t *testing.T) script.Handler {
-		d := &rvDriver{now: scriptStart}
+		d := &rvDriver{now: script.Start}
 		return d.run
 	})
 }
@@ -147,7 +147,7 @@ func (d *rvDriver) run(c *script.Cmd) (string, error) {
 	case "dial-fail":
 		var err error
 		if t := strings.Join(pos[min(2, len(pos)):], " "); t != "" {
-			s, uerr := unquote(t)
+			s, uerr := script.Unquote(t)
 			must(uerr)
 			err = errors.New(s)
 		}
@@ -191,7 +191,7 @@ func (d *rvDriver) run(c *script.Cmd) (string, error) {
 	case "peer-down":
 		var err error
 		if t := arg(1); t != "" {
-			s, uerr := unquote(t)
+			s, uerr := script.Unquote(t)
 			must(uerr)
 			err = errors.New(s)
 		}
@@ -241,17 +241,17 @@ func (d *rvDriver) run(c *script.Cmd) (string, error) {
 		// fall on the new instant before its due timers have fired (in
 		// virtual time, events at one instant arrive in any order).
 		var err error
-		if d.now, err = advance(d.now, pos, d.r.Deadline()); err != nil {
+		if d.now, err = script.Advance(d.now, pos, d.r.Deadline()); err != nil {
 			return "", err
 		}
-		return "now " + rel(d.now), nil
+		return "now " + script.Rel(d.now), nil
 	case "tick":
 		var err error
-		if d.now, err = advance(d.now, pos, d.r.Deadline()); err != nil {
+		if d.now, err = script.Advance(d.now, pos, d.r.Deadline()); err != nil {
 			return "", err
 		}
 		d.r.Tick(d.now)
-		out := "now " + rel(d.now)
+		out := "now " + script.Rel(d.now)
 		if acts := d.drain(); acts != "" {
 			out += "\n" + acts
 		}
@@ -263,7 +263,7 @@ func (d *rvDriver) run(c *script.Cmd) (string, error) {
 			if tm.Kind == TimerEarlyHold {
 				what = "ref=" + strconv.FormatUint(uint64(tm.Ref), 10)
 			}
-			fmt.Fprintf(&b, "%s %s at %s\n", tm.Kind, what, rel(tm.At))
+			fmt.Fprintf(&b, "%s %s at %s\n", tm.Kind, what, script.Rel(tm.At))
 		}
 		if b.Len() == 0 {
 			return "none", nil

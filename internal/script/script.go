@@ -23,8 +23,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Cmd is one command of a script.
@@ -234,4 +236,35 @@ func runFile(path string, rewrite bool, h Handler) (diffs []string, err error) {
 		}
 	}
 	return diffs, nil
+}
+
+// Start is the time of every script's first command; scripts print times
+// relative to it (Rel).
+var Start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Rel prints t relative to Start, e.g. "+3s".
+func Rel(t time.Time) string { return "+" + t.Sub(Start).String() }
+
+// Unquote returns s, unquoted when it is a Go-quoted string.
+func Unquote(s string) (string, error) {
+	if !strings.HasPrefix(s, `"`) {
+		return s, nil
+	}
+	return strconv.Unquote(s)
+}
+
+// Advance returns now moved by "+D" (pos[0]) or, without one, to deadline
+// when that is later than now: the clock step of a "tick" command.
+func Advance(now time.Time, pos []string, deadline time.Time) (time.Time, error) {
+	if len(pos) == 0 {
+		if deadline.After(now) {
+			return deadline, nil
+		}
+		return now, nil
+	}
+	d, err := time.ParseDuration(strings.TrimPrefix(pos[0], "+"))
+	if err != nil || !strings.HasPrefix(pos[0], "+") {
+		return now, fmt.Errorf("tick takes +DURATION, got %q", pos[0])
+	}
+	return now.Add(d), nil
 }
