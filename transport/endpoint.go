@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aemp-go/dataconn/core/handshake"
@@ -55,6 +56,7 @@ func (n *endpoint) handshakeConfig(protocol string, extra []wire.KV, deferGreeti
 		NodeID:          n.id,
 		Protocol:        protocol,
 		Secret:          n.cfg.Secret,
+		MACKey:          n.macKey(),
 		AcceptAuths:     accept,
 		OfferAuths:      offer,
 		AcceptFramings:  n.cfg.Framings,
@@ -140,6 +142,21 @@ type endpoint struct {
 	resume *tlsResumer
 	// bufs are the handshakes' read buffers (driver.go).
 	bufs readBufs
+	// mac is the secret prepared once for the MACs of every handshake
+	// (handshake.MACKey, immutable once made; macKey makes it).
+	macOnce sync.Once
+	mac     *handshake.MACKey
+}
+
+// macKey returns the node's secret prepared for HMAC-SHA3-512, or nil
+// without a secret.
+func (n *endpoint) macKey() *handshake.MACKey {
+	n.macOnce.Do(func() {
+		if len(n.cfg.Secret) > 0 {
+			n.mac = handshake.NewMACKey(n.cfg.Secret)
+		}
+	})
+	return n.mac
 }
 
 // dialHandshake dials addr on nw and runs the handshake as the connecting

@@ -1,7 +1,7 @@
 package handshake
 
 import (
-	"crypto/hmac"
+	"bytes"
 	"crypto/sha3"
 	"crypto/subtle"
 	"encoding/hex"
@@ -9,6 +9,67 @@ import (
 
 	"github.com/aemp-go/dataconn/core/wire"
 )
+
+// MACKey is a shared secret prepared for the HMAC-SHA3-512 (RFC 2104) of
+// hmac_sha3_512 and hmac_sha3_512_cb: the SHA3-512 states after the key's
+// inner and outer pad blocks, from which every MAC with that key starts.
+// Preparing costs the two Keccak permutations of those blocks, which each
+// MAC made from the key then saves, and such a MAC allocates nothing.
+//
+// A MACKey is never modified after NewMACKey, so any number of machines
+// and goroutines may share one: a node makes one for its secret and passes
+// it to every handshake in Config.MACKey.
+type MACKey struct {
+	secret       []byte // a copy, to tell whether it is Config.Secret's
+	inner, outer sha3.SHA3
+}
+
+// sha3Rate is the block size of SHA3-512 (its rate in bytes), the HMAC
+// block size.
+const sha3Rate = 72
+
+// NewMACKey prepares secret (which may be empty) for HMAC-SHA3-512.
+func NewMACKey(secret []byte) *MACKey {
+	k := &MACKey{secret: bytes.Clone(secret), inner: *sha3.New512(), outer: *sha3.New512()}
+	var pad [sha3Rate]byte
+	if len(secret) > len(pad) {
+		sum := sha3.Sum512(secret)
+		copy(pad[:], sum[:])
+	} else {
+		copy(pad[:], secret)
+	}
+	for i := range pad {
+		pad[i] ^= 0x36
+	}
+	k.inner.Write(pad[:])
+	for i := range pad {
+		pad[i] ^= 0x36 ^ 0x5c
+	}
+	k.outer.Write(pad[:])
+	clear(pad[:])
+	return k
+}
+
+// keyFor returns k when it was prepared for secret, else a key prepared
+// now.
+func (k *MACKey) keyFor(secret []byte) *MACKey {
+	if k != nil && subtle.ConstantTimeCompare(k.secret, secret) == 1 {
+		return k
+	}
+	return NewMACKey(secret)
+}
+
+// sum appends HMAC-SHA3-512(key, msg) to dst. The states are copied, so
+// k stays as it is.
+func (k *MACKey) sum(dst, msg []byte) []byte {
+	in := k.inner
+	in.Write(msg)
+	var ih [64]byte
+	in.Sum(ih[:0])
+	out := k.outer
+	out.Write(ih[:])
+	return out.Sum(dst)
+}
 
 // authMessage writes S(x1,x2,x3,x4) = x1 LF x2 LF x3 LF x4 LF into h.
 func authMessage(h hash.Hash, x1, x2, x3, x4 string) {
@@ -18,16 +79,33 @@ func authMessage(h hash.Hash, x1, x2, x3, x4 string) {
 	}
 }
 
-func hmacHex(secret []byte, x1, x2, x3, x4 string) string {
-	m := hmac.New(func() hash.Hash { return sha3.New512() }, secret)
-	authMessage(m, x1, x2, x3, x4)
-	return hex.EncodeToString(m.Sum(nil))
+// appendAuthMessage appends S(x1,x2,x3,x4) to b.
+func appendAuthMessage(b []byte, x1, x2, x3, x4 string) []byte {
+	for _, x := range [...]string{x1, x2, x3, x4} {
+		b = append(b, x...)
+		b = append(b, '\n')
+	}
+	return b
+}
+
+// msgStack is the room on the stack for an auth message (the four lines
+// of a greeting exchange are a few hundred bytes; longer ones go to the
+// heap).
+const msgStack = 1024
+
+// hexSum returns sum (a digest) in lower-case hex.
+func hexSum(sum []byte) string { return hex.EncodeToString(sum) }
+
+func hmacHex(k *MACKey, x1, x2, x3, x4 string) string {
+	var stack [msgStack]byte
+	var out [64]byte
+	return hexSum(k.sum(out[:0], appendAuthMessage(stack[:0], x1, x2, x3, x4)))
 }
 
 func sha3Hex(x1, x2, x3, x4 string) string {
-	h := sha3.New512()
-	authMessage(h, x1, x2, x3, x4)
-	return hex.EncodeToString(h.Sum(nil))
+	var stack [msgStack]byte
+	sum := sha3.Sum512(appendAuthMessage(stack[:0], x1, x2, x3, x4))
+	return hexSum(sum[:])
 }
 
 // AuthData computes the auth data the sender of method sends, from the
@@ -37,9 +115,15 @@ func sha3Hex(x1, x2, x3, x4 string) string {
 // (cleartext) or does not know. For AuthHMAC the secret is used as given,
 // even when empty (the handshake machine refuses that case itself).
 func AuthData(method string, secret []byte, l1, l2, r1, r2 string) (string, error) {
+	return authData(nil, method, secret, l1, l2, r1, r2)
+}
+
+// authData is AuthData with secret prepared as k, if k is for secret (a
+// key is prepared otherwise).
+func authData(k *MACKey, method string, secret []byte, l1, l2, r1, r2 string) (string, error) {
 	switch method {
 	case wire.AuthHMAC:
-		return hmacHex(secret, l1, l2, r1, r2), nil
+		return hmacHex(k.keyFor(secret), l1, l2, r1, r2), nil
 	case wire.AuthTLS:
 		return sha3Hex(l1, l2, r1, r2), nil
 	case wire.AuthTLSAnon:
@@ -56,13 +140,19 @@ func AuthData(method string, secret []byte, l1, l2, r1, r2 string) (string, erro
 // comparison is constant time. Failures are *Error wrapping
 // ErrAuthFailed or ErrAuthNotOffered.
 func VerifyAuth(method, data string, secret []byte, l1, l2, r1, r2 string, tlsActive bool) error {
+	return verifyAuth(nil, method, data, secret, l1, l2, r1, r2, tlsActive)
+}
+
+// verifyAuth is VerifyAuth with secret prepared as k, if k is for secret
+// (a key is prepared otherwise).
+func verifyAuth(k *MACKey, method, data string, secret []byte, l1, l2, r1, r2 string, tlsActive bool) error {
 	var want string
 	switch method {
 	case wire.AuthHMAC:
 		if len(secret) == 0 {
 			return hsErr(ErrAuthFailed, "authentication failure/shared secret mismatch")
 		}
-		want = hmacHex(secret, r1, r2, l1, l2)
+		want = hmacHex(k.keyFor(secret), r1, r2, l1, l2)
 	case wire.AuthTLS:
 		if !tlsActive {
 			return hsErr(ErrAuthNotOffered, "tls_sha3_512 authentication without TLS")

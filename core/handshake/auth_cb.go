@@ -1,11 +1,8 @@
 package handshake
 
 import (
-	"crypto/hmac"
-	"crypto/sha3"
 	"crypto/subtle"
 	"encoding/hex"
-	"hash"
 )
 
 // AuthHMACCB is the channel-binding auth method that nodes of this project
@@ -27,14 +24,19 @@ import (
 // succeeds with it: it then reads and writes the stream in clear.
 const AuthHMACCB = "hmac_sha3_512_cb"
 
-func cbMAC(secret []byte, role, sender, receiver string, exporter []byte, x1, x2, x3, x4 string) []byte {
-	m := hmac.New(func() hash.Hash { return sha3.New512() }, secret)
-	for _, s := range [...]string{"aemp-cb1", role, sender, receiver, hex.EncodeToString(exporter)} {
-		m.Write([]byte(s))
-		m.Write([]byte{'\n'})
+// cbHex returns the hmac_sha3_512_cb MAC, in hex, with the secret
+// prepared as k.
+func cbHex(k *MACKey, role, sender, receiver string, exporter []byte, x1, x2, x3, x4 string) string {
+	var stack [msgStack]byte
+	b := stack[:0]
+	for _, s := range [...]string{"aemp-cb1", role, sender, receiver} {
+		b = append(b, s...)
+		b = append(b, '\n')
 	}
-	authMessage(m, x1, x2, x3, x4)
-	return m.Sum(nil)
+	b = hex.AppendEncode(b, exporter)
+	b = append(b, '\n')
+	var out [64]byte
+	return hexSum(k.sum(out[:0], appendAuthMessage(b, x1, x2, x3, x4)))
 }
 
 func cbRole(ownNonce, otherNonce string) string {
@@ -48,17 +50,28 @@ func cbRole(ownNonce, otherNonce string) string {
 // (self, with lines l1, l2) sends to peer (lines r1, r2) inside a TLS
 // session with the given exporter value (nil without TLS).
 func AuthDataCB(secret []byte, self, peer string, exporter []byte, l1, l2, r1, r2 string) string {
-	return hex.EncodeToString(cbMAC(secret, cbRole(l2, r2), self, peer, exporter, l1, l2, r1, r2))
+	return authDataCB(NewMACKey(secret), self, peer, exporter, l1, l2, r1, r2)
+}
+
+// authDataCB is AuthDataCB with the secret prepared as k.
+func authDataCB(k *MACKey, self, peer string, exporter []byte, l1, l2, r1, r2 string) string {
+	return cbHex(k, cbRole(l2, r2), self, peer, exporter, l1, l2, r1, r2)
 }
 
 // VerifyAuthCB checks, from the receiver's point of view (self with lines
 // l1, l2; the sender is peer with lines r1, r2), hmac_sha3_512_cb auth
 // data. The comparison is constant time.
 func VerifyAuthCB(data string, secret []byte, self, peer string, exporter []byte, l1, l2, r1, r2 string) error {
+	return verifyAuthCB(nil, data, secret, self, peer, exporter, l1, l2, r1, r2)
+}
+
+// verifyAuthCB is VerifyAuthCB with secret prepared as k, if k is for
+// secret (a key is prepared otherwise).
+func verifyAuthCB(k *MACKey, data string, secret []byte, self, peer string, exporter []byte, l1, l2, r1, r2 string) error {
 	if len(secret) == 0 {
 		return hsErr(ErrAuthFailed, "authentication failure/shared secret mismatch")
 	}
-	want := expectedAuthCB(secret, self, peer, exporter, l1, l2, r1, r2)
+	want := expectedAuthCB(k.keyFor(secret), self, peer, exporter, l1, l2, r1, r2)
 	if subtle.ConstantTimeCompare([]byte(want), []byte(data)) != 1 {
 		return hsErr(ErrAuthFailed, "authentication failure/shared secret mismatch")
 	}
@@ -66,6 +79,6 @@ func VerifyAuthCB(data string, secret []byte, self, peer string, exporter []byte
 }
 
 // expectedAuthCB is the auth data peer must send to self (VerifyAuthCB).
-func expectedAuthCB(secret []byte, self, peer string, exporter []byte, l1, l2, r1, r2 string) string {
-	return hex.EncodeToString(cbMAC(secret, cbRole(r2, l2), peer, self, exporter, r1, r2, l1, l2))
+func expectedAuthCB(k *MACKey, self, peer string, exporter []byte, l1, l2, r1, r2 string) string {
+	return cbHex(k, cbRole(r2, l2), peer, self, exporter, r1, r2, l1, l2)
 }

@@ -121,7 +121,7 @@ func constantTimeCalls(f *ast.File) map[string]int {
 
 // TestConstantTimeComparisons: a vet-style check of core's auth source. No
 // comparison of a value named like a MAC, a secret or received auth data
-// is ==, != or bytes.Equal; VerifyAuth, VerifyAuthCB and verifyExpected
+// is ==, != or bytes.Equal; verifyAuth, verifyAuthCB (behind VerifyAuth, VerifyAuthCB) and verifyExpected
 // (every auth check the handshake makes goes through them; the last for a
 // check prepared in advance) compare with subtle.ConstantTimeCompare.
 func TestConstantTimeComparisons(t *testing.T) {
@@ -178,7 +178,7 @@ func TestConstantTimeComparisons(t *testing.T) {
 			ct[fn] += n
 		}
 	}
-	for _, fn := range []string{"VerifyAuth", "VerifyAuthCB", "verifyExpected", "finishBound"} {
+	for _, fn := range []string{"verifyAuth", "verifyAuthCB", "verifyExpected", "finishBound"} {
 		if ct[fn] != 1 {
 			t.Errorf("%s makes %d constant-time comparisons, want exactly 1", fn, ct[fn])
 		}

@@ -25,6 +25,11 @@ type Config struct {
 	// Secret is the shared secret; empty means none (hmac impossible, as
 	// in Perl).
 	Secret []byte
+	// MACKey, when not nil, is Secret prepared by NewMACKey, which the
+	// machine's MACs start from instead of preparing it again; a node
+	// shares one among its handshakes. A key prepared for another secret
+	// is ignored.
+	MACKey *MACKey
 	// AcceptAuths is announced in our greeting: the methods we accept,
 	// in order of preference. Empty means [tls_sha3_512, hmac_sha3_512].
 	AcceptAuths []string
@@ -211,6 +216,8 @@ type Machine struct {
 	// must send if it sends the method we send (auth_prepared.go).
 	prepared, prepOK bool
 	prepWant         string
+	// mac is the secret prepared for the MACs (macKey).
+	mac *MACKey
 }
 
 var (
@@ -580,6 +587,16 @@ func (h *Machine) tlsClient() bool {
 }
 
 // binding is the channel-binding value covered by AuthHMACCB.
+// macKey returns the secret prepared for HMAC-SHA3-512: Config.MACKey
+// when it was prepared for Config.Secret, else one prepared once for this
+// machine.
+func (h *Machine) macKey() *MACKey {
+	if h.mac == nil {
+		h.mac = h.cfg.MACKey.keyFor(h.cfg.Secret)
+	}
+	return h.mac
+}
+
 func (h *Machine) binding() []byte {
 	if len(h.tlsInfo.Exporter) > 0 {
 		return h.tlsInfo.Exporter
@@ -637,9 +654,9 @@ func (h *Machine) sendAuthLine() {
 	var data string
 	var err error
 	if h.sendAuth == AuthHMACCB {
-		data = AuthDataCB(h.cfg.Secret, h.cfg.NodeID, h.peer.NodeID, h.binding(), h.l1, h.l2, h.r1, h.r2)
+		data = authDataCB(h.macKey(), h.cfg.NodeID, h.peer.NodeID, h.binding(), h.l1, h.l2, h.r1, h.r2)
 	} else {
-		data, err = AuthData(h.sendAuth, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2)
+		data, err = authData(h.macKey(), h.sendAuth, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2)
 	}
 	if err != nil {
 		h.fail(err)
@@ -670,9 +687,9 @@ func (h *Machine) onAuth(line string, rest []byte) {
 	if h.prepOK && method == h.sendAuth {
 		verr = verifyExpected(h.prepWant, data)
 	} else if method == AuthHMACCB {
-		verr = VerifyAuthCB(data, h.cfg.Secret, h.cfg.NodeID, h.peer.NodeID, h.binding(), h.l1, h.l2, h.r1, h.r2)
+		verr = verifyAuthCB(h.macKey(), data, h.cfg.Secret, h.cfg.NodeID, h.peer.NodeID, h.binding(), h.l1, h.l2, h.r1, h.r2)
 	} else {
-		verr = VerifyAuth(method, data, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2, h.tls)
+		verr = verifyAuth(h.macKey(), method, data, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2, h.tls)
 	}
 	if verr != nil {
 		h.fail(verr)
