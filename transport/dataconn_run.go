@@ -139,24 +139,31 @@ func (d *DataConns) drainLocked() {
 		}
 		d.queue = append(d.queue, a)
 	}
-	if dl := d.rv.Deadline(); !dl.IsZero() && (d.timer == nil || !dl.Equal(d.timerAt)) {
-		if d.timer != nil {
-			d.timer.Stop()
-		}
+	if dl := d.rv.Deadline(); !dl.IsZero() && (d.timerAt.IsZero() || !dl.Equal(d.timerAt)) {
 		wait := dl.Sub(time.Now())
 		if wait < 0 {
 			wait = 0
 		}
 		d.timerAt = dl
-		d.timer = time.AfterFunc(wait, func() {
-			d.do(func(now time.Time) {
-				// Fired: the next drain arms a new timer even for the
-				// same deadline (should the clock have run early).
-				d.timer = nil
-				d.rv.Tick(now)
-			})
-		})
+		// One timer, moved: every set-up changes the deadline (twice,
+		// as it starts and as it ends), and a new timer each time is an
+		// allocation and a callback more.
+		if d.timer == nil {
+			d.timer = time.AfterFunc(wait, d.tick)
+		} else {
+			d.timer.Reset(wait)
+		}
 	}
+}
+
+// tick runs the machine's due timers.
+func (d *DataConns) tick() {
+	d.do(func(now time.Time) {
+		// Fired: the next drain arms the timer again even for the
+		// same deadline (should the clock have run early).
+		d.timerAt = time.Time{}
+		d.rv.Tick(now)
+	})
 }
 
 // exec runs one action; every action is quick and does not block (sends

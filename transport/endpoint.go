@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,20 +27,9 @@ func (n *endpoint) handshakeConfig(protocol string, extra []wire.KV, deferGreeti
 		// Only hmac_sha3_512_cb, which needs the secret, covers it.
 		binding = b.ChannelBinding(c)
 	}
-	accept := []string{wire.AuthTLS, wire.AuthHMAC}
-	offer := []string{wire.AuthTLS, wire.AuthHMAC}
-	if !n.cfg.PerlCompat && !n.cfg.DisableChannelBinding {
-		// Offered first to nodes of this project; Perl nodes skip it.
-		accept = append([]string{handshake.AuthHMACCB}, accept...)
-		offer = append([]string{handshake.AuthHMACCB}, offer...)
-	}
-	if n.cfg.AllowTLSAnon {
-		accept = append(accept, wire.AuthTLSAnon)
-	}
-	if n.cfg.AllowCleartext {
-		accept = append(accept, wire.AuthCleartext)
-	}
-	kv := []wire.KV{{Key: wire.KeyProvider, Value: Provider}}
+	accept, offer := n.authLists()
+	kv := make([]wire.KV, 1, 4+len(n.cfg.Extra)+len(extra))
+	kv[0] = wire.KV{Key: wire.KeyProvider, Value: Provider}
 	if !n.cfg.PerlCompat {
 		kv = append(kv, wire.KV{Key: wire.KeyGo, Value: n.goExtensions(protocol, nw, c, verified)})
 	}
@@ -69,6 +59,30 @@ func (n *endpoint) handshakeConfig(protocol string, extra []wire.KV, deferGreeti
 		ChannelBinding:  binding,
 		VerifiedChannel: verified,
 	}
+}
+
+// authLists returns the auth methods our greetings accept and those we
+// offer to send, in order of preference. They follow from the
+// configuration alone, so they are made once and shared by every
+// handshake (the machine only reads them).
+func (n *endpoint) authLists() (accept, offer []string) {
+	n.authOnce.Do(func() {
+		accept := []string{wire.AuthTLS, wire.AuthHMAC}
+		offer := []string{wire.AuthTLS, wire.AuthHMAC}
+		if !n.cfg.PerlCompat && !n.cfg.DisableChannelBinding {
+			// Offered first to nodes of this project; Perl nodes skip it.
+			accept = append([]string{handshake.AuthHMACCB}, accept...)
+			offer = append([]string{handshake.AuthHMACCB}, offer...)
+		}
+		if n.cfg.AllowTLSAnon {
+			accept = append(accept, wire.AuthTLSAnon)
+		}
+		if n.cfg.AllowCleartext {
+			accept = append(accept, wire.AuthCleartext)
+		}
+		n.accept, n.offer = slices.Clip(accept), slices.Clip(offer)
+	})
+	return n.accept, n.offer
 }
 
 // verifiedChannel reports whether c is a stream of a network that
@@ -146,6 +160,9 @@ type endpoint struct {
 	// (handshake.MACKey, immutable once made; macKey makes it).
 	macOnce sync.Once
 	mac     *handshake.MACKey
+	// accept and offer are the auth lists of our greetings (authLists).
+	authOnce      sync.Once
+	accept, offer []string
 }
 
 // macKey returns the node's secret prepared for HMAC-SHA3-512, or nil
