@@ -53,22 +53,55 @@ func NewMACKey(secret []byte) *MACKey {
 // keyFor returns k when it was prepared for secret, else a key prepared
 // now.
 func (k *MACKey) keyFor(secret []byte) *MACKey {
-	if k != nil && subtle.ConstantTimeCompare(k.secret, secret) == 1 {
+	if k.isFor(secret) {
 		return k
 	}
 	return NewMACKey(secret)
 }
 
-// sum appends HMAC-SHA3-512(key, msg) to dst. The states are copied, so
-// k stays as it is.
-func (k *MACKey) sum(dst, msg []byte) []byte {
-	in := k.inner
-	in.Write(msg)
-	var ih [64]byte
-	in.Sum(ih[:0])
-	out := k.outer
-	out.Write(ih[:])
-	return out.Sum(dst)
+// isFor reports whether k was prepared for secret.
+func (k *MACKey) isFor(secret []byte) bool {
+	return k != nil && subtle.ConstantTimeCompare(k.secret, secret) == 1
+}
+
+// macer makes MACs with a prepared key, in room of its own: the hash
+// state and the message live with it (a machine's, on the heap), not on
+// the stack of the handshake's goroutine, which would have to grow for
+// them (goroutines serving new connections start with a small stack).
+type macer struct {
+	key *MACKey
+	d   sha3.SHA3
+	msg []byte
+	ih  [64]byte
+}
+
+// macerFor returns m when its key was prepared for secret, else a macer
+// with a key prepared now.
+func (m *macer) macerFor(secret []byte) *macer {
+	if m != nil && m.key.isFor(secret) {
+		return m
+	}
+	return newMacer(NewMACKey(secret))
+}
+
+// authMsgSize is the room a macer starts with for a message: the four
+// lines of a greeting exchange and the prefix of hmac_sha3_512_cb.
+const authMsgSize = 640
+
+func newMacer(k *MACKey) *macer {
+	return &macer{key: k, msg: make([]byte, 0, authMsgSize)}
+}
+
+// hexMAC returns HMAC-SHA3-512(key, m.msg) in lower-case hex. The key's
+// states are copied, so the key stays as it is.
+func (m *macer) hexMAC() string {
+	m.d = m.key.inner
+	m.d.Write(m.msg)
+	m.d.Sum(m.ih[:0])
+	m.d = m.key.outer
+	m.d.Write(m.ih[:])
+	var out [64]byte
+	return hex.EncodeToString(m.d.Sum(out[:0]))
 }
 
 // authMessage writes S(x1,x2,x3,x4) = x1 LF x2 LF x3 LF x4 LF into h.
@@ -88,24 +121,15 @@ func appendAuthMessage(b []byte, x1, x2, x3, x4 string) []byte {
 	return b
 }
 
-// msgStack is the room on the stack for an auth message (the four lines
-// of a greeting exchange are a few hundred bytes; longer ones go to the
-// heap).
-const msgStack = 1024
-
-// hexSum returns sum (a digest) in lower-case hex.
-func hexSum(sum []byte) string { return hex.EncodeToString(sum) }
-
-func hmacHex(k *MACKey, x1, x2, x3, x4 string) string {
-	var stack [msgStack]byte
-	var out [64]byte
-	return hexSum(k.sum(out[:0], appendAuthMessage(stack[:0], x1, x2, x3, x4)))
+func hmacHex(m *macer, x1, x2, x3, x4 string) string {
+	m.msg = appendAuthMessage(m.msg[:0], x1, x2, x3, x4)
+	return m.hexMAC()
 }
 
 func sha3Hex(x1, x2, x3, x4 string) string {
-	var stack [msgStack]byte
-	sum := sha3.Sum512(appendAuthMessage(stack[:0], x1, x2, x3, x4))
-	return hexSum(sum[:])
+	h := sha3.New512()
+	authMessage(h, x1, x2, x3, x4)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // AuthData computes the auth data the sender of method sends, from the
@@ -118,12 +142,12 @@ func AuthData(method string, secret []byte, l1, l2, r1, r2 string) (string, erro
 	return authData(nil, method, secret, l1, l2, r1, r2)
 }
 
-// authData is AuthData with secret prepared as k, if k is for secret (a
+// authData is AuthData with the MACs of m, if its key is for secret (a
 // key is prepared otherwise).
-func authData(k *MACKey, method string, secret []byte, l1, l2, r1, r2 string) (string, error) {
+func authData(m *macer, method string, secret []byte, l1, l2, r1, r2 string) (string, error) {
 	switch method {
 	case wire.AuthHMAC:
-		return hmacHex(k.keyFor(secret), l1, l2, r1, r2), nil
+		return hmacHex(m.macerFor(secret), l1, l2, r1, r2), nil
 	case wire.AuthTLS:
 		return sha3Hex(l1, l2, r1, r2), nil
 	case wire.AuthTLSAnon:
@@ -143,16 +167,16 @@ func VerifyAuth(method, data string, secret []byte, l1, l2, r1, r2 string, tlsAc
 	return verifyAuth(nil, method, data, secret, l1, l2, r1, r2, tlsActive)
 }
 
-// verifyAuth is VerifyAuth with secret prepared as k, if k is for secret
+// verifyAuth is VerifyAuth with the MACs of m, if its key is for secret
 // (a key is prepared otherwise).
-func verifyAuth(k *MACKey, method, data string, secret []byte, l1, l2, r1, r2 string, tlsActive bool) error {
+func verifyAuth(m *macer, method, data string, secret []byte, l1, l2, r1, r2 string, tlsActive bool) error {
 	var want string
 	switch method {
 	case wire.AuthHMAC:
 		if len(secret) == 0 {
 			return hsErr(ErrAuthFailed, "authentication failure/shared secret mismatch")
 		}
-		want = hmacHex(k.keyFor(secret), r1, r2, l1, l2)
+		want = hmacHex(m.macerFor(secret), r1, r2, l1, l2)
 	case wire.AuthTLS:
 		if !tlsActive {
 			return hsErr(ErrAuthNotOffered, "tls_sha3_512 authentication without TLS")

@@ -24,19 +24,17 @@ import (
 // succeeds with it: it then reads and writes the stream in clear.
 const AuthHMACCB = "hmac_sha3_512_cb"
 
-// cbHex returns the hmac_sha3_512_cb MAC, in hex, with the secret
-// prepared as k.
-func cbHex(k *MACKey, role, sender, receiver string, exporter []byte, x1, x2, x3, x4 string) string {
-	var stack [msgStack]byte
-	b := stack[:0]
+// cbHex returns the hmac_sha3_512_cb MAC, in hex, made by m.
+func cbHex(m *macer, role, sender, receiver string, exporter []byte, x1, x2, x3, x4 string) string {
+	b := m.msg[:0]
 	for _, s := range [...]string{"aemp-cb1", role, sender, receiver} {
 		b = append(b, s...)
 		b = append(b, '\n')
 	}
 	b = hex.AppendEncode(b, exporter)
 	b = append(b, '\n')
-	var out [64]byte
-	return hexSum(k.sum(out[:0], appendAuthMessage(b, x1, x2, x3, x4)))
+	m.msg = appendAuthMessage(b, x1, x2, x3, x4)
+	return m.hexMAC()
 }
 
 func cbRole(ownNonce, otherNonce string) string {
@@ -50,12 +48,13 @@ func cbRole(ownNonce, otherNonce string) string {
 // (self, with lines l1, l2) sends to peer (lines r1, r2) inside a TLS
 // session with the given exporter value (nil without TLS).
 func AuthDataCB(secret []byte, self, peer string, exporter []byte, l1, l2, r1, r2 string) string {
-	return authDataCB(NewMACKey(secret), self, peer, exporter, l1, l2, r1, r2)
+	return authDataCB(newMacer(NewMACKey(secret)), self, peer, exporter, l1, l2, r1, r2)
 }
 
-// authDataCB is AuthDataCB with the secret prepared as k.
-func authDataCB(k *MACKey, self, peer string, exporter []byte, l1, l2, r1, r2 string) string {
-	return cbHex(k, cbRole(l2, r2), self, peer, exporter, l1, l2, r1, r2)
+// authDataCB is AuthDataCB with the MACs of m (whose key is the
+// secret's).
+func authDataCB(m *macer, self, peer string, exporter []byte, l1, l2, r1, r2 string) string {
+	return cbHex(m, cbRole(l2, r2), self, peer, exporter, l1, l2, r1, r2)
 }
 
 // VerifyAuthCB checks, from the receiver's point of view (self with lines
@@ -65,13 +64,13 @@ func VerifyAuthCB(data string, secret []byte, self, peer string, exporter []byte
 	return verifyAuthCB(nil, data, secret, self, peer, exporter, l1, l2, r1, r2)
 }
 
-// verifyAuthCB is VerifyAuthCB with secret prepared as k, if k is for
+// verifyAuthCB is VerifyAuthCB with the MACs of m, if its key is for
 // secret (a key is prepared otherwise).
-func verifyAuthCB(k *MACKey, data string, secret []byte, self, peer string, exporter []byte, l1, l2, r1, r2 string) error {
+func verifyAuthCB(m *macer, data string, secret []byte, self, peer string, exporter []byte, l1, l2, r1, r2 string) error {
 	if len(secret) == 0 {
 		return hsErr(ErrAuthFailed, "authentication failure/shared secret mismatch")
 	}
-	want := expectedAuthCB(k.keyFor(secret), self, peer, exporter, l1, l2, r1, r2)
+	want := expectedAuthCB(m.macerFor(secret), self, peer, exporter, l1, l2, r1, r2)
 	if subtle.ConstantTimeCompare([]byte(want), []byte(data)) != 1 {
 		return hsErr(ErrAuthFailed, "authentication failure/shared secret mismatch")
 	}
@@ -79,6 +78,6 @@ func verifyAuthCB(k *MACKey, data string, secret []byte, self, peer string, expo
 }
 
 // expectedAuthCB is the auth data peer must send to self (VerifyAuthCB).
-func expectedAuthCB(k *MACKey, self, peer string, exporter []byte, l1, l2, r1, r2 string) string {
-	return cbHex(k, cbRole(r2, l2), peer, self, exporter, r1, r2, l1, l2)
+func expectedAuthCB(m *macer, self, peer string, exporter []byte, l1, l2, r1, r2 string) string {
+	return cbHex(m, cbRole(r2, l2), peer, self, exporter, r1, r2, l1, l2)
 }

@@ -21,18 +21,18 @@ import (
 // ok false when method is not one that Prepare computes in advance or its
 // preconditions (a secret, active TLS) do not hold: the general check then
 // decides, with its own error.
-func expectedAuth(method string, k *MACKey, secret []byte, self, peer string, exporter []byte, l1, l2, r1, r2 string, tlsActive bool) (want string, ok bool) {
+func expectedAuth(method string, m *macer, secret []byte, self, peer string, exporter []byte, l1, l2, r1, r2 string, tlsActive bool) (want string, ok bool) {
 	switch method {
 	case AuthHMACCB:
 		if len(secret) == 0 {
 			return "", false
 		}
-		return expectedAuthCB(k.keyFor(secret), self, peer, exporter, l1, l2, r1, r2), true
+		return expectedAuthCB(m.macerFor(secret), self, peer, exporter, l1, l2, r1, r2), true
 	case wire.AuthHMAC:
 		if len(secret) == 0 {
 			return "", false
 		}
-		return hmacHex(k.keyFor(secret), r1, r2, l1, l2), true
+		return hmacHex(m.macerFor(secret), r1, r2, l1, l2), true
 	case wire.AuthTLS:
 		if !tlsActive {
 			return "", false
@@ -60,5 +60,5 @@ func (h *Machine) Prepare() {
 		return
 	}
 	h.prepared = true
-	h.prepWant, h.prepOK = expectedAuth(h.sendAuth, h.macKey(), h.cfg.Secret, h.cfg.NodeID, h.peer.NodeID, h.binding(), h.l1, h.l2, h.r1, h.r2, h.tls)
+	h.prepWant, h.prepOK = expectedAuth(h.sendAuth, h.macer(), h.cfg.Secret, h.cfg.NodeID, h.peer.NodeID, h.binding(), h.l1, h.l2, h.r1, h.r2, h.tls)
 }

@@ -216,8 +216,8 @@ type Machine struct {
 	// must send if it sends the method we send (auth_prepared.go).
 	prepared, prepOK bool
 	prepWant         string
-	// mac is the secret prepared for the MACs (macKey).
-	mac *MACKey
+	// mac makes the MACs (macer).
+	mac *macer
 }
 
 var (
@@ -587,12 +587,12 @@ func (h *Machine) tlsClient() bool {
 }
 
 // binding is the channel-binding value covered by AuthHMACCB.
-// macKey returns the secret prepared for HMAC-SHA3-512: Config.MACKey
-// when it was prepared for Config.Secret, else one prepared once for this
-// machine.
-func (h *Machine) macKey() *MACKey {
+// macer returns what makes the machine's HMAC-SHA3-512s: Config.MACKey
+// when it was prepared for Config.Secret, else a key prepared once for
+// this machine, and the room the MACs are made in.
+func (h *Machine) macer() *macer {
 	if h.mac == nil {
-		h.mac = h.cfg.MACKey.keyFor(h.cfg.Secret)
+		h.mac = newMacer(h.cfg.MACKey.keyFor(h.cfg.Secret))
 	}
 	return h.mac
 }
@@ -654,9 +654,9 @@ func (h *Machine) sendAuthLine() {
 	var data string
 	var err error
 	if h.sendAuth == AuthHMACCB {
-		data = authDataCB(h.macKey(), h.cfg.NodeID, h.peer.NodeID, h.binding(), h.l1, h.l2, h.r1, h.r2)
+		data = authDataCB(h.macer(), h.cfg.NodeID, h.peer.NodeID, h.binding(), h.l1, h.l2, h.r1, h.r2)
 	} else {
-		data, err = authData(h.macKey(), h.sendAuth, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2)
+		data, err = authData(h.macer(), h.sendAuth, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2)
 	}
 	if err != nil {
 		h.fail(err)
@@ -687,9 +687,9 @@ func (h *Machine) onAuth(line string, rest []byte) {
 	if h.prepOK && method == h.sendAuth {
 		verr = verifyExpected(h.prepWant, data)
 	} else if method == AuthHMACCB {
-		verr = verifyAuthCB(h.macKey(), data, h.cfg.Secret, h.cfg.NodeID, h.peer.NodeID, h.binding(), h.l1, h.l2, h.r1, h.r2)
+		verr = verifyAuthCB(h.macer(), data, h.cfg.Secret, h.cfg.NodeID, h.peer.NodeID, h.binding(), h.l1, h.l2, h.r1, h.r2)
 	} else {
-		verr = verifyAuth(h.macKey(), method, data, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2, h.tls)
+		verr = verifyAuth(h.macer(), method, data, h.cfg.Secret, h.l1, h.l2, h.r1, h.r2, h.tls)
 	}
 	if verr != nil {
 		h.fail(verr)
