@@ -57,6 +57,13 @@ type listener struct {
 	// freed is signalled when a handshake ends or proves itself.
 	freed chan struct{}
 
+	// seq numbers the accepted connections; idleServers counts the
+	// goroutines that served one and wait, on promote, to accept again
+	// (see acceptFrom).
+	seq         uint64
+	idleServers int
+	promote     chan struct{}
+
 	paused       atomic.Int64 // times the listener stopped accepting at the cap (episodes)
 	evicted      atomic.Int64 // silent handshakes dropped at the cap
 	acceptErrors atomic.Int64 // temporary Accept errors survived
@@ -108,6 +115,7 @@ func newListener(n *Node, l net.Listener, nw Network, addr string) *listener {
 		pending:  map[*pendingHS]struct{}{},
 		unproven: map[*pendingHS]struct{}{},
 		freed:    make(chan struct{}, 1),
+		promote:  make(chan struct{}, maxIdleServers),
 	}
 }
 
@@ -235,14 +243,22 @@ func (l *listener) waitRoom() bool {
 	}
 }
 
-func (l *listener) acceptLoop() { l.acceptFrom(0) }
+// maxIdleServers bounds the goroutines of a listener that wait to
+// accept again once they served a connection (see acceptFrom); past it
+// they end.
+const maxIdleServers = 4
 
-// acceptFrom accepts connections (seq: the last sequence number given)
-// until the listener closes. It serves the first one it accepts itself,
-// once it has started a goroutine that accepts the next: the connection is
-// served by a goroutine that already runs, so its handshake does not wait
-// for a new goroutine to be scheduled.
-func (l *listener) acceptFrom(seq uint64) {
+func (l *listener) acceptLoop() { l.acceptFrom() }
+
+// acceptFrom accepts connections until the listener closes. It serves
+// the first one it accepts itself, once another goroutine accepts the
+// next: one that already runs, served a connection before and waits to
+// accept again (promote), or else a new one. A connection is thus served
+// by a goroutine that already runs, so its handshake does not wait for a
+// new goroutine to be scheduled, and usually by one whose stack has
+// already grown to what a handshake needs. Having served, the goroutine
+// waits to accept again, unless maxIdleServers already wait.
+func (l *listener) acceptFrom() {
 	defer l.n.wg.Done()
 	backoff := time.Duration(0)
 	for {
@@ -273,21 +289,51 @@ func (l *listener) acceptFrom(seq uint64) {
 			continue
 		}
 		backoff = 0
-		seq++
-		p := &pendingHS{c: c, seq: seq}
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
 			c.Close()
 			return
 		}
+		l.seq++
+		p := &pendingHS{c: c, seq: l.seq}
 		l.pending[p] = struct{}{}
 		l.unproven[p] = struct{}{}
+		idle := l.idleServers > 0
+		if idle {
+			l.idleServers--
+		}
 		l.mu.Unlock()
-		l.n.wg.Add(2) // the next accepting goroutine, and serve
-		go l.acceptFrom(seq)
+		if idle {
+			l.promote <- struct{}{} // room: one per idle server counted
+		} else {
+			l.n.wg.Add(1)
+			go l.acceptFrom()
+		}
+		l.n.wg.Add(1) // serve
 		l.serve(p)
-		return
+		if !l.rest() {
+			return
+		}
+	}
+}
+
+// rest waits, after a served connection, until this goroutine is to
+// accept again; false when it is to end instead (the listener closes, or
+// maxIdleServers wait already).
+func (l *listener) rest() bool {
+	l.mu.Lock()
+	if l.closed || l.idleServers >= maxIdleServers {
+		l.mu.Unlock()
+		return false
+	}
+	l.idleServers++
+	l.mu.Unlock()
+	select {
+	case <-l.promote:
+		return true
+	case <-l.n.ctx.Done():
+		return false
 	}
 }
 
