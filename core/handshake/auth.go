@@ -100,8 +100,10 @@ func (m *macer) hexMAC() string {
 	m.d.Sum(m.ih[:0])
 	m.d = m.key.outer
 	m.d.Write(m.ih[:])
-	var out [64]byte
-	return hex.EncodeToString(m.d.Sum(out[:0]))
+	var sum [64]byte
+	var out [128]byte
+	hex.Encode(out[:], m.d.Sum(sum[:0]))
+	return string(out[:])
 }
 
 // authMessage writes S(x1,x2,x3,x4) = x1 LF x2 LF x3 LF x4 LF into h.

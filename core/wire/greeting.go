@@ -93,15 +93,31 @@ func EscapeValue(s string) string {
 // terminator. Values of KV fields are escaped with EscapeValue.
 func (g Greeting) Encode() string {
 	var b strings.Builder
+	// One allocation: the line's length before any value escaping.
+	size := len(g.Protocol) + len(g.Version) + len(g.NodeID) + 4
+	for _, l := range [...][]string{g.Auths, g.Framings} {
+		for _, s := range l {
+			size += len(s) + 1
+		}
+	}
+	for _, kv := range g.KV {
+		size += len(kv.Key) + len(kv.Value) + 2
+	}
+	b.Grow(size)
 	b.WriteString(g.Protocol)
 	b.WriteByte(';')
 	b.WriteString(g.Version)
 	b.WriteByte(';')
 	b.WriteString(g.NodeID)
-	b.WriteByte(';')
-	b.WriteString(strings.Join(g.Auths, ","))
-	b.WriteByte(';')
-	b.WriteString(strings.Join(g.Framings, ","))
+	for _, l := range [...][]string{g.Auths, g.Framings} {
+		b.WriteByte(';')
+		for i, s := range l {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(s)
+		}
+	}
 	for _, kv := range g.KV {
 		b.WriteByte(';')
 		b.WriteString(kv.Key)
@@ -133,6 +149,9 @@ func ParseGreeting(line string) Greeting {
 	g.NodeID = get(2)
 	g.Auths = SplitList(get(3))
 	g.Framings = SplitList(get(4))
+	if len(fields) > 5 {
+		g.KV = make([]KV, 0, len(fields)-5)
+	}
 	for i := 5; i < len(fields); i++ {
 		// Perl: /^([^=]+)(?:=(.*))?/ - a field without a key is skipped.
 		k, v, found := strings.Cut(fields[i], "=")
@@ -140,6 +159,9 @@ func ParseGreeting(line string) Greeting {
 			continue
 		}
 		g.KV = append(g.KV, KV{Key: k, Value: v, NoValue: !found})
+	}
+	if len(g.KV) == 0 {
+		g.KV = nil // no keys: as before any was made room for
 	}
 	return g
 }
