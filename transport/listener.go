@@ -245,8 +245,12 @@ func (l *listener) waitRoom() bool {
 
 // maxIdleServers bounds the goroutines of a listener that wait to
 // accept again once they served a connection (see acceptFrom); past it
-// they end.
-const maxIdleServers = 4
+// they end. One that waits idleServerLinger without being called ends
+// too, so a quiet listener keeps only its accepting goroutine.
+const (
+	maxIdleServers   = 4
+	idleServerLinger = time.Second
+)
 
 func (l *listener) acceptLoop() { l.acceptFrom() }
 
@@ -261,6 +265,12 @@ func (l *listener) acceptLoop() { l.acceptFrom() }
 func (l *listener) acceptFrom() {
 	defer l.n.wg.Done()
 	backoff := time.Duration(0)
+	var linger *time.Timer // made by the first rest, then moved
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
 	for {
 		if !l.waitRoom() {
 			return
@@ -312,22 +322,48 @@ func (l *listener) acceptFrom() {
 		}
 		l.n.wg.Add(1) // serve
 		l.serve(p)
-		if !l.rest() {
+		if !l.rest(&linger) {
 			return
 		}
 	}
 }
 
 // rest waits, after a served connection, until this goroutine is to
-// accept again; false when it is to end instead (the listener closes, or
-// maxIdleServers wait already).
-func (l *listener) rest() bool {
+// accept again; false when it is to end instead (the listener closes,
+// maxIdleServers wait already, or none called it for idleServerLinger).
+// *linger is the goroutine's timer for the last.
+//
+// Every waiting goroutine is counted in idleServers or has a promotion
+// sent for it in promote: one that leaves at the linger takes itself off
+// the count, or, when the count is zero (every waiting one has a
+// promotion on its way), takes one and accepts.
+func (l *listener) rest(linger **time.Timer) bool {
 	l.mu.Lock()
 	if l.closed || l.idleServers >= maxIdleServers {
 		l.mu.Unlock()
 		return false
 	}
 	l.idleServers++
+	l.mu.Unlock()
+	if *linger == nil {
+		*linger = time.NewTimer(idleServerLinger)
+	} else {
+		(*linger).Reset(idleServerLinger)
+	}
+	select {
+	case <-l.promote:
+		(*linger).Stop()
+		return true
+	case <-l.n.ctx.Done():
+		return false
+	case <-(*linger).C:
+	}
+	l.mu.Lock()
+	if l.idleServers > 0 {
+		l.idleServers--
+		l.mu.Unlock()
+		return false
+	}
 	l.mu.Unlock()
 	select {
 	case <-l.promote:
