@@ -617,7 +617,9 @@ func (h *Machine) canSend(m string) bool {
 
 func (h *Machine) chooseAuth() bool {
 	common := false
-	for _, m := range wire.SplitList(h.rAuthsRaw) {
+	// (Names are never empty, so the empty fields split(/,/) would drop
+	// match nothing either.)
+	for m := range strings.SplitSeq(h.rAuthsRaw, ",") {
 		if !slices.Contains(h.offAuths, m) || !h.canSend(m) {
 			continue
 		}
@@ -640,7 +642,7 @@ func (h *Machine) chooseAuth() bool {
 }
 
 func (h *Machine) chooseFraming() bool {
-	for _, f := range wire.SplitList(h.rFramRaw) {
+	for f := range strings.SplitSeq(h.rFramRaw, ",") {
 		if slices.Contains(h.sndFram, f) {
 			h.sendFraming = f
 			return true
@@ -674,11 +676,11 @@ func (h *Machine) sendAuthLine() {
 }
 
 func (h *Machine) onAuth(line string, rest []byte) {
-	f := wire.PerlSplit(line, ";")
-	for len(f) < 3 {
-		f = append(f, "")
-	}
-	method, data, framing := f[0], f[1], f[2]
+	// The first three fields of split(/;/) (missing ones empty), without
+	// making the list.
+	method, more, _ := strings.Cut(line, ";")
+	data, more, _ := strings.Cut(more, ";")
+	framing, _, _ := strings.Cut(more, ";")
 	if !slices.Contains(h.accAuths, method) {
 		h.fail(hsErr(ErrAuthNotOffered, method+": fatal, selected unsupported rcv auth method"))
 		return
