@@ -233,6 +233,11 @@ func (n *Node) actLocked(a peer.Action, w *pendingWork) {
 			delete(n.killWatch, a.Port)
 			mons = append(mons, f)
 		}
+		if len(mons) == 0 {
+			// Nobody to tell (a data connection's watch ended by
+			// ConnectTo): no callback to queue and run.
+			break
+		}
 		w.cbs = append(w.cbs, func() {
 			for _, f := range mons {
 				f(a.Reason)
@@ -240,6 +245,9 @@ func (n *Node) actLocked(a peer.Action, w *pendingWork) {
 		})
 	case peer.MonitorFired:
 		mons := n.portMonsLocked(a.Monitors)
+		if len(mons) == 0 {
+			break
+		}
 		w.cbs = append(w.cbs, func() {
 			for _, f := range mons {
 				f(a.Reason)
