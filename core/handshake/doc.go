@@ -57,7 +57,10 @@
 // (AuthHMACCB). Their failures are handshake rules (ErrAuthFailed,
 // ErrAuthNotOffered), which is why they live here and not in package
 // wire. Every comparison of auth data is constant time
-// (TestConstantTimeComparisons checks the sources).
+// (TestConstantTimeComparisons checks the sources). NewMACKey prepares a
+// secret once for the HMAC-SHA3-512s (an immutable MACKey, shared by a
+// node's machines through Config.MACKey); a machine makes its MACs in a
+// buffer of its own.
 //
 // Three additions between nodes of this project change no byte a Perl peer
 // sees. Machine.Prepare, called by a driver before it waits for the
