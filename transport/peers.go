@@ -192,6 +192,7 @@ func (n *Node) actLocked(a peer.Action, w *pendingWork) {
 			}
 		})
 	case peer.NodeDown:
+		n.resume.forget(a.Peer)
 		err := n.publicErr(a.Err)
 		n.log.Debug("node down", "peer", a.Peer, "err", err, "dropped", a.Dropped)
 		mons := n.nodeMonsLocked(a.Monitors)

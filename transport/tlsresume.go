@@ -24,7 +24,12 @@ import (
 //     messaging connection's included), sealed with the node's own ticket
 //     keys, which rotate every tlsTicketRotate (a ticket is accepted for at
 //     most twice that);
-//   - the client keeps it, by peer node ID (at most tlsMaxTickets peers);
+//   - the client keeps it, by peer node ID (at most tlsMaxTickets peers),
+//     while the peer is up: a Node forgets it when the peer goes down (a
+//     peer that comes back gets a new ticket on its new messaging
+//     connection; without this, a node whose peers come and go kept up
+//     to tlsMaxTickets dead sessions, each with the peer's parsed
+//     certificates, live for the garbage collector to scan);
 //   - a node that holds a ticket for the peer says so in its greeting
 //     (wire.KeyTLSTicket), and then it is the TLS client, whatever the
 //     nonces say (handshake.StartTLS). This is how the "reversed role" gets
@@ -90,6 +95,13 @@ func (r *tlsResumer) has(peer string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.tickets[peer] != nil
+}
+
+// forget drops the ticket held for peer, if any.
+func (r *tlsResumer) forget(peer string) {
+	r.mu.Lock()
+	delete(r.tickets, peer)
+	r.mu.Unlock()
 }
 
 // peerCache is the tls.ClientSessionCache of one handshake with peer: it
