@@ -328,9 +328,7 @@ func spoke(c net.Conn) bool {
 
 func (l *listener) serve(p *pendingHS) {
 	defer l.n.wg.Done()
-	if l.n.cfg.TLS != nil {
-		growStack()
-	}
+	l.n.growForTLS(l.nw)
 	// The init function of an accepted data connection runs here, on the
 	// handshake's goroutine, once its slot is free.
 	if run := l.serveHandshake(p); run != nil {

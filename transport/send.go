@@ -105,9 +105,6 @@ func (n *Node) dropWaiterLocked(node string, ch chan error) {
 // the peer's addresses, ending in ConnUp or DialFailed.
 func (n *Node) runDial(a peer.Dial) {
 	defer n.wg.Done()
-	if n.cfg.TLS != nil {
-		growStack()
-	}
 	ctx, cancel := context.WithTimeout(n.ctx, peer.ConnectWindow(n.cfg.HandshakeTimeout))
 	defer cancel()
 	c, res, _, err := n.dialFirst(ctx, a.Addrs, func(ctx context.Context, addr string) (net.Conn, *handshake.Result, error) {

@@ -1,5 +1,18 @@
 package transport
 
+// growForTLS calls growStack when a handshake on a stream of nw may run
+// TLS on this goroutine: the node has a certificate and nw does not
+// secure its streams itself (QUIC runs its TLS on its own goroutines).
+func (n *endpoint) growForTLS(nw Network) {
+	if n.cfg.TLS == nil {
+		return
+	}
+	if _, secure := nw.(SecureNetwork); secure {
+		return
+	}
+	growStack()
+}
+
 // growStack makes the calling goroutine's stack big enough for a TLS
 // handshake (see the callers) at once, while it is still nearly empty.
 //
