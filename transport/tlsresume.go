@@ -253,10 +253,11 @@ func upgradeTLS(ctx context.Context, opt DriveOptions, conn net.Conn, a handshak
 // client and before it checks the client's Finished: a write of its own
 // at the end of the handshake that ends last (the initiator's), while the
 // ticket is only for later connections. Once the client's certificate is
-// verified (holdNext), the next Write (the ticket) is held, and sent in
-// front of the Write after it, before the first Read (the connection's
-// reader starts as soon as the node is up), or on Close. TLS record order
-// is kept: nothing is written while a ticket is held but after it. A
+// verified (holdNext), the next Write (the ticket; an alert if the
+// handshake fails after all) is held, and sent in front of the Write after
+// it, before the first Read (the connection's reader starts as soon as the
+// node is up), or on Close. TLS record order is kept: nothing is written
+// while a record is held but after it. A
 // resumed handshake sends its ticket in its first flight, unheld. Data
 // connections, whose streams go to the user, do not get this wrapper.
 type ticketHoldConn struct {
