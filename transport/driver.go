@@ -230,7 +230,14 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 			}
 			st := tc.ConnectionState()
 			conn = tc
-			m.TLSEstablished(time.Now(), handshake.TLSInfo{Exporter: ChannelBindingOf(st), Bound: st.NegotiatedProtocol})
+			info := handshake.TLSInfo{Bound: st.NegotiatedProtocol}
+			if a.Bind == "" {
+				// Only an auth line (hmac_sha3_512_cb) covers the
+				// exporter; a bound handshake ends without one, so it
+				// skips the three key derivations.
+				info.Exporter = ChannelBindingOf(st)
+			}
+			m.TLSEstablished(time.Now(), info)
 		case handshake.PeerGreeting:
 			if len(held) > 0 {
 				// Bytes after the peer's nonce line while our greeting is

@@ -179,6 +179,7 @@ func (n *endpoint) macKey() *handshake.MACKey {
 // dialHandshake dials addr on nw and runs the handshake as the connecting
 // side with the given protocol and extra greeting keys.
 func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol string, extra []wire.KV) (net.Conn, *handshake.Result, error) {
+	n.growForTLS(nw)
 	hctx, cancel := context.WithTimeout(ctx, n.cfg.HandshakeTimeout)
 	defer cancel()
 	c, err := nw.Dial(hctx, addr)

@@ -410,6 +410,7 @@ func spoke(c net.Conn) bool {
 
 func (l *listener) serve(p *pendingHS) {
 	defer l.n.wg.Done()
+	l.n.growForTLS(l.nw)
 	// The init function of an accepted data connection runs here, on the
 	// handshake's goroutine, once its slot is free.
 	if run := l.serveHandshake(p); run != nil {

@@ -191,6 +191,12 @@ func (mc *msgConn) readLoop() {
 			}
 			mc.conn.Close()
 			n.input(mc.peerID, func(now time.Time) error {
+				if mc.closed {
+					// The machine closed it (Node.Close, a lost tie
+					// break) and forgot it: nothing to report, and no
+					// error to format on the way out of Close.
+					return nil
+				}
 				return n.m.ConnDown(now, mc.id, fmt.Errorf("aemp: connection to %s: %w", mc.peerID, err))
 			})
 			return

@@ -1,10 +1,12 @@
 package transport
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/aemp-go/dataconn/core/peer"
@@ -184,7 +186,9 @@ func (n *Node) actLocked(a peer.Action, w *pendingWork) {
 		}
 	case peer.NodeUp:
 		n.resolveWaitersLocked(a.Peer, nil)
-		n.log.Debug("node up", "peer", a.Peer)
+		if n.debugOn() {
+			n.log.Debug("node up", "peer", a.Peer)
+		}
 		mons := n.nodeMonsLocked(a.Monitors)
 		w.direct = append(w.direct, func() {
 			for _, f := range mons {
@@ -192,8 +196,11 @@ func (n *Node) actLocked(a peer.Action, w *pendingWork) {
 			}
 		})
 	case peer.NodeDown:
+		n.resume.forget(a.Peer)
 		err := n.publicErr(a.Err)
-		n.log.Debug("node down", "peer", a.Peer, "err", err, "dropped", a.Dropped)
+		if n.debugOn() {
+			n.log.Debug("node down", "peer", a.Peer, "err", err, "dropped", a.Dropped)
+		}
 		mons := n.nodeMonsLocked(a.Monitors)
 		closed := n.closed
 		w.direct = append(w.direct, func() {
@@ -274,6 +281,13 @@ func (n *Node) actLocked(a peer.Action, w *pendingWork) {
 		}
 	}
 }
+
+// debugOn reports whether the logger takes debug records. Records of every
+// connection's life check it first: slog.Logger.Debug, even when the
+// handler drops the record, boxes its arguments and has a frame large
+// enough to grow the small stack of a connection's reader (a copy of the
+// whole stack) before it asks the handler.
+func (n *Node) debugOn() bool { return n.log.Enabled(context.Background(), slog.LevelDebug) }
 
 // uniform returns a uniform number in [0, 1) from Config.Rand (crypto/rand
 // by default; a simulation's deterministic source makes retries

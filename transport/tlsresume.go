@@ -24,7 +24,12 @@ import (
 //     messaging connection's included), sealed with the node's own ticket
 //     keys, which rotate every tlsTicketRotate (a ticket is accepted for at
 //     most twice that);
-//   - the client keeps it, by peer node ID (at most tlsMaxTickets peers);
+//   - the client keeps it, by peer node ID (at most tlsMaxTickets peers),
+//     while the peer is up: a Node forgets it when the peer goes down (a
+//     peer that comes back gets a new ticket on its new messaging
+//     connection; without this, a node whose peers come and go kept up
+//     to tlsMaxTickets dead sessions, each with the peer's parsed
+//     certificates, live for the garbage collector to scan);
 //   - a node that holds a ticket for the peer says so in its greeting
 //     (wire.KeyTLSTicket), and then it is the TLS client, whatever the
 //     nonces say (handshake.StartTLS). This is how the "reversed role" gets
@@ -90,6 +95,13 @@ func (r *tlsResumer) has(peer string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.tickets[peer] != nil
+}
+
+// forget drops the ticket held for peer, if any.
+func (r *tlsResumer) forget(peer string) {
+	r.mu.Lock()
+	delete(r.tickets, peer)
+	r.mu.Unlock()
 }
 
 // peerCache is the tls.ClientSessionCache of one handshake with peer: it
@@ -189,6 +201,11 @@ func upgradeTLS(ctx context.Context, opt DriveOptions, conn net.Conn, a handshak
 		return opt.TLS.upgrade(ctx, conn, a.Client, plain)
 	}
 	tc := opt.TLS
+	var th *ticketHoldConn
+	if !a.Client && a.Bind != "" {
+		th = &ticketHoldConn{Conn: conn}
+		conn = th
+	}
 	return tc.upgrade(ctx, conn, a.Client, func(cfg *tls.Config) {
 		bind(cfg)
 		cfg.SessionTicketsDisabled = false
@@ -199,7 +216,15 @@ func upgradeTLS(ctx context.Context, opt DriveOptions, conn net.Conn, a handshak
 		full := cfg.VerifyConnection
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 			if !cs.DidResume {
-				return full(cs)
+				if err := full(cs); err != nil {
+					return err
+				}
+				if th != nil {
+					// The client is verified: what we write next is
+					// the session ticket (ticketHoldConn).
+					th.holdNext()
+				}
+				return nil
 			}
 			// Verified when the session was established; the period
 			// may have ended since.
@@ -220,6 +245,80 @@ func upgradeTLS(ctx context.Context, opt DriveOptions, conn net.Conn, a handshak
 		hold(cfg)
 	})
 }
+
+// ticketHoldConn is the stream under the TLS server's *tls.Conn of a
+// messaging connection bound by handshake.ExtTLSBind (between nodes of
+// this project over TCP). A full handshake with a client certificate ends
+// with the server sending its session ticket, after it has verified the
+// client and before it checks the client's Finished: a write of its own
+// at the end of the handshake that ends last (the initiator's), while the
+// ticket is only for later connections. Once the client's certificate is
+// verified (holdNext), the next Write (the ticket; an alert if the
+// handshake fails after all) is held, and sent in front of the Write after
+// it, before the first Read (the connection's reader starts as soon as the
+// node is up), or on Close. TLS record order is kept: nothing is written
+// while a record is held but after it. A
+// resumed handshake sends its ticket in its first flight, unheld. Data
+// connections, whose streams go to the user, do not get this wrapper.
+type ticketHoldConn struct {
+	net.Conn
+	mu   sync.Mutex
+	hold bool   // hold the next Write
+	held []byte // a held Write, not sent yet
+}
+
+func (c *ticketHoldConn) holdNext() {
+	c.mu.Lock()
+	c.hold = true
+	c.mu.Unlock()
+}
+
+func (c *ticketHoldConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hold {
+		c.hold = false
+		c.held = append([]byte(nil), p...)
+		return len(p), nil
+	}
+	if c.held == nil {
+		return c.Conn.Write(p)
+	}
+	pre := c.held
+	c.held = nil
+	n, err := c.Conn.Write(append(pre, p...))
+	return max(n-len(pre), 0), err
+}
+
+// flush writes what is held, and holds nothing more.
+func (c *ticketHoldConn) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hold = false
+	held := c.held
+	c.held = nil
+	if held == nil {
+		return nil
+	}
+	_, err := c.Conn.Write(held)
+	return err
+}
+
+func (c *ticketHoldConn) Read(p []byte) (int, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+// Close sends what is held (a TLS alert, say) before it closes.
+func (c *ticketHoldConn) Close() error {
+	_ = c.flush()
+	return c.Conn.Close()
+}
+
+// Unwrap returns the stream underneath.
+func (c *ticketHoldConn) Unwrap() net.Conn { return c.Conn }
 
 // ticketFor is withTicket for the acceptor, which learns the peer from its
 // greeting: only peers of this project resume.
