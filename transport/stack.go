@@ -26,8 +26,9 @@ func (n *endpoint) growForTLS(nw Network) {
 // grow the stack once, to the size that fits the handshake (32 KiB),
 // while there is almost nothing to copy. That is the memory the handshake
 // would have taken anyway; the goroutines that call it end with their
-// handshake, or run an accepted data connection's init function, whose
-// stack the garbage collector shrinks again when it stays small.
+// handshake, run an accepted data connection's init function, or wait a
+// while to accept again (a bounded few, see maxIdleServers), and the
+// garbage collector shrinks a stack again when it stays small.
 //
 //go:noinline
 func growStack() {
