@@ -18,7 +18,9 @@
 //     StartTLS request (TLSEstablished before the peer's nonce line
 //     declares an already secured transport such as QUIC);
 //   - SendGreeting(now, extra): with DeferGreeting, send our lines after
-//     having seen the peer's first line (PeerGreeting);
+//     having seen the peer's first line (PeerGreeting); with
+//     EarlyGreeting too, our lines went out at New and this is the
+//     go-ahead to answer the peer (extra empty);
 //   - Abort(now, err): the caller refuses the peer;
 //   - Tick(now): time passes; Deadline says when Tick is due next.
 //
@@ -29,8 +31,8 @@
 //   - StartTLS: flush, then run TLS in the given role over the raw
 //     stream, first feeding it StartTLS.Pending (raw bytes that already
 //     arrived); later Receive calls carry the decrypted stream;
-//   - PeerGreeting (DeferGreeting only): the peer's first line was
-//     accepted; call SendGreeting or Abort;
+//   - PeerGreeting (DeferGreeting only, with or without EarlyGreeting):
+//     the peer's first line was accepted; call SendGreeting or Abort;
 //   - Done: the stream is authenticated; Result.Pending holds the bytes
 //     that followed the peer's auth line and belong to the stream;
 //   - Failed: the handshake failed; the error is a *Error whose
