@@ -200,12 +200,12 @@ type Machine struct {
 	buf     []byte // unfinished line, < MaxLineLen bytes
 	actions []Action
 
-	r1, r2      string
-	haveR2      bool // nonce line received while deferred
+	r1, r2 string
+	haveR2 bool // nonce line received while deferred
 	// goAhead: SendGreeting was called (EarlyGreeting); early: bytes
 	// after the peer's nonce line received before it, < MaxLineLen.
-	goAhead bool
-	early   []byte
+	goAhead     bool
+	early       []byte
 	selfID      bool // the peer's first line is ours (echo or self)
 	preTLS      bool // the transport was secured before the handshake
 	peer        wire.Greeting
