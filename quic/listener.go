@@ -2,8 +2,11 @@ package quic
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	quicgo "github.com/quic-go/quic-go"
 )
@@ -17,20 +20,51 @@ const acceptQueue = 64
 // arrive on one UDP socket. It implements net.Listener.
 type Listener struct {
 	n       *Network
-	ql      *quicgo.Listener
+	ql      *quicgo.EarlyListener
 	addr    net.Addr
 	streams chan *Stream
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	once   sync.Once
+
+	// greetFirst: the server selects ALPNGreetFirst and opens greeting
+	// streams (EnableGreetFirst); shared with the TLS configuration.
+	greetFirst *atomic.Bool
 }
 
 var _ net.Listener = (*Listener)(nil)
 
-func newListener(n *Network, ql *quicgo.Listener, addr net.Addr) *Listener {
+func newListener(n *Network, ql *quicgo.EarlyListener, addr net.Addr, greetFirst *atomic.Bool) *Listener {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Listener{n: n, ql: ql, addr: addr, streams: make(chan *Stream, acceptQueue), ctx: ctx, cancel: cancel}
+	return &Listener{n: n, ql: ql, addr: addr, streams: make(chan *Stream, acceptQueue), ctx: ctx, cancel: cancel, greetFirst: greetFirst}
+}
+
+// EnableGreetFirst makes the listener select ALPNGreetFirst for the QUIC
+// connections that offer it from now on, so that it hands out, for each,
+// a stream it opened itself (a *Stream whose GreetsFirst is true) before
+// the client's, for the AEMP acceptor to greet on (package doc). A
+// transport.Node calls it on the listeners it serves; without it, every
+// stream Accept returns was opened by a peer. It has no effect with
+// Config.TLS set. It implements transport.GreetFirstListener.
+func (l *Listener) EnableGreetFirst() { l.greetFirst.Store(true) }
+
+// serverTLS returns the TLS configuration of a listener of n: base
+// (n.serverTLS) when it does not offer ALPNGreetFirst; else a copy that
+// selects it only while greetFirst is set.
+func serverTLS(base *tls.Config, greetFirst *atomic.Bool) *tls.Config {
+	if !slices.Contains(base.NextProtos, ALPNGreetFirst) {
+		return base
+	}
+	plain := base.Clone()
+	plain.NextProtos = []string{ALPN}
+	plain.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		if greetFirst.Load() {
+			return base, nil
+		}
+		return nil, nil // plain
+	}
+	return plain
 }
 
 // Accept returns the next stream a peer opened, as a *Stream. After Close
@@ -75,7 +109,7 @@ func refuse(s *quicgo.Stream) {
 }
 
 // acceptConns accepts QUIC connections until the listener closes, and
-// runs acceptStreams for each.
+// runs acceptConn for each.
 func (l *Listener) acceptConns() {
 	defer l.n.wg.Done()
 	for {
@@ -83,15 +117,52 @@ func (l *Listener) acceptConns() {
 		if err != nil {
 			return
 		}
-		if !l.n.trackAccepted(c) {
-			_ = c.CloseWithError(quicgo.ApplicationErrorCode(CodeNoError), "aemp: network closed")
-			return
-		}
-		l.n.log.Debug("quic: accepted connection", "remote", c.RemoteAddr().String(), "local", c.LocalAddr().String())
 		l.n.wg.Add(1)
-		l.n.setServing(c, l)
-		go l.acceptStreams(c)
+		go l.acceptConn(c)
 	}
+}
+
+// acceptConn serves a connection the early listener returned, before the
+// client's Finished. When the server greets first (ALPNGreetFirst) it
+// opens the greeting stream at once and hands it to Accept, so the Node
+// greets in 0.5-RTT data. Everything else waits for the handshake to be
+// complete: the connection joins the Network (Dial may reuse it), and the
+// client's streams reach Accept; the greeting stream's Reads fail until
+// then (Stream.Read). A client that never completes the handshake gets
+// the greeting and nothing else, until quic-go drops the connection.
+func (l *Listener) acceptConn(c *quicgo.Conn) {
+	if c.ConnectionState().TLS.NegotiatedProtocol == ALPNGreetFirst {
+		// Before the greeting is made: the Node asks AcceptsStreams.
+		l.n.setServing(c, l)
+		if qs, err := c.OpenStream(); err == nil {
+			s := newStream(l.n, c, qs)
+			s.greetFirst = true
+			select {
+			case l.streams <- s:
+				if l.ctx.Err() != nil {
+					l.drain()
+				}
+			case <-l.ctx.Done():
+				refuse(qs)
+			}
+		}
+	}
+	select {
+	case <-c.HandshakeComplete():
+	case <-c.Context().Done():
+		l.n.setServing(c, nil)
+		l.n.wg.Done()
+		return
+	}
+	if !l.n.trackAccepted(c) {
+		_ = c.CloseWithError(quicgo.ApplicationErrorCode(CodeNoError), "aemp: network closed")
+		l.n.setServing(c, nil)
+		l.n.wg.Done()
+		return
+	}
+	l.n.log.Debug("quic: accepted connection", "remote", c.RemoteAddr().String(), "local", c.LocalAddr().String(), "alpn", c.ConnectionState().TLS.NegotiatedProtocol)
+	l.n.setServing(c, l)
+	l.acceptStreams(c)
 }
 
 // acceptStreams hands the streams the peer opens on c to Accept until c
@@ -101,10 +172,17 @@ func (l *Listener) acceptStreams(c *quicgo.Conn) {
 	defer l.n.wg.Done()
 	defer l.n.untrackAccepted(c)
 	defer l.n.setServing(c, nil)
+	// On a connection we dialed whose server greets first, the server's
+	// greeting stream arrives here unless a messaging Dial took it first.
+	unclaimed := c.ConnectionState().TLS.NegotiatedProtocol == ALPNGreetFirst
 	for {
 		s, err := c.AcceptStream(context.Background())
 		if err != nil {
 			return // the connection ended
+		}
+		if unclaimed && s.StreamID() == firstServerStream {
+			refuse(s)
+			continue
 		}
 		select {
 		case l.streams <- newStream(l.n, c, s):
