@@ -127,6 +127,14 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 			setDeadline(raw.SetDeadline, dl)
 		}
 	}
+	// deadlineHit: err is the expiry of the deadline arm set (the
+	// machine's), which Tick turns into the machine's timeout. Another
+	// timeout, such as a QUIC connection's idle timeout, ends the stream
+	// for good: it is the peer closing, or every later Read would fail
+	// at once again and the loop would spin until the machine's deadline.
+	deadlineHit := func(err error) bool {
+		return isTimeout(err) && ctx.Err() == nil && !time.Now().Before(m.Deadline())
+	}
 	var pending handshake.Action // an action polled while coalescing writes
 	// held is the part of a read not fed yet: a read is fed up to the end
 	// of the peer's nonce line first (its second line), so that the auth
@@ -195,7 +203,7 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 			arm()
 			_, err := conn.Write(data)
 			if err != nil {
-				if isTimeout(err) && ctx.Err() == nil {
+				if deadlineHit(err) {
 					m.Tick(time.Now())
 				} else {
 					m.PeerClosed(time.Now(), err)
@@ -301,7 +309,7 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 				}
 			}
 			if err != nil {
-				if isTimeout(err) && ctx.Err() == nil {
+				if deadlineHit(err) {
 					m.Tick(time.Now())
 				} else {
 					m.PeerClosed(time.Now(), err)
