@@ -240,7 +240,11 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 			conn = tc
 			m.TLSEstablished(time.Now(), handshake.TLSInfo{Exporter: ChannelBindingOf(st), Bound: st.NegotiatedProtocol})
 		case handshake.PeerGreeting:
-			if len(held) > 0 {
+			// With an early greeting (ours went out first) what follows
+			// the peer's nonce line is its auth line: it waits in held
+			// until our auth line is written, as when our greeting is not
+			// deferred (see feed), so both ends check at once.
+			if l1, _ := m.LocalLines(); len(held) > 0 && l1 == "" {
 				// Bytes after the peer's nonce line while our greeting is
 				// deferred: the machine refuses them (ErrEarlyData), as it
 				// would have had they come in one piece.
