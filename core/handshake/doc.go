@@ -61,7 +61,7 @@
 // wire. Every comparison of auth data is constant time
 // (TestConstantTimeComparisons checks the sources).
 //
-// Three additions between nodes of this project change no byte a Perl peer
+// Four additions between nodes of this project change no byte a Perl peer
 // sees. Machine.Prepare, called by a driver before it waits for the
 // peer's auth line, computes that line's expected value in advance, so
 // the line is checked by one comparison when it comes (auth_prepared.go).
@@ -72,7 +72,13 @@
 // inside a channel that verified both certificates (Config.VerifiedChannel,
 // QUIC with certificates), when both greetings list ExtChannelAuth (no
 // secret), no auth line is sent at all: both sides end on the peer's nonce
-// line (chanauth.go has the argument).
+// line (chanauth.go has the argument). And an acceptor whose lines can
+// reach the peer first (Config.EarlyGreeting: a QUIC server that opens the
+// messaging stream and greets in 0.5-RTT data, negotiated by ALPN in
+// package quic, which also has the security argument) sends them at New,
+// still reports PeerGreeting and answers only after SendGreeting; the
+// lines, MACs and roles are those of a deferring acceptor, so only the
+// order on the wire changes.
 //
 // # Timers
 //
