@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -286,4 +288,82 @@ func TestGreetFirstSilentDropped(t *testing.T) {
 			t.Fatalf("honest node connected after %v with the cap held by silent greeting streams, want well within a second", took)
 		}
 	})
+}
+
+// TestGreetFirstFallbackLoopback: over real QUIC on loopback, a node of
+// this version and one that behaves as an older version (ALPN "aemp"
+// only, quic.NewOld), in both roles, and two of this version: the
+// messaging connection comes up on both ends and a data connection
+// carries an echo, whichever order the greetings take.
+func TestGreetFirstFallbackLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		oldClient, oldSv bool
+	}{{"both new", false, false}, {"old server", false, true}, {"old client", true, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			mk := func(id string, old bool) (*transport.Node, *quic.Network) {
+				n, err := transport.NewNode(transport.Config{NodeID: id, Secret: testSecret, Logger: quietLog()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				nw := quic.New(quic.Config{})
+				if old {
+					nw = quic.NewOld(quic.Config{})
+				}
+				t.Cleanup(func() { _ = nw.Close(); _ = n.Close() })
+				return n, nw
+			}
+			a, aNet := mk("a", tc.oldClient)
+			b, bNet := mk("b", tc.oldSv)
+			b.HandleDataConn("echo", func(_ string, _ []any, c net.Conn) {
+				defer c.Close()
+				buf := make([]byte, 1)
+				if _, err := c.Read(buf); err == nil {
+					_, _ = c.Write(buf)
+				}
+			})
+			up := make(chan struct{}, 1)
+			defer b.MonitorNodes(func(id string, isUp bool, _ error) {
+				if id == "a" && isUp {
+					select {
+					case up <- struct{}{}:
+					default:
+					}
+				}
+			})()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			bAddr, err := b.Listen(ctx, bNet, "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.AddNetwork(aNet)
+			a.AddPeer("b", bAddr)
+			if err := a.Connect(ctx, "b"); err != nil {
+				t.Fatalf("Connect: %v", err)
+			}
+			c, err := a.ConnectTo(ctx, "b", 5*time.Second, "echo")
+			if err != nil {
+				t.Fatalf("ConnectTo: %v", err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			buf := []byte{'x'}
+			if _, err := c.Write(buf); err != nil {
+				t.Fatal(err)
+			}
+			buf[0] = 0
+			if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 'x' {
+				t.Fatalf("echo: %q, %v", buf, err)
+			}
+			select {
+			case <-up:
+			case <-ctx.Done():
+				t.Fatal("b never had a up")
+			}
+			if !slices.Contains(b.Peers(), "a") {
+				t.Fatalf("b's peers %v, want a", b.Peers())
+			}
+		})
+	}
 }
