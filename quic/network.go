@@ -561,11 +561,11 @@ func (n *Network) dropConn(dst netip.AddrPort, conn *quicgo.Conn) {
 // handshake is complete; with Config.TLS nil it is always false.
 func (n *Network) TLSState(c net.Conn) (tls.ConnectionState, bool) {
 	s, isStream := n.streamOf(c)
-	if !isStream {
+	if !isStream || n.cfg.TLS == nil {
 		return tls.ConnectionState{}, false
 	}
 	st := s.conn.ConnectionState().TLS
-	if n.cfg.TLS == nil || !st.HandshakeComplete {
+	if !st.HandshakeComplete {
 		return tls.ConnectionState{}, false
 	}
 	return st, true
