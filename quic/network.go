@@ -529,7 +529,9 @@ func acceptGreeting(ctx context.Context, n *Network, conn *quicgo.Conn) (*Stream
 		_ = conn.CloseWithError(quicgo.ApplicationErrorCode(CodeRefused), "aemp: no greeting stream")
 		return nil, err
 	}
-	return newStream(n, conn, qs), nil
+	s := newStream(n, conn, qs)
+	s.peerFirst = true
+	return s, nil
 }
 
 // refuseGreeting refuses the server's greeting stream on conn, which no

@@ -43,6 +43,8 @@ type Stream struct {
 	greetFirst bool
 	checked    bool
 	spoke      atomic.Bool
+	// peerFirst: the client's end of the server's greeting stream.
+	peerFirst bool
 }
 
 var _ net.Conn = (*Stream)(nil)
@@ -91,6 +93,11 @@ func handshakeComplete(c *quicgo.Conn) bool {
 	// Finished (and installed the keys that decrypt the client's data).
 	return c.ConnectionState().TLS.HandshakeComplete
 }
+
+// PeerGreetsFirst reports whether this is the client's end of the
+// server's greeting stream (ALPNGreetFirst), whose greeting came with the
+// QUIC handshake. It implements transport.PeerGreeter.
+func (s *Stream) PeerGreetsFirst() bool { return s.peerFirst }
 
 // GreetsFirst reports whether this is the server's greeting stream
 // (ALPNGreetFirst), on which this side greets first. It implements

@@ -170,6 +170,23 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 		}
 		m.Receive(time.Now(), p)
 	}
+	if pg, ok := conn.(PeerGreeter); ok && pg.PeerGreetsFirst() {
+		// The peer's lines are already on their way (or here): take them
+		// before writing ours, so that our auth line, which answers
+		// them, leaves with our greeting in one write.
+		arm()
+		n, err := conn.Read(buf)
+		if n > 0 {
+			feed(buf[:n])
+		}
+		if err != nil {
+			if deadlineHit(err) {
+				m.Tick(time.Now())
+			} else {
+				m.PeerClosed(time.Now(), err)
+			}
+		}
+	}
 	for {
 		act := pending
 		pending = nil

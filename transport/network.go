@@ -65,6 +65,15 @@ type EarlyGreeter interface {
 	GreetsFirst() bool
 }
 
+// PeerGreeter is implemented by dialed streams on which the peer speaks
+// first (the stream DialMessaging returns when the server greets first).
+// When PeerGreetsFirst is true, the connecting side reads the peer's
+// lines before it writes its own, so that its greeting and the auth line
+// that answers the peer's go out in one write.
+type PeerGreeter interface {
+	PeerGreetsFirst() bool
+}
+
 // GreetFirstListener is implemented by listeners that can hand out
 // streams on which this side greets first (EarlyGreeter) but do so only
 // when told: a Node tells the listeners it serves, since it handles them.
