@@ -3,6 +3,7 @@ package quic
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"slices"
 	"sync"
@@ -131,7 +132,8 @@ func (l *Listener) acceptConns() {
 // then (Stream.Read). A client that never completes the handshake gets
 // the greeting and nothing else, until quic-go drops the connection.
 func (l *Listener) acceptConn(c *quicgo.Conn) {
-	if c.ConnectionState().TLS.NegotiatedProtocol == ALPNGreetFirst {
+	alpn := c.ConnectionState().TLS.NegotiatedProtocol
+	if alpn == ALPNGreetFirst {
 		// Before the greeting is made: the Node asks AcceptsStreams.
 		l.n.setServing(c, l)
 		if qs, err := c.OpenStream(); err == nil {
@@ -160,21 +162,22 @@ func (l *Listener) acceptConn(c *quicgo.Conn) {
 		l.n.wg.Done()
 		return
 	}
-	l.n.log.Debug("quic: accepted connection", "remote", c.RemoteAddr().String(), "local", c.LocalAddr().String(), "alpn", c.ConnectionState().TLS.NegotiatedProtocol)
+	if l.n.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.n.log.Debug("quic: accepted connection", "remote", c.RemoteAddr().String(), "local", c.LocalAddr().String(), "alpn", alpn)
+	}
 	l.n.setServing(c, l)
-	l.acceptStreams(c)
+	l.acceptStreams(c, false)
 }
 
 // acceptStreams hands the streams the peer opens on c to Accept until c
 // ends. Once the listener is closed it refuses them instead, so the peer
-// learns at once that nobody listens.
-func (l *Listener) acceptStreams(c *quicgo.Conn) {
+// learns at once that nobody listens. unclaimed: c is a connection we
+// dialed whose server greets first, and no messaging Dial took the
+// server's greeting stream; it is refused.
+func (l *Listener) acceptStreams(c *quicgo.Conn, unclaimed bool) {
 	defer l.n.wg.Done()
 	defer l.n.untrackAccepted(c)
 	defer l.n.setServing(c, nil)
-	// On a connection we dialed whose server greets first, the server's
-	// greeting stream arrives here unless a messaging Dial took it first.
-	unclaimed := c.ConnectionState().TLS.NegotiatedProtocol == ALPNGreetFirst
 	for {
 		s, err := c.AcceptStream(context.Background())
 		if err != nil {

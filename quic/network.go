@@ -504,14 +504,16 @@ func (n *Network) connTo(ctx context.Context, addr string, dst netip.AddrPort, m
 			// It refuses the server's greeting stream if nobody took it.
 			n.wg.Add(1)
 			n.serving[conn] = ep.l
-			go ep.l.acceptStreams(conn)
+			go ep.l.acceptStreams(conn, greetFirst && greet == nil)
 		} else if greetFirst && greet == nil {
 			n.wg.Add(1)
 			go n.refuseGreeting(conn)
 		}
 		n.mu.Unlock()
 		context.AfterFunc(conn.Context(), func() { n.dropConn(dst, conn) })
-		n.log.Debug("quic: connected", "remote", conn.RemoteAddr().String(), "local", conn.LocalAddr().String(), "alpn", conn.ConnectionState().TLS.NegotiatedProtocol)
+		if n.log.Enabled(ctx, slog.LevelDebug) {
+			n.log.Debug("quic: connected", "remote", conn.RemoteAddr().String(), "local", conn.LocalAddr().String(), "greet-first", greetFirst)
+		}
 		return conn, greet, nil
 	}
 }
