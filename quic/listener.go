@@ -21,7 +21,7 @@ const acceptQueue = 64
 // arrive on one UDP socket. It implements net.Listener.
 type Listener struct {
 	n       *Network
-	ql      *quicgo.EarlyListener
+	ql      quicListener
 	addr    net.Addr
 	streams chan *Stream
 
@@ -36,7 +36,14 @@ type Listener struct {
 
 var _ net.Listener = (*Listener)(nil)
 
-func newListener(n *Network, ql *quicgo.EarlyListener, addr net.Addr, greetFirst *atomic.Bool) *Listener {
+// quicListener is a *quicgo.EarlyListener (the server can greet first)
+// or a *quicgo.Listener (it never does: Config.TLS set).
+type quicListener interface {
+	Accept(context.Context) (*quicgo.Conn, error)
+	Close() error
+}
+
+func newListener(n *Network, ql quicListener, addr net.Addr, greetFirst *atomic.Bool) *Listener {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Listener{n: n, ql: ql, addr: addr, streams: make(chan *Stream, acceptQueue), ctx: ctx, cancel: cancel, greetFirst: greetFirst}
 }
@@ -123,8 +130,8 @@ func (l *Listener) acceptConns() {
 	}
 }
 
-// acceptConn serves a connection the early listener returned, before the
-// client's Finished. When the server greets first (ALPNGreetFirst) it
+// acceptConn serves a connection the listener returned: an early
+// listener's, before the client's Finished. When the server greets first (ALPNGreetFirst) it
 // opens the greeting stream at once and hands it to Accept, so the Node
 // greets in 0.5-RTT data. Everything else waits for the handshake to be
 // complete: the connection joins the Network (Dial may reuse it), and the

@@ -247,9 +247,16 @@ func (n *Network) Listen(ctx context.Context, addr string) (net.Listener, error)
 	// Finished, so that a server that greets first (ALPNGreetFirst) can
 	// send its greeting as 0.5-RTT data. 0-RTT stays off (Allow0RTT is
 	// false in listenCfg): nothing the client sends is read before its
-	// handshake is complete (see acceptConn).
+	// handshake is complete (see acceptConn). A Network that never
+	// greets first (Config.TLS set) keeps the plain listener.
 	greetFirst := new(atomic.Bool)
-	ql, err := ep.tr.ListenEarly(serverTLS(n.serverTLS, greetFirst), n.listenCfg)
+	var ql quicListener
+	var err error
+	if tc := serverTLS(n.serverTLS, greetFirst); tc != n.serverTLS {
+		ql, err = ep.tr.ListenEarly(tc, n.listenCfg)
+	} else {
+		ql, err = ep.tr.Listen(tc, n.listenCfg)
+	}
 	if err != nil {
 		_ = ep.tr.Close()
 		_ = udp.Close()
