@@ -166,8 +166,9 @@
 // initiator writes nothing after the header until it has the answer; a
 // target refuses a stream with bytes after the header. There is no QUIC
 // or TLS 0-RTT anywhere in this package (quic-go's Allow0RTT stays off and
-// Dial never uses DialEarly; the listener is an early listener only so
-// that the server can send 0.5-RTT data), so nothing can be replayed.
+// Dial never uses DialEarly; with Config.TLS nil the listener is an early
+// listener only so that the server can send 0.5-RTT data), so nothing can
+// be replayed.
 //
 // The security argument. A header carries no credential: the target
 // accepts it only for the peer node ID that completed a messaging
