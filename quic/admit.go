@@ -51,7 +51,10 @@ func (n *Network) IncomingConns() (open int, refused int64) {
 	return int(n.incoming.Load()), n.refusedConns.Load()
 }
 
-// PeerSpoke reports that the peer sent on this stream: a QUIC peer's
-// stream reaches Accept only once its first frame arrived. The Node's
-// listener then never counts the handshake as silent (transport.Spoker).
-func (s *Stream) PeerSpoke() bool { return true }
+// PeerSpoke reports whether the peer sent on this stream: a QUIC peer's
+// stream reaches Accept only once its first frame arrived, so always,
+// except on the server's greeting stream (ALPNGreetFirst), which the
+// server opened before the client said anything: there once the client's
+// data has been read. The Node's listener never drops a handshake whose
+// peer spoke to make room (transport.Spoker).
+func (s *Stream) PeerSpoke() bool { return !s.greetFirst || s.spoke.Load() }

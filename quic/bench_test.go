@@ -42,7 +42,7 @@ func BenchmarkThroughput(b *testing.B) {
 // stream with serve, and closes it when the benchmark ends.
 func benchServer(b *testing.B, serve func(net.Conn)) string {
 	b.Helper()
-	srv := New(Config{})
+	srv := rawNetwork(Config{})
 	b.Cleanup(func() { _ = srv.Close() })
 	l, err := srv.Listen(context.Background(), "127.0.0.1:0")
 	if err != nil {
@@ -86,7 +86,7 @@ func benchThroughputRaw(b *testing.B) {
 			_, _ = c.Write([]byte{'k'})
 		}
 	})
-	cli := New(Config{})
+	cli := rawNetwork(Config{})
 	defer cli.Close()
 	c, err := cli.Dial(context.Background(), addr)
 	if err != nil {
@@ -207,7 +207,7 @@ func serveBlocks(c net.Conn) {
 func benchThroughputInterleaved(b *testing.B) {
 	const chunk = 64 << 10
 	addr := benchServer(b, serveBlocks)
-	cli := New(Config{})
+	cli := rawNetwork(Config{})
 	b.Cleanup(func() { _ = cli.Close() })
 	raw, err := cli.Dial(context.Background(), addr)
 	if err != nil {
@@ -345,7 +345,7 @@ func benchCerts(b *testing.B) (srv, cli *transport.TLSConfig) {
 // benchServerCfg is benchServer with a Network configuration.
 func benchServerCfg(b *testing.B, cfg Config, serve func(net.Conn)) string {
 	b.Helper()
-	srv := New(cfg)
+	srv := rawNetwork(cfg)
 	b.Cleanup(func() { _ = srv.Close() })
 	l, err := srv.Listen(context.Background(), "127.0.0.1:0")
 	if err != nil {
@@ -375,7 +375,7 @@ func prepHandshake(withTLS bool) func(b *testing.B) func() time.Duration {
 		addr := benchServerCfg(b, srvCfg, pingPong)
 		return func() time.Duration {
 			start := time.Now()
-			cli := New(cliCfg)
+			cli := rawNetwork(cliCfg)
 			c, err := cli.Dial(context.Background(), addr)
 			if err != nil {
 				b.Fatal(err)
@@ -404,7 +404,7 @@ func prepStream(confirmed bool) func(b *testing.B) func() time.Duration {
 			}
 		}
 		addr := benchServer(b, serve)
-		cli := New(Config{})
+		cli := rawNetwork(Config{})
 		b.Cleanup(func() { _ = cli.Close() })
 		warm, err := cli.Dial(context.Background(), addr)
 		if err != nil {
@@ -521,3 +521,8 @@ func prepNodeConnect(withTLS bool) func(b *testing.B) func() time.Duration {
 		}
 	}
 }
+
+// rawNetwork is the Network of the raw rows: it offers and selects ALPN
+// only, so a row is a plain QUIC handshake and streams, without the
+// greeting stream a server opens with ALPNGreetFirst, as before that.
+func rawNetwork(cfg Config) *Network { return newNetwork(cfg, true) }

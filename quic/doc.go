@@ -11,7 +11,9 @@
 // dialed first, the connection it opened to us; a connection that dies is
 // dropped from the pool and the next Dial opens a new one. One UDP
 // port per node serves everything: a listening Network accepts on it and
-// dials from it. The ALPN protocol is "aemp". Addresses are announced as
+// dials from it. The ALPN protocol is "aemp-sg1" (ALPNGreetFirst: the
+// server opens the messaging stream, see Server greets first) or "aemp"
+// (ALPN: the client opens every stream). Addresses are announced as
 // "quic://host:port".
 //
 // What QUIC adds: encryption of everything, including the AEMP handshake;
@@ -57,14 +59,20 @@
 //     handshake, and past half the cap they must first prove their source
 //     address with a Retry). Each stream starts an AEMP handshake on the node
 //     (or, for a direct data stream, waits for one on its connection): at most
-//     Config.MaxIncomingStreams open streams per connection, at most the
+//     Config.MaxIncomingStreams open streams per connection (plus the
+//     greeting stream the server opens on each connection, whose handshake
+//     counts as silent until the client's first bytes have been read, so
+//     it is the first dropped at the cap), at most the
 //     Node's MaxHandshakes unproven handshakes in progress per listener (a
 //     data connection that presents an id announced over an authenticated
 //     messaging connection is proven and never dropped; when full, a
 //     silent handshake is dropped or the listener waits), each bounded by the Node's
 //     HandshakeTimeout and the 4096-byte line limit.
 //   - It can read what a node says before authentication: its greeting
-//     (node ID, auth methods, framings, provider, the address it sees).
+//     (node ID, auth methods, framings, provider, the address it sees),
+//     which a listening node sends in its first flight, before the
+//     client's QUIC handshake is complete (Server greets first); nothing
+//     else before that, and nothing at all without Config.TLS nil.
 //   - It cannot pass the AEMP authentication: the auth line is an HMAC,
 //     keyed with the secret, over both sides' greetings and fresh nonces,
 //     so it can neither compute one nor replay or reflect one (a node
@@ -158,7 +166,9 @@
 // initiator writes nothing after the header until it has the answer; a
 // target refuses a stream with bytes after the header. There is no QUIC
 // or TLS 0-RTT anywhere in this package (quic-go's Allow0RTT stays off and
-// Dial never uses DialEarly), so nothing can be replayed.
+// Dial never uses DialEarly; with Config.TLS nil the listener is an early
+// listener only so that the server can send 0.5-RTT data), so nothing can
+// be replayed.
 //
 // The security argument. A header carries no credential: the target
 // accepts it only for the peer node ID that completed a messaging
@@ -188,6 +198,72 @@
 // the init function starts half a round trip before the initiator hears
 // the answer, the promise on failure is: when ConnectTo fails, an init
 // function that did run sees its stream closed before any byte arrives.
+//
+// # Server greets first
+//
+// On a QUIC connection with Config.TLS nil on both ends, the AEMP server
+// (the QUIC server) greets first: the QUIC handshake and the messaging
+// handshake overlap by one round trip.
+//
+//	0     client: ClientHello (ALPN offer "aemp-sg1", "aemp")
+//	0.5   server: its flight up to its Finished, and, as 0.5-RTT data on
+//	      stream 1, which it opens itself, its greeting and nonce lines
+//	1     client: handshake complete; the greeting is there: its Finished,
+//	      its greeting, nonce and auth line (hmac_sha3_512_cb) in one flight
+//	1.5   server: handshake complete, client's lines read and checked, its
+//	      own auth line sent: the node is up on the server
+//	2     client: the server's auth line: Connect returns
+//
+// With the client opening the stream (ALPN "aemp"), the server learns of
+// it only with the client's greeting at 1.5 and is up at 2.5 (the client
+// at 2 either way). A raw QUIC handshake plus a one-byte echo takes 2.
+//
+// Negotiation. A Network with Config.TLS nil offers "aemp-sg1" before
+// "aemp" as a client, and its listeners select "aemp-sg1" when offered
+// once a transport.Node serves them (Listener.EnableGreetFirst; Listen
+// alone keeps streams opened by peers only); a version before it offers
+// and selects "aemp" only, so either end of an older version gives the
+// client-opened stream. The client learns the choice from the negotiated
+// protocol. Then DialMessaging, which a Node uses for messaging
+// connections, returns the server's stream on a connection it opens (the
+// server writes on it first, so it arrives with the handshake); Dial and
+// every later stream are opened by the client, as before, and a greeting
+// stream no messaging connection took is refused. The Node's acceptor
+// sends its greeting at once on such a stream (transport.EarlyGreeter,
+// handshake.Config.EarlyGreeting: the greeting cannot depend on the
+// client's, so only messaging connections, which need no extra keys, use
+// it), but still decides on the client's greeting (the tie-break between
+// two connections of one pair) before it answers. The AEMP roles are
+// unchanged: the client is the connecting side, the server the accepting
+// side, with the same MACs.
+//
+// Security. Sending the greeting early gives an unauthenticated client
+// nothing it could not have had by completing the handshake (Config.TLS
+// nil authenticates no client). Nothing the client sends is used before
+// its QUIC handshake is complete: crypto/tls hands quic-go the keys that
+// decrypt the client's 1-RTT data only after verifying its Finished (RFC
+// 9001, 5.7), and the greeting stream's Read fails should data ever come
+// before HandshakeComplete; the connection joins the pool, and streams the
+// client opens reach Accept, only once it is complete; 0-RTT stays off. So
+// no auth line, direct data stream or message of a client is read before
+// its Finished (TestGreetFirstHandshakeNotComplete: a client that knows
+// the secret and withholds its Finished gets the greeting and nothing
+// else). hmac_sha3_512_cb binds the exporter (RFC 9266): the server takes
+// it from the TLS session as soon as it sent its Finished (crypto/tls
+// derives it then, from the transcript up to that Finished, RFC 8446
+// 7.5), which is the value the client derives; the client's auth line
+// covers it, so a relay between two QUIC sessions still fails. A client
+// that never completes its handshake costs the server its key exchange and
+// signature, as before, plus one handshake on the greeting stream that
+// counts as silent at the Node's MaxHandshakes (dropped first when the cap
+// is full, TestGreetFirstSilentDropped) and ends with the QUIC handshake
+// timeout; spoofed source addresses are bounded by Config.MaxIncomingConns
+// and the Retry past half of it, as before.
+//
+// With Config.TLS set, "aemp" only is offered and selected: a greeting
+// sent before the client's certificate is verified would reach clients
+// the CAs never issued a certificate to. There chanauth (Security) already
+// brings the server up at 1.5.
 //
 // Streams (type Stream) are net.Conns: deadlines map to the stream's;
 // CloseWrite sends a FIN and leaves reading open; Close stops reading

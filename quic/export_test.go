@@ -11,3 +11,15 @@ func NewWithPacketConns(cfg Config, listen func(addr string) (net.PacketConn, er
 	n.listenPacket = listen
 	return n
 }
+
+// NewOldWithPacketConns is NewWithPacketConns for a Network that behaves
+// as a version before ALPNGreetFirst: it offers and selects ALPN only.
+func NewOldWithPacketConns(cfg Config, listen func(addr string) (net.PacketConn, error)) *Network {
+	n := newNetwork(cfg, true)
+	n.listenPacket = listen
+	return n
+}
+
+// NewOld is New for a Network that behaves as a version before
+// ALPNGreetFirst.
+func NewOld(cfg Config) *Network { return newNetwork(cfg, true) }

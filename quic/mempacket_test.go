@@ -26,6 +26,16 @@ type memPackets struct {
 	nextPort uint16
 	sent     int // datagrams handed to the link
 	dropped  int // datagrams dropped at a full queue or a missing socket
+	// filter, if set, rewrites each datagram sent from one socket to
+	// another (nil drops it): hostile tests play a peer on the path.
+	filter func(from, to netip.AddrPort, p []byte) []byte
+}
+
+// setFilter sets the link's filter (see memPackets.filter).
+func (m *memPackets) setFilter(f func(from, to netip.AddrPort, p []byte) []byte) {
+	m.mu.Lock()
+	m.filter = f
+	m.mu.Unlock()
 }
 
 // memQueue bounds, per socket, the datagrams in flight toward it plus
@@ -155,12 +165,19 @@ func (s *memSock) WriteTo(p []byte, addr net.Addr) (int, error) {
 	m := s.net
 	m.mu.Lock()
 	dst := m.socks[ap]
+	filter := m.filter
 	m.sent++
 	if dst == nil {
 		m.dropped++
 	}
 	m.mu.Unlock()
-	if dst != nil && !dst.enqueue(memDatagram{due: time.Now().Add(m.delay), data: append([]byte(nil), p...), from: s.addr}) {
+	data := append([]byte(nil), p...)
+	if filter != nil {
+		if data = filter(s.addr.AddrPort(), ap, data); data == nil {
+			return len(p), nil
+		}
+	}
+	if dst != nil && !dst.enqueue(memDatagram{due: time.Now().Add(m.delay), data: data, from: s.addr}) {
 		m.mu.Lock()
 		m.dropped++
 		m.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -70,6 +71,7 @@ type Config struct {
 // dials from it too. It is safe for concurrent use.
 type Network struct {
 	cfg       Config
+	old       bool // behave as a version before ALPNGreetFirst (tests)
 	log       *slog.Logger
 	serverTLS *tls.Config // nil until the first Listen when cfg.TLS is nil (see serverConfig)
 	clientTLS *tls.Config
@@ -131,7 +133,11 @@ type poolEntry struct {
 
 // New returns a Network. It does not open any socket until Listen or Dial.
 // A TLS configuration that cannot be used is reported by Listen and Dial.
-func New(cfg Config) *Network {
+func New(cfg Config) *Network { return newNetwork(cfg, false) }
+
+// newNetwork is New; old makes the Network behave as a version before
+// ALPNGreetFirst (tests of the fallback).
+func newNetwork(cfg Config, old bool) *Network {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
@@ -146,6 +152,7 @@ func New(cfg Config) *Network {
 	}
 	n := &Network{
 		cfg:       cfg,
+		old:       old,
 		log:       cfg.Logger,
 		listeners: make(map[*Listener]struct{}),
 		pool:      make(map[netip.AddrPort]*poolEntry),
@@ -156,7 +163,7 @@ func New(cfg Config) *Network {
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
-	n.serverTLS, n.clientTLS, n.tlsErr = tlsConfigs(cfg.TLS)
+	n.serverTLS, n.clientTLS, n.tlsErr = tlsConfigs(cfg.TLS, old)
 	keepAlive := cfg.KeepAlivePeriod
 	if keepAlive < 0 {
 		keepAlive = 0
@@ -175,6 +182,12 @@ func New(cfg Config) *Network {
 	// listener, so two nodes share one QUIC connection whichever dialed.
 	n.dialCfg = n.listenCfg.Clone()
 	n.dialCfg.MaxIncomingStreams = -1
+	if n.clientTLS != nil && slices.Contains(n.clientTLS.NextProtos, ALPNGreetFirst) {
+		// Except the server's greeting stream (ALPNGreetFirst), which
+		// Dial takes; one more that a server might open is never
+		// accepted.
+		n.dialCfg.MaxIncomingStreams = 1
+	}
 	return n
 }
 
@@ -222,7 +235,7 @@ func (n *Network) Listen(ctx context.Context, addr string) (net.Listener, error)
 	if n.serverTLS == nil {
 		// Config.TLS is nil: the throw-away certificate is made on the
 		// first Listen, so a Network that only dials never makes one.
-		sc, err := ephemeralServerConfig()
+		sc, err := ephemeralServerConfig(n.old)
 		if err != nil {
 			_ = udp.Close()
 			return nil, err
@@ -230,14 +243,27 @@ func (n *Network) Listen(ctx context.Context, addr string) (net.Listener, error)
 		n.serverTLS = sc
 	}
 	ep := n.newEndpoint(udp)
-	ql, err := ep.tr.Listen(n.serverTLS, n.listenCfg)
+	// An early listener returns connections before the client's
+	// Finished, so that a server that greets first (ALPNGreetFirst) can
+	// send its greeting as 0.5-RTT data. 0-RTT stays off (Allow0RTT is
+	// false in listenCfg): nothing the client sends is read before its
+	// handshake is complete (see acceptConn). A Network that never
+	// greets first (Config.TLS set) keeps the plain listener.
+	greetFirst := new(atomic.Bool)
+	var ql quicListener
+	var err error
+	if tc := serverTLS(n.serverTLS, greetFirst); tc != n.serverTLS {
+		ql, err = ep.tr.ListenEarly(tc, n.listenCfg)
+	} else {
+		ql, err = ep.tr.Listen(tc, n.listenCfg)
+	}
 	if err != nil {
 		_ = ep.tr.Close()
 		_ = udp.Close()
 		return nil, &Error{Op: "listen", Addr: addr, Err: ErrAddress, Cause: err}
 	}
 	n.endpoints = append(n.endpoints, ep)
-	l := newListener(n, ql, udp.LocalAddr())
+	l := newListener(n, ql, udp.LocalAddr(), greetFirst)
 	ep.l = l
 	n.listeners[l] = struct{}{}
 	n.wg.Add(1)
@@ -316,6 +342,20 @@ func (n *Network) endpointFor(dst netip.Addr) (*endpoint, error) {
 // The peer's Listener sees the stream once this side writes to it (AEMP
 // peers write their greeting at once).
 func (n *Network) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	return n.dial(ctx, addr, false)
+}
+
+// DialMessaging is Dial for the stream of a messaging connection. When it
+// opens a new QUIC connection and the server greets first (ALPN
+// ALPNGreetFirst, see the package doc), the stream is the one the server
+// opened in its first flight, with the server's greeting already in it;
+// otherwise it is a new stream, as Dial's. It implements
+// transport.MessagingDialer.
+func (n *Network) DialMessaging(ctx context.Context, addr string) (net.Conn, error) {
+	return n.dial(ctx, addr, true)
+}
+
+func (n *Network) dial(ctx context.Context, addr string, messaging bool) (net.Conn, error) {
 	if n.tlsErr != nil {
 		return nil, n.tlsErr
 	}
@@ -326,9 +366,12 @@ func (n *Network) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	// A pooled connection may die between the pool lookup and the stream
 	// opening; then retry once on a fresh one.
 	for attempt := 0; ; attempt++ {
-		conn, err := n.connTo(ctx, addr, dst)
+		conn, greet, err := n.connTo(ctx, addr, dst, messaging)
 		if err != nil {
 			return nil, err
+		}
+		if greet != nil {
+			return greet, nil
 		}
 		s, err := conn.OpenStreamSync(ctx)
 		if err == nil {
@@ -381,24 +424,27 @@ func resolve(ctx context.Context, addr string) (netip.AddrPort, error) {
 }
 
 // connTo returns the live pooled connection to dst, opening one if there
-// is none. Concurrent callers share one attempt.
-func (n *Network) connTo(ctx context.Context, addr string, dst netip.AddrPort) (*quicgo.Conn, error) {
+// is none. Concurrent callers share one attempt. When the server greets
+// first (ALPNGreetFirst), the caller that opened it also gets the stream
+// the server opened if it asked for it (messaging); otherwise that stream
+// is refused, so the server's Node gives up on it at once.
+func (n *Network) connTo(ctx context.Context, addr string, dst netip.AddrPort, messaging bool) (*quicgo.Conn, *Stream, error) {
 	for {
 		n.mu.Lock()
 		if n.closed {
 			n.mu.Unlock()
-			return nil, &Error{Op: "dial", Addr: addr, Err: ErrClosed}
+			return nil, nil, &Error{Op: "dial", Addr: addr, Err: ErrClosed}
 		}
 		if e := n.pool[dst]; e != nil {
 			n.mu.Unlock()
 			select {
 			case <-e.ready:
 			case <-ctx.Done():
-				return nil, &Error{Op: "dial", Addr: addr, Err: ErrHandshake, Cause: ctx.Err()}
+				return nil, nil, &Error{Op: "dial", Addr: addr, Err: ErrHandshake, Cause: ctx.Err()}
 			}
 			if e.err == nil {
 				if e.conn.Context().Err() == nil {
-					return e.conn, nil
+					return e.conn, nil, nil
 				}
 				n.dropConn(dst, e.conn)
 				continue
@@ -407,17 +453,17 @@ func (n *Network) connTo(ctx context.Context, addr string, dst netip.AddrPort) (
 			if errors.As(e.err, &qe) && (errors.Is(qe.Cause, context.Canceled) || errors.Is(qe.Cause, context.DeadlineExceeded)) && ctx.Err() == nil {
 				continue // the other caller gave up; try on our own
 			}
-			return nil, e.err
+			return nil, nil, e.err
 		}
 		if c := n.inbound[dst]; c != nil && c.Context().Err() == nil {
 			n.mu.Unlock()
-			return c, nil
+			return c, nil, nil
 		}
 		e := &poolEntry{ready: make(chan struct{})}
 		ep, err := n.endpointFor(dst.Addr())
 		if err != nil {
 			n.mu.Unlock()
-			return nil, &Error{Op: "dial", Addr: addr, Err: ErrAddress, Cause: err}
+			return nil, nil, &Error{Op: "dial", Addr: addr, Err: ErrAddress, Cause: err}
 		}
 		n.pool[dst] = e
 		n.mu.Unlock()
@@ -430,6 +476,13 @@ func (n *Network) connTo(ctx context.Context, addr string, dst netip.AddrPort) (
 			cfg = n.listenCfg
 		}
 		conn, err := ep.tr.Dial(ctx, net.UDPAddrFromAddrPort(dst), n.clientTLS, cfg)
+		var greet *Stream
+		greetFirst := err == nil && conn.ConnectionState().TLS.NegotiatedProtocol == ALPNGreetFirst
+		if greetFirst && messaging {
+			// The server's stream, opened in its first flight, came with
+			// the handshake: take it before anybody accepts streams.
+			greet, err = acceptGreeting(ctx, n, conn)
+		}
 
 		n.mu.Lock()
 		if err == nil && n.closed {
@@ -450,21 +503,59 @@ func (n *Network) connTo(ctx context.Context, addr string, dst netip.AddrPort) (
 			}
 			close(e.ready)
 			n.mu.Unlock()
-			return nil, e.err
+			return nil, nil, e.err
 		}
 		e.conn = conn
 		close(e.ready)
 		if ep.l != nil {
+			// It refuses the server's greeting stream if nobody took it.
 			n.wg.Add(1)
 			n.serving[conn] = ep.l
-			go ep.l.acceptStreams(conn)
+			go ep.l.acceptStreams(conn, greetFirst && greet == nil)
+		} else if greetFirst && greet == nil {
+			n.wg.Add(1)
+			go n.refuseGreeting(conn)
 		}
 		n.mu.Unlock()
 		context.AfterFunc(conn.Context(), func() { n.dropConn(dst, conn) })
-		n.log.Debug("quic: connected", "remote", conn.RemoteAddr().String(), "local", conn.LocalAddr().String())
-		return conn, nil
+		if n.log.Enabled(ctx, slog.LevelDebug) {
+			n.log.Debug("quic: connected", "remote", conn.RemoteAddr().String(), "local", conn.LocalAddr().String(), "greet-first", greetFirst)
+		}
+		return conn, greet, nil
 	}
 }
+
+// acceptGreeting returns the first stream the server opened on conn, its
+// greeting stream (ALPNGreetFirst). A server that opens none within ctx,
+// or another stream first, breaks the protocol: conn is closed.
+func acceptGreeting(ctx context.Context, n *Network, conn *quicgo.Conn) (*Stream, error) {
+	qs, err := conn.AcceptStream(ctx)
+	if err == nil && qs.StreamID() != firstServerStream {
+		refuse(qs)
+		err = errors.New("the server's first stream is not its greeting stream")
+	}
+	if err != nil {
+		_ = conn.CloseWithError(quicgo.ApplicationErrorCode(CodeRefused), "aemp: no greeting stream")
+		return nil, err
+	}
+	s := newStream(n, conn, qs)
+	s.peerFirst = true
+	return s, nil
+}
+
+// refuseGreeting refuses the server's greeting stream on conn, which no
+// messaging connection took (conn was dialed for a data connection, from
+// a socket without a listener).
+func (n *Network) refuseGreeting(conn *quicgo.Conn) {
+	defer n.wg.Done()
+	if qs, err := conn.AcceptStream(conn.Context()); err == nil {
+		refuse(qs)
+	}
+}
+
+// firstServerStream is the ID of the first bidirectional stream a QUIC
+// server opens (RFC 9000, 2.1).
+const firstServerStream = 1
 
 // dropConn removes conn from the pool if it is still the entry for dst.
 func (n *Network) dropConn(dst netip.AddrPort, conn *quicgo.Conn) {
@@ -481,11 +572,11 @@ func (n *Network) dropConn(dst netip.AddrPort, conn *quicgo.Conn) {
 // handshake is complete; with Config.TLS nil it is always false.
 func (n *Network) TLSState(c net.Conn) (tls.ConnectionState, bool) {
 	s, isStream := n.streamOf(c)
-	if !isStream {
+	if !isStream || n.cfg.TLS == nil {
 		return tls.ConnectionState{}, false
 	}
 	st := s.conn.ConnectionState().TLS
-	if n.cfg.TLS == nil || !st.HandshakeComplete {
+	if !st.HandshakeComplete {
 		return tls.ConnectionState{}, false
 	}
 	return st, true
@@ -502,7 +593,42 @@ func (n *Network) ChannelBinding(c net.Conn) []byte {
 	if !isStream {
 		return nil
 	}
+	st := s.conn.ConnectionState().TLS
+	if st.HandshakeComplete {
+		return transport.ChannelBindingOf(st)
+	}
+	if s.greetFirst {
+		// The server's greeting stream, before the client's Finished: the
+		// exporter is known since the server sent its Finished (RFC 8446
+		// 7.5: its transcript ends there), and is the client's.
+		if v := earlyExporter(st); v != nil {
+			return v
+		}
+	}
+	select {
+	case <-s.conn.HandshakeComplete():
+	case <-s.conn.Context().Done():
+		return nil
+	}
 	return transport.ChannelBindingOf(s.conn.ConnectionState().TLS)
+}
+
+// earlyExporter is the tls-exporter value of a server's TLS 1.3 session
+// whose handshake waits for the client's Finished, or nil. crypto/tls
+// derives it when the server sends its Finished; quic-go's early
+// listener returns a connection only after that flight (a recover guards
+// against a future change that would return it before).
+func earlyExporter(st tls.ConnectionState) (v []byte) {
+	if st.Version != tls.VersionTLS13 {
+		return nil
+	}
+	defer func() {
+		if recover() != nil {
+			v = nil
+		}
+	}()
+	st.HandshakeComplete = true // ChannelBindingOf wants it; the exporter is final
+	return transport.ChannelBindingOf(st)
 }
 
 // Close closes every listener and QUIC connection (sending

@@ -35,6 +35,14 @@ func newVPair(t *testing.T, tls, reverse bool, ca *testca.CA) *vPair {
 // newVPairCfg is newVPair with mod applied to both nodes' configurations.
 func newVPairCfg(t *testing.T, tls, reverse bool, ca *testca.CA, mod func(*transport.Config)) *vPair {
 	t.Helper()
+	return newVPairOld(t, tls, reverse, ca, mod, "")
+}
+
+// newVPairOld is newVPairCfg where the node named old ("a", "b" or "")
+// runs on a Network that behaves as a version before
+// quic.ALPNGreetFirst.
+func newVPairOld(t *testing.T, tls, reverse bool, ca *testca.CA, mod func(*transport.Config), old string) *vPair {
+	t.Helper()
 	p := &vPair{link: newMemPackets(vDelay), called: make(chan rttCall, 4)}
 	var closers []func()
 	p.close = func() {
@@ -62,6 +70,9 @@ func newVPairCfg(t *testing.T, tls, reverse bool, ca *testca.CA, mod func(*trans
 			t.Fatal(err)
 		}
 		nw := quic.NewWithPacketConns(qcfg, p.link.listen)
+		if id == old {
+			nw = quic.NewOldWithPacketConns(qcfg, p.link.listen)
+		}
 		closers = append(closers, func() { _ = nw.Close() }, func() { _ = n.Close() })
 		return n, nw
 	}
@@ -209,28 +220,45 @@ func TestSetupRTTVirtual(t *testing.T) {
 
 // TestNodeConnectRTTVirtual: a new node authenticating over a new QUIC
 // connection (BenchmarkSetup's node-connect rows), in virtual time as in
-// TestSetupRTTVirtual. The QUIC handshake lets the client send after 1
-// round trip; the target learns of the messaging stream with the
-// client's greeting (1.5). With a shared secret it answers with its
-// greeting and auth line, which complete the client's side (Connect
-// returns at 2), and the client's auth line completes the target's
-// (2.5). With certificates on both ends and no secret, both greetings
-// list handshake.ExtChannelAuth and no auth line is sent: the target is
-// done when it has sent its greeting (1.5), the client when that greeting
-// arrives (2); DisableTLSBind keeps the auth lines (2 and 2.5). The raw
-// row it is compared with, a QUIC handshake plus a 1-byte echo on a
-// stream, takes 2.
+// TestSetupRTTVirtual.
+//
+// With a shared secret and no certificates, both ends offer
+// quic.ALPNGreetFirst: the server opens the messaging stream in its first
+// flight and greets on it (0.5-RTT data), so the client has the server's
+// greeting when its handshake completes (1) and sends its greeting and
+// auth line at once; the target checks it, sends its auth line and is
+// done at 1.5, the client when that line arrives (2). The same with plain
+// hmac_sha3_512 (DisableChannelBinding).
+//
+// When either end is of an older version (it offers or selects quic.ALPN
+// only), the client opens the stream: the QUIC handshake lets it send
+// after 1 round trip; the target learns of the stream with the client's
+// greeting (1.5) and answers with its greeting and auth line, which
+// complete the client's side (2), and the client's auth line completes
+// the target's (2.5).
+//
+// With certificates on both ends and no secret (always quic.ALPN: the
+// server greets only clients whose certificate it verified), both
+// greetings list handshake.ExtChannelAuth and no auth line is sent: the
+// target is done when it has sent its greeting (1.5), the client when
+// that greeting arrives (2); DisableTLSBind keeps the auth lines (2 and
+// 2.5). The raw row it is compared with, a QUIC handshake plus a 1-byte
+// echo on a stream, takes 2.
 func TestNodeConnectRTTVirtual(t *testing.T) {
 	rtt := 2 * vDelay
 	for _, tc := range []struct {
 		name          string
 		tls           bool
 		mod           func(*transport.Config)
+		old           string // the node of an older version
 		local, remote time.Duration
 	}{
-		{"tls=false", false, nil, 2 * rtt, 5 * rtt / 2},
-		{"tls=true", true, nil, 2 * rtt, 3 * rtt / 2},
-		{"tls=true,DisableTLSBind", true, func(c *transport.Config) { c.DisableTLSBind = true }, 2 * rtt, 5 * rtt / 2},
+		{"tls=false", false, nil, "", 2 * rtt, 3 * rtt / 2},
+		{"tls=false,DisableChannelBinding", false, func(c *transport.Config) { c.DisableChannelBinding = true }, "", 2 * rtt, 3 * rtt / 2},
+		{"tls=false,old-server", false, nil, "b", 2 * rtt, 5 * rtt / 2},
+		{"tls=false,old-client", false, nil, "a", 2 * rtt, 5 * rtt / 2},
+		{"tls=true", true, nil, "", 2 * rtt, 3 * rtt / 2},
+		{"tls=true,DisableTLSBind", true, func(c *transport.Config) { c.DisableTLSBind = true }, "", 2 * rtt, 5 * rtt / 2},
 	} {
 		tls := tc.tls
 		t.Run(tc.name, func(t *testing.T) {
@@ -242,7 +270,7 @@ func TestNodeConnectRTTVirtual(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				p := newVPairCfg(t, tls, false, ca, tc.mod)
+				p := newVPairOld(t, tls, false, ca, tc.mod, tc.old)
 				up := make(chan time.Time, 1)
 				cancel := p.b.MonitorNodes(func(id string, isUp bool, _ error) {
 					if id == "a" && isUp {
@@ -279,7 +307,8 @@ func TestNodeConnectRTTVirtual(t *testing.T) {
 					}
 					srvCfg.TLS = tc
 				}
-				srv := quic.NewWithPacketConns(srvCfg, p.link.listen)
+				// Raw, as in BenchmarkSetup: quic.ALPN only.
+				srv := quic.NewOldWithPacketConns(srvCfg, p.link.listen)
 				defer srv.Close()
 				l, err := srv.Listen(context.Background(), "127.0.0.1:0")
 				if err != nil {
@@ -305,7 +334,7 @@ func TestNodeConnectRTTVirtual(t *testing.T) {
 					}
 					cliCfg.TLS = tc
 				}
-				cli := quic.NewWithPacketConns(cliCfg, p.link.listen)
+				cli := quic.NewOldWithPacketConns(cliCfg, p.link.listen)
 				defer cli.Close()
 				start = time.Now()
 				c, err := cli.Dial(context.Background(), l.Addr().String())

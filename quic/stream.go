@@ -35,6 +35,16 @@ type Stream struct {
 	// head holds what PeekByte read, served first by Read (only the
 	// reading goroutine touches it).
 	head []byte
+
+	// greetFirst: the server's greeting stream, opened before the QUIC
+	// handshake was complete (ALPNGreetFirst; server side only). Its
+	// Reads fail unless the handshake is complete (checked once, by the
+	// reading goroutine: checked), and spoke says whether the client sent.
+	greetFirst bool
+	checked    bool
+	spoke      atomic.Bool
+	// peerFirst: the client's end of the server's greeting stream.
+	peerFirst bool
 }
 
 var _ net.Conn = (*Stream)(nil)
@@ -55,11 +65,44 @@ func (s *Stream) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	n, err := s.s.Read(p)
+	if n > 0 && s.greetFirst && !s.checked {
+		if !handshakeComplete(s.conn) {
+			// quic-go cannot decrypt the client's 1-RTT data before its
+			// Finished; should it ever hand any over, none is used.
+			refuse(s.s)
+			return 0, &Error{Op: "read", Err: ErrHandshake, Cause: errors.New("stream data before the QUIC handshake was complete")}
+		}
+		s.checked = true
+		s.spoke.Store(true)
+	}
 	if err != nil {
 		err = s.mapError("read", err)
 	}
 	return n, err
 }
+
+// handshakeComplete reports whether c's handshake is complete: the client's
+// Finished was verified.
+func handshakeComplete(c *quicgo.Conn) bool {
+	select {
+	case <-c.HandshakeComplete():
+		return true
+	default:
+	}
+	// quic-go closes the channel a moment after crypto/tls verified the
+	// Finished (and installed the keys that decrypt the client's data).
+	return c.ConnectionState().TLS.HandshakeComplete
+}
+
+// PeerGreetsFirst reports whether this is the client's end of the
+// server's greeting stream (ALPNGreetFirst), whose greeting came with the
+// QUIC handshake. It implements transport.PeerGreeter.
+func (s *Stream) PeerGreetsFirst() bool { return s.peerFirst }
+
+// GreetsFirst reports whether this is the server's greeting stream
+// (ALPNGreetFirst), on which this side greets first. It implements
+// transport.EarlyGreeter.
+func (s *Stream) GreetsFirst() bool { return s.greetFirst }
 
 // Write writes to the stream. It blocks while the peer's flow-control
 // window is full.

@@ -15,9 +15,29 @@ import (
 	"github.com/aemp-go/dataconn/transport"
 )
 
-// ALPN is the application protocol negotiated on every QUIC connection of
-// this package. A peer that does not offer it is refused in the handshake.
+// ALPN is the application protocol of the QUIC connections of this
+// package on which the client opens the messaging stream: every
+// connection with Config.TLS set, and those with a peer of an older
+// version. A peer that offers neither it nor ALPNGreetFirst is refused in
+// the handshake.
 const ALPN = "aemp"
+
+// ALPNGreetFirst is the application protocol of a QUIC connection on
+// which the server opens the first stream in its first flight (0.5-RTT
+// data, never 0-RTT) and greets on it first (package doc, "Server greets
+// first"). Networks with Config.TLS nil offer it before ALPN, as clients
+// and as servers; a peer of an older version offers or selects only ALPN.
+const ALPNGreetFirst = "aemp-sg1"
+
+// alpns returns the protocols a Network offers: with no certificates
+// (tc nil, and not told to behave as an older version) ALPNGreetFirst
+// first.
+func alpns(tc *transport.TLSConfig, old bool) []string {
+	if tc == nil && !old {
+		return []string{ALPNGreetFirst, ALPN}
+	}
+	return []string{ALPN}
+}
 
 // tlsConfigs returns the crypto/tls configurations of the server and the
 // client side of every QUIC connection of a Network.
@@ -31,13 +51,13 @@ const ALPN = "aemp"
 // Network makes the server side on its first Listen (ephemeralServerConfig),
 // so that one that only dials never pays for a key and a signature. QUIC
 // still encrypts, but nobody is authenticated by it.
-func tlsConfigs(tc *transport.TLSConfig) (server, client *tls.Config, err error) {
+func tlsConfigs(tc *transport.TLSConfig, old bool) (server, client *tls.Config, err error) {
 	if tc == nil {
 		client = &tls.Config{
 			// Deliberate: with no TLS configuration, authentication comes
 			// only from the AEMP handshake on every stream.
 			InsecureSkipVerify: true, //nolint:gosec // see package doc
-			NextProtos:         []string{ALPN},
+			NextProtos:         alpns(nil, old),
 			MinVersion:         tls.VersionTLS13,
 		}
 		return nil, client, nil
@@ -83,14 +103,14 @@ func tlsConfigs(tc *transport.TLSConfig) (server, client *tls.Config, err error)
 // ephemeralServerConfig is the server side of a Network without TLS
 // configuration: an ephemeral self-signed certificate made here, which
 // peers do not verify.
-func ephemeralServerConfig() (*tls.Config, error) {
+func ephemeralServerConfig(old bool) (*tls.Config, error) {
 	cert, err := ephemeralCertificate()
 	if err != nil {
 		return nil, err
 	}
 	return &tls.Config{
 		Certificates: []tls.Certificate{cert},
-		NextProtos:   []string{ALPN},
+		NextProtos:   alpns(nil, old),
 		MinVersion:   tls.VersionTLS13,
 	}, nil
 }

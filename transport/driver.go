@@ -127,6 +127,14 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 			setDeadline(raw.SetDeadline, dl)
 		}
 	}
+	// deadlineHit: err is the expiry of the deadline arm set (the
+	// machine's), which Tick turns into the machine's timeout. Another
+	// timeout, such as a QUIC connection's idle timeout, ends the stream
+	// for good: it is the peer closing, or every later Read would fail
+	// at once again and the loop would spin until the machine's deadline.
+	deadlineHit := func(err error) bool {
+		return isTimeout(err) && ctx.Err() == nil && !time.Now().Before(m.Deadline())
+	}
 	var pending handshake.Action // an action polled while coalescing writes
 	// held is the part of a read not fed yet: a read is fed up to the end
 	// of the peer's nonce line first (its second line), so that the auth
@@ -162,6 +170,23 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 		}
 		m.Receive(time.Now(), p)
 	}
+	if pg, ok := conn.(PeerGreeter); ok && pg.PeerGreetsFirst() {
+		// The peer's lines are already on their way (or here): take them
+		// before writing ours, so that our auth line, which answers
+		// them, leaves with our greeting in one write.
+		arm()
+		n, err := conn.Read(buf)
+		if n > 0 {
+			feed(buf[:n])
+		}
+		if err != nil {
+			if deadlineHit(err) {
+				m.Tick(time.Now())
+			} else {
+				m.PeerClosed(time.Now(), err)
+			}
+		}
+	}
 	for {
 		act := pending
 		pending = nil
@@ -195,7 +220,7 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 			arm()
 			_, err := conn.Write(data)
 			if err != nil {
-				if isTimeout(err) && ctx.Err() == nil {
+				if deadlineHit(err) {
 					m.Tick(time.Now())
 				} else {
 					m.PeerClosed(time.Now(), err)
@@ -239,7 +264,11 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 			}
 			m.TLSEstablished(time.Now(), info)
 		case handshake.PeerGreeting:
-			if len(held) > 0 {
+			// With an early greeting (ours went out first) what follows
+			// the peer's nonce line is its auth line: it waits in held
+			// until our auth line is written, as when our greeting is not
+			// deferred (see feed), so both ends check at once.
+			if l1, _ := m.LocalLines(); len(held) > 0 && l1 == "" {
 				// Bytes after the peer's nonce line while our greeting is
 				// deferred: the machine refuses them (ErrEarlyData), as it
 				// would have had they come in one piece.
@@ -308,7 +337,7 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 				}
 			}
 			if err != nil {
-				if isTimeout(err) && ctx.Err() == nil {
+				if deadlineHit(err) {
 					m.Tick(time.Now())
 				} else {
 					m.PeerClosed(time.Now(), err)

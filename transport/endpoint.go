@@ -182,7 +182,13 @@ func (n *endpoint) dialHandshake(ctx context.Context, nw Network, addr, protocol
 	n.growForTLS(nw)
 	hctx, cancel := context.WithTimeout(ctx, n.cfg.HandshakeTimeout)
 	defer cancel()
-	c, err := nw.Dial(hctx, addr)
+	var c net.Conn
+	var err error
+	if md, ok := nw.(MessagingDialer); ok && protocol == wire.ProtocolMessaging {
+		c, err = md.DialMessaging(hctx, addr)
+	} else {
+		c, err = nw.Dial(hctx, addr)
+	}
 	if err != nil {
 		if isDescriptorLimit(err) {
 			err = fmt.Errorf("%w: %w", ErrDescriptorLimit, err)

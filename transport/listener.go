@@ -430,7 +430,9 @@ func (l *listener) serveHandshake(p *pendingHS) func() {
 		delete(l.pending, p)
 		l.mu.Unlock()
 	}
-	if mux, ok := l.nw.(MuxNetwork); ok && !n.cfg.PerlCompat {
+	eg, _ := c.(EarlyGreeter)
+	early := eg != nil && eg.GreetsFirst()
+	if mux, ok := l.nw.(MuxNetwork); ok && !n.cfg.PerlCompat && !early {
 		if n.peekDataStream(mux, c, done) {
 			return nil
 		}
@@ -441,7 +443,9 @@ func (l *listener) serveHandshake(p *pendingHS) func() {
 		c.Close()
 		return nil
 	}
-	m, err := handshake.New(n.handshakeConfig(wire.ProtocolMessaging, nil, true, l.nw, c), nonce, time.Now())
+	hc := n.handshakeConfig(wire.ProtocolMessaging, nil, true, l.nw, c)
+	hc.EarlyGreeting = early
+	m, err := handshake.New(hc, nonce, time.Now())
 	if err != nil {
 		done()
 		c.Close()
@@ -452,6 +456,11 @@ func (l *listener) serveHandshake(p *pendingHS) func() {
 	var admitted peer.ConnID
 	opts.OnPeerGreeting = func(ctx context.Context, g wire.Greeting, protocol string) ([]wire.KV, error) {
 		l.greeted(p)
+		if early && protocol != wire.ProtocolMessaging {
+			// Our greeting went out before theirs: nothing can be added
+			// to it, and a peer dials only messaging connections so.
+			return nil, fmt.Errorf("aemp: %q on a stream we greeted first", protocol)
+		}
 		if protocol == wire.ProtocolMessaging {
 			// The machine admits it or refuses it (the tie-break).
 			n.mu.Lock()
@@ -460,6 +469,9 @@ func (l *listener) serveHandshake(p *pendingHS) func() {
 			err := n.input(g.NodeID, func(now time.Time) error { return n.m.Greeted(now, id, g.NodeID) })
 			if err == nil {
 				admitted = id
+			}
+			if early {
+				return nil, n.publicErr(err)
 			}
 			return n.ticketFor(g, nil), n.publicErr(err)
 		}

@@ -45,6 +45,42 @@ type ChannelBinder interface {
 	ChannelBinding(c net.Conn) []byte
 }
 
+// MessagingDialer is implemented by networks that can open the stream of
+// a new messaging connection in a faster way than Dial (QUIC: a stream
+// the server opened at 0.5-RTT, on which its greeting has already
+// arrived). A Node dials its messaging connections with DialMessaging,
+// its data connections with Dial. The stream is used as Dial's is: this
+// side is the connecting side of the AEMP handshake.
+type MessagingDialer interface {
+	DialMessaging(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// EarlyGreeter is implemented by accepted streams on which this side
+// speaks first (a QUIC stream the server opened, see MessagingDialer).
+// When GreetsFirst is true, the Node's acceptor sends its greeting at
+// once instead of waiting for the peer's (handshake.Config.EarlyGreeting),
+// takes only a messaging connection on it, and does not look for a
+// direct data stream header.
+type EarlyGreeter interface {
+	GreetsFirst() bool
+}
+
+// PeerGreeter is implemented by dialed streams on which the peer speaks
+// first (the stream DialMessaging returns when the server greets first).
+// When PeerGreetsFirst is true, the connecting side reads the peer's
+// lines before it writes its own, so that its greeting and the auth line
+// that answers the peer's go out in one write.
+type PeerGreeter interface {
+	PeerGreetsFirst() bool
+}
+
+// GreetFirstListener is implemented by listeners that can hand out
+// streams on which this side greets first (EarlyGreeter) but do so only
+// when told: a Node tells the listeners it serves, since it handles them.
+type GreetFirstListener interface {
+	EnableGreetFirst()
+}
+
 // CloseWriter is implemented by streams that can half-close (send EOF while
 // still reading), such as *net.TCPConn, *tls.Conn and the memnet and QUIC
 // streams.

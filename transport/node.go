@@ -322,6 +322,9 @@ func (n *Node) Listen(ctx context.Context, nw Network, addr string) (string, err
 	if err != nil {
 		return "", err
 	}
+	if gf, ok := l.(GreetFirstListener); ok {
+		gf.EnableGreetFirst() // the node serves EarlyGreeter streams
+	}
 	a := FormatAddr(nw, l.Addr().String())
 	n.mu.Lock()
 	if n.closed {

@@ -18,7 +18,9 @@
 //     StartTLS request (TLSEstablished before the peer's nonce line
 //     declares an already secured transport such as QUIC);
 //   - SendGreeting(now, extra): with DeferGreeting, send our lines after
-//     having seen the peer's first line (PeerGreeting);
+//     having seen the peer's first line (PeerGreeting); with
+//     EarlyGreeting too, our lines went out at New and this is the
+//     go-ahead to answer the peer (extra empty);
 //   - Abort(now, err): the caller refuses the peer;
 //   - Tick(now): time passes; Deadline says when Tick is due next.
 //
@@ -29,8 +31,8 @@
 //   - StartTLS: flush, then run TLS in the given role over the raw
 //     stream, first feeding it StartTLS.Pending (raw bytes that already
 //     arrived); later Receive calls carry the decrypted stream;
-//   - PeerGreeting (DeferGreeting only): the peer's first line was
-//     accepted; call SendGreeting or Abort;
+//   - PeerGreeting (DeferGreeting only, with or without EarlyGreeting):
+//     the peer's first line was accepted; call SendGreeting or Abort;
 //   - Done: the stream is authenticated; Result.Pending holds the bytes
 //     that followed the peer's auth line and belong to the stream;
 //   - Failed: the handshake failed; the error is a *Error whose
@@ -62,7 +64,7 @@
 // node's machines through Config.MACKey); a machine makes its MACs in a
 // buffer of its own.
 //
-// Three additions between nodes of this project change no byte a Perl peer
+// Four additions between nodes of this project change no byte a Perl peer
 // sees. Machine.Prepare, called by a driver before it waits for the
 // peer's auth line, computes that line's expected value in advance, so
 // the line is checked by one comparison when it comes (auth_prepared.go).
@@ -73,7 +75,13 @@
 // inside a channel that verified both certificates (Config.VerifiedChannel,
 // QUIC with certificates), when both greetings list ExtChannelAuth (no
 // secret), no auth line is sent at all: both sides end on the peer's nonce
-// line (chanauth.go has the argument).
+// line (chanauth.go has the argument). And an acceptor whose lines can
+// reach the peer first (Config.EarlyGreeting: a QUIC server that opens the
+// messaging stream and greets in 0.5-RTT data, negotiated by ALPN in
+// package quic, which also has the security argument) sends them at New,
+// still reports PeerGreeting and answers only after SendGreeting; the
+// lines, MACs and roles are those of a deferring acceptor, so only the
+// order on the wire changes.
 //
 // # Timers
 //

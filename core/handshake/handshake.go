@@ -58,6 +58,18 @@ type Config struct {
 	// the peer's greeting. Our line then still names Protocol (not the
 	// upgraded protocol), as a Perl acceptor's does.
 	DeferGreeting bool
+	// EarlyGreeting (with DeferGreeting): an acceptor that greets first.
+	// Our lines are the first action, as without DeferGreeting, but the
+	// machine still reports the peer's greeting with PeerGreeting and
+	// answers nothing (its nonce line and what follows wait, at most one
+	// line more) until SendGreeting(now, nil) gives the go-ahead, so the
+	// caller decides on the peer's greeting as with a deferred one. No
+	// extra key can be added any more: SendGreeting with extra keys fails
+	// with ErrBadConfig. For a stream on which the acceptor's lines can
+	// reach the peer before the peer's (a QUIC connection on which the
+	// server opens the messaging stream, see package quic); the roles
+	// stay those of a deferring acceptor (tlsClient).
+	EarlyGreeting bool
 	// ChannelBinding is the exporter value of an encrypted transport
 	// layer whose peer identity is not verified (QUIC with throw-away
 	// certificates). AuthHMACCB covers it; it does not make TLS active.
@@ -193,8 +205,12 @@ type Machine struct {
 	buf     []byte // unfinished line, < MaxLineLen bytes
 	actions []Action
 
-	r1, r2      string
-	haveR2      bool // nonce line received while deferred
+	r1, r2 string
+	haveR2 bool // nonce line received while deferred
+	// goAhead: SendGreeting was called (EarlyGreeting); early: bytes
+	// after the peer's nonce line received before it, < MaxLineLen.
+	goAhead     bool
+	early       []byte
 	selfID      bool // the peer's first line is ours (echo or self)
 	preTLS      bool // the transport was secured before the handshake
 	peer        wire.Greeting
@@ -261,7 +277,7 @@ func New(cfg Config, nonce string, now time.Time) (*Machine, error) {
 		timeout = DefaultTimeout
 	}
 	h.timers.Set(TimerTimeout, now.Add(timeout))
-	if !cfg.DeferGreeting {
+	if !cfg.DeferGreeting || cfg.EarlyGreeting {
 		if err := h.sendLines(nil); err != nil {
 			return nil, err
 		}
@@ -288,6 +304,8 @@ func (h *Machine) validate() error {
 		return badConfig("negative timeout")
 	case cfg.TLSRequired && !cfg.TLS:
 		return badConfig("TLSRequired without TLS")
+	case cfg.EarlyGreeting && !cfg.DeferGreeting:
+		return badConfig("EarlyGreeting without DeferGreeting")
 	}
 	for _, l := range [][]string{h.accAuths, h.offAuths, h.accFram, h.sndFram} {
 		for _, n := range l {
@@ -429,6 +447,17 @@ func (h *Machine) Receive(now time.Time, p []byte) {
 			h.fail(hsErr(ErrBadConfig, "bytes received on the raw stream while the TLS handshake is in progress"))
 			return
 		case stDeferred:
+			if h.haveR2 && h.cfg.EarlyGreeting {
+				// The peer had our lines: its auth line may follow its
+				// nonce line. It waits for the go-ahead; more than one
+				// line cannot be honest.
+				if len(h.early)+len(p) >= wire.MaxLineLen {
+					h.fail(hsErr(ErrEarlyData, "peer sent more than its auth line before our auth line"))
+					return
+				}
+				h.early = append(h.early, p...)
+				return
+			}
 			if h.haveR2 {
 				h.fail(hsErr(ErrEarlyData, "peer sent data before receiving our greeting"))
 				return
@@ -519,7 +548,7 @@ func (h *Machine) onGreeting(line string) {
 	h.proto = proto
 	h.r1, h.peer = line, g
 	h.rAuthsRaw, h.rFramRaw = field(3), field(4)
-	if !h.sent {
+	if !h.sent || (h.cfg.EarlyGreeting && !h.goAhead) {
 		h.state = stDeferred
 		h.actions = append(h.actions, PeerGreeting{Greeting: g, Protocol: proto})
 		return
@@ -788,18 +817,28 @@ func (h *Machine) TLSFailed(now time.Time, err error) {
 // SendGreeting (DeferGreeting only) appends extra keys to our first line
 // and sends our two lines. It must be called at most once, after the
 // PeerGreeting action or earlier; misuse fails the machine with
-// ErrBadConfig.
+// ErrBadConfig. With EarlyGreeting our lines went out already: it is the
+// go-ahead, extra must be empty, and what the peer sent after its nonce
+// line is handled now.
 func (h *Machine) SendGreeting(now time.Time, extra []wire.KV) {
 	if h.expired(now) {
 		return
 	}
-	if !h.cfg.DeferGreeting || h.sent {
+	switch {
+	case h.cfg.EarlyGreeting && !h.goAhead:
+		if len(extra) > 0 {
+			h.fail(hsErr(ErrBadConfig, "SendGreeting with extra keys after an early greeting"))
+			return
+		}
+		h.goAhead = true
+	case !h.cfg.DeferGreeting || h.sent:
 		h.fail(hsErr(ErrBadConfig, "SendGreeting called without DeferGreeting or twice"))
 		return
-	}
-	if err := h.sendLines(extra); err != nil {
-		h.fail(err)
-		return
+	default:
+		if err := h.sendLines(extra); err != nil {
+			h.fail(err)
+			return
+		}
 	}
 	if h.state == stDeferred {
 		h.state = stNonce
@@ -807,6 +846,14 @@ func (h *Machine) SendGreeting(now time.Time, extra []wire.KV) {
 			h.haveR2 = false
 			h.onNonce(h.r2)
 		}
+	}
+	if rest := h.early; len(rest) > 0 {
+		h.early = nil
+		if h.state == stEnded {
+			h.setPending(rest)
+			return
+		}
+		h.Receive(now, rest)
 	}
 }
 
