@@ -237,6 +237,14 @@ func (n *Node) logReceived(from string, err error) {
 // addConn hands an authenticated messaging connection to the machine.
 // It returns false (and closes c) when the machine refuses it.
 func (n *Node) addConn(id peer.ConnID, c net.Conn, res *handshake.Result, info peer.ConnInfo) error {
+	return n.addConnOn(id, c, res, info, false)
+}
+
+// addConnOn is addConn; with handOff, node monitors that the connection
+// brings up are called on a goroutine of their own (a Connect that dialed
+// on its own goroutine returns without waiting for them, as it did when
+// a dialing goroutine called them).
+func (n *Node) addConnOn(id peer.ConnID, c net.Conn, res *handshake.Result, info peer.ConnInfo, handOff bool) error {
 	mc := &msgConn{n: n, id: id, peerID: res.PeerNodeID, conn: c, res: res}
 	mc.direct = n.directMux(c, res)
 	_, isGo := res.Peer.Get(wire.KeyGo)
@@ -245,21 +253,31 @@ func (n *Node) addConn(id peer.ConnID, c net.Conn, res *handshake.Result, info p
 	info.Untrusted = res.Untrusted
 	info.SendFraming = res.SendFraming
 	var err error
-	n.input(res.PeerNodeID, func(now time.Time) error {
-		if n.closed {
-			err = ErrClosed
-			return nil
-		}
+	n.mu.Lock()
+	if n.closed {
+		err = ErrClosed
+	} else {
 		n.mconns[id] = mc
-		if err = n.m.ConnUp(now, info); err != nil {
+		if err = n.m.ConnUp(time.Now(), info); err != nil {
 			delete(n.mconns, id)
-			return nil
+		} else {
+			mc.window = rendezvous.AnnouncedWindow(res.Peer)
+			n.wg.Add(1)
+			go mc.readLoop()
 		}
-		mc.window = rendezvous.AnnouncedWindow(res.Peer)
+	}
+	after := n.runActionsLocked()
+	if handOff && len(after.direct) > 0 && !n.closed {
 		n.wg.Add(1)
-		go mc.readLoop()
-		return nil
-	})
+		n.mu.Unlock()
+		go func() {
+			defer n.wg.Done()
+			n.finish(res.PeerNodeID, after, false)
+		}()
+	} else {
+		n.mu.Unlock()
+		n.finish(res.PeerNodeID, after, false)
+	}
 	if err != nil {
 		c.Close()
 		return n.publicErr(err)

@@ -242,6 +242,10 @@ type Node struct {
 	timer     *time.Timer
 	timerAt   time.Time
 
+	// dialSlot, while a Connect runs its input, takes the Dial of its
+	// node instead of a goroutine (see Connect).
+	dialSlot dialSlot
+
 	dc *DataConns
 }
 

@@ -167,6 +167,10 @@ func (n *Node) actLocked(a peer.Action, w *pendingWork) {
 			return
 		}
 		n.wg.Add(1)
+		if s := &n.dialSlot; s.on && !s.taken && s.peer == a.Peer {
+			s.taken, s.dial = true, a
+			return
+		}
 		go n.runDial(a)
 	case peer.DialSeed:
 		if n.closed {
@@ -190,6 +194,9 @@ func (n *Node) actLocked(a peer.Action, w *pendingWork) {
 			n.log.Debug("node up", "peer", a.Peer)
 		}
 		mons := n.nodeMonsLocked(a.Monitors)
+		if len(mons) == 0 {
+			break
+		}
 		w.direct = append(w.direct, func() {
 			for _, f := range mons {
 				f(a.Peer, true, nil)

@@ -50,7 +50,7 @@ func (n *Node) sendTo(node string, msg wire.Message) error {
 // known addresses if needed.
 func (n *Node) Connect(ctx context.Context, nodeID string) error {
 	ch := make(chan error, 1)
-	err := n.input(originLocal, func(now time.Time) error {
+	connect := func(now time.Time) error {
 		if n.closed {
 			return ErrClosed
 		}
@@ -70,7 +70,22 @@ func (n *Node) Connect(ctx context.Context, nodeID string) error {
 			return n.publicErr(err)
 		}
 		return nil
-	})
+	}
+	// input, except that the Dial the machine emits for nodeID, if any,
+	// is taken (dialSlot) and run here: this goroutine would only wait
+	// for it, and the hand-overs to a dialing goroutine and back are on
+	// the connect's critical path.
+	n.mu.Lock()
+	err := connect(time.Now())
+	n.dialSlot = dialSlot{on: true, peer: nodeID}
+	after := n.runActionsLocked()
+	slot := n.dialSlot
+	n.dialSlot = dialSlot{}
+	n.mu.Unlock()
+	n.finish(originLocal, after, false)
+	if slot.taken {
+		n.dialInline(ctx, slot.dial)
+	}
 	if err != nil {
 		return err
 	}
@@ -101,12 +116,49 @@ func (n *Node) dropWaiterLocked(node string, ch chan error) {
 	}
 }
 
-// runDial carries out the machine's Dial: happy-eyeballs handshakes to
-// the peer's addresses, ending in ConnUp or DialFailed.
+// dialSlot is where Connect takes the machine's Dial of its node (see
+// actLocked).
+type dialSlot struct {
+	on, taken bool
+	peer      string
+	dial      peer.Dial
+}
+
+// runDial carries out the machine's Dial on a goroutine of its own.
 func (n *Node) runDial(a peer.Dial) {
 	defer n.wg.Done()
+	n.dial(a, nil)
+}
+
+// dialInline carries out the machine's Dial on the goroutine of the
+// Connect whose ctx is given. The dial is the machine's, not the
+// caller's: other Connects and queued messages may wait for it. So ctx
+// ending abandons this run of it (Connect returns at once) and the same
+// Dial starts again on a goroutine of its own, unless it already
+// succeeded.
+func (n *Node) dialInline(ctx context.Context, a peer.Dial) {
+	defer n.wg.Done()
+	if !n.dial(a, ctx) {
+		n.mu.Lock()
+		if !n.closed {
+			n.wg.Add(1)
+			go n.runDial(a)
+		}
+		n.mu.Unlock()
+	}
+}
+
+// dial is runDial's work: happy-eyeballs handshakes to the peer's
+// addresses, ending in ConnUp or DialFailed. With caller non-nil, its end
+// cancels the handshakes; a dial that failed after it ended reports
+// nothing and returns false.
+func (n *Node) dial(a peer.Dial, caller context.Context) bool {
 	ctx, cancel := context.WithTimeout(n.ctx, peer.ConnectWindow(n.cfg.HandshakeTimeout))
 	defer cancel()
+	if caller != nil {
+		stop := context.AfterFunc(caller, cancel)
+		defer stop()
+	}
 	c, res, _, err := n.dialFirst(ctx, a.Addrs, func(ctx context.Context, addr string) (net.Conn, *handshake.Result, error) {
 		c, res, err := n.dialHandshake(ctx, addr, wire.ProtocolMessaging, n.withTicket(a.Peer, nil))
 		if err == nil {
@@ -121,12 +173,15 @@ func (n *Node) runDial(a peer.Dial) {
 		n.mu.Lock()
 		id := n.newConnIDLocked()
 		n.mu.Unlock()
-		err = n.addConn(id, c, res, peer.ConnInfo{Outbound: true, Attempt: a.Attempt})
+		err = n.addConnOn(id, c, res, peer.ConnInfo{Outbound: true, Attempt: a.Attempt}, caller != nil)
 		if err == nil || errors.Is(err, ErrClosed) {
-			return
+			return true
 		}
+	} else if caller != nil && caller.Err() != nil {
+		return false // perhaps only because caller ended
 	}
 	n.input(a.Peer, func(now time.Time) error { return n.m.DialFailed(now, a.Peer, a.Attempt, err) })
+	return true
 }
 
 // runDialSeed carries out the machine's DialSeed: a handshake with a seed
