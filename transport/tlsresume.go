@@ -203,7 +203,7 @@ func upgradeTLS(ctx context.Context, opt DriveOptions, conn net.Conn, a handshak
 	tc := opt.TLS
 	var th *ticketHoldConn
 	if !a.Client && a.Bind != "" {
-		th = &ticketHoldConn{Conn: conn}
+		th = newTicketHoldConn(conn)
 		conn = th
 	}
 	return tc.upgrade(ctx, conn, a.Client, func(cfg *tls.Config) {
@@ -260,48 +260,15 @@ func upgradeTLS(ctx context.Context, opt DriveOptions, conn net.Conn, a handshak
 // while a record is held but after it. A
 // resumed handshake sends its ticket in its first flight, unheld. Data
 // connections, whose streams go to the user, do not get this wrapper.
+//
+// The holding is firstWriteConn's (with nothing to write first); this
+// type only adds the flush before a Read.
 type ticketHoldConn struct {
-	net.Conn
-	mu   sync.Mutex
-	hold bool   // hold the next Write
-	held []byte // a held Write, not sent yet
+	firstWriteConn
 }
 
-func (c *ticketHoldConn) holdNext() {
-	c.mu.Lock()
-	c.hold = true
-	c.mu.Unlock()
-}
-
-func (c *ticketHoldConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.hold {
-		c.hold = false
-		c.held = append([]byte(nil), p...)
-		return len(p), nil
-	}
-	if c.held == nil {
-		return c.Conn.Write(p)
-	}
-	pre := c.held
-	c.held = nil
-	n, err := c.Conn.Write(append(pre, p...))
-	return max(n-len(pre), 0), err
-}
-
-// flush writes what is held, and holds nothing more.
-func (c *ticketHoldConn) flush() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.hold = false
-	held := c.held
-	c.held = nil
-	if held == nil {
-		return nil
-	}
-	_, err := c.Conn.Write(held)
-	return err
+func newTicketHoldConn(c net.Conn) *ticketHoldConn {
+	return &ticketHoldConn{firstWriteConn{Conn: c}}
 }
 
 func (c *ticketHoldConn) Read(p []byte) (int, error) {
@@ -310,15 +277,6 @@ func (c *ticketHoldConn) Read(p []byte) (int, error) {
 	}
 	return c.Conn.Read(p)
 }
-
-// Close sends what is held (a TLS alert, say) before it closes.
-func (c *ticketHoldConn) Close() error {
-	_ = c.flush()
-	return c.Conn.Close()
-}
-
-// Unwrap returns the stream underneath.
-func (c *ticketHoldConn) Unwrap() net.Conn { return c.Conn }
 
 // ticketFor is withTicket for the acceptor, which learns the peer from its
 // greeting: only peers of this project resume.

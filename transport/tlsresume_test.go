@@ -53,7 +53,7 @@ func TestTicketHoldConn(t *testing.T) {
 	// A write that is not held blocks (nobody reads) and fails here.
 	_ = a.SetDeadline(time.Now().Add(10 * time.Second))
 	_ = b.SetDeadline(time.Now().Add(10 * time.Second))
-	h := &ticketHoldConn{Conn: a}
+	h := newTicketHoldConn(a)
 	write := func(s string) {
 		t.Helper()
 		done := make(chan error, 1)
