@@ -170,14 +170,16 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 		}
 		m.Receive(time.Now(), p)
 	}
-	if pg, ok := conn.(PeerGreeter); ok && pg.PeerGreetsFirst() {
-		// The peer's lines are already on their way (or here): take them
-		// before writing ours, so that our auth line, which answers
-		// them, leaves with our greeting in one write.
+	// readOnce reads once and gives the machine what came, or the end.
+	readOnce := func() {
 		arm()
 		n, err := conn.Read(buf)
 		if n > 0 {
-			feed(buf[:n])
+			if err != nil {
+				m.Receive(time.Now(), buf[:n]) // all of it before the error
+			} else {
+				feed(buf[:n])
+			}
 		}
 		if err != nil {
 			if deadlineHit(err) {
@@ -186,6 +188,12 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 				m.PeerClosed(time.Now(), err)
 			}
 		}
+	}
+	if pg, ok := conn.(PeerGreeter); ok && pg.PeerGreetsFirst() {
+		// The peer's lines are already on their way (or here): take them
+		// before writing ours, so that our auth line, which answers
+		// them, leaves with our greeting in one write.
+		readOnce()
 	}
 	for {
 		act := pending
@@ -327,22 +335,7 @@ func Drive(ctx context.Context, conn net.Conn, m *handshake.Machine, opt DriveOp
 				continue
 			}
 			m.Prepare()
-			arm()
-			n, err := conn.Read(buf)
-			if n > 0 {
-				if err != nil {
-					m.Receive(time.Now(), buf[:n]) // all of it before the error
-				} else {
-					feed(buf[:n])
-				}
-			}
-			if err != nil {
-				if deadlineHit(err) {
-					m.Tick(time.Now())
-				} else {
-					m.PeerClosed(time.Now(), err)
-				}
-			}
+			readOnce()
 		default:
 			return fail(fmt.Errorf("aemp handshake: unknown action %T", act))
 		}
