@@ -25,23 +25,27 @@ func TestDriveEarlyBytesWhileDeferred(t *testing.T) {
 	defer l.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	written := make(chan struct{})
 	go func() {
+		defer close(written)
 		c, err := net.Dial("tcp", l.Addr().String())
 		if err != nil {
 			return
 		}
 		defer c.Close()
 		c.Write([]byte("aemp;1;P;hmac_sha3_512;json\nnonceP\nhmac_sha3_512;00;json\n"))
+		written <- struct{}{}
 		<-ctx.Done()
 	}()
 	c, err := l.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Let the peer's bytes arrive together before the first read (on a
-	// machine too slow for that, they arrive in pieces and the outcome
-	// is the same, by the machine's own rule).
-	time.Sleep(50 * time.Millisecond)
+	// The peer's bytes are in before the first read: on loopback a
+	// write that returned has queued them at the receiver (were they to
+	// arrive in pieces, the outcome is the same, by the machine's own
+	// rule).
+	<-written
 	m, err := handshake.New(handshake.Config{NodeID: "A", Secret: []byte("s"), DeferGreeting: true}, "nonceA", time.Now())
 	if err != nil {
 		t.Fatal(err)
