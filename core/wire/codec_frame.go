@@ -12,6 +12,7 @@ type frameQueue struct {
 	frames   []frameSpan
 	fhead    int
 	err      error // sticky
+	nextErr  error // a message failed to decode (sticky for Next)
 }
 
 // frameShrinkCap is the buffer capacity above which an idle buffer is
@@ -73,4 +74,25 @@ func (q *frameQueue) release(partial int) {
 		q.fhead = 0
 		q.compact(partial)
 	}
+}
+
+// decodeNext is a decoder's Next: it pops the next frame, decodes it with
+// decode and releases it (partial: the decoder's incomplete message). A
+// message that failed to decode ends the stream: nothing after it is
+// delivered.
+func (q *frameQueue) decodeNext(decode func([]byte) (Message, error), partial func() int) (Message, bool, error) {
+	if q.nextErr != nil {
+		return nil, false, q.nextErr
+	}
+	frame, ok := q.next()
+	if !ok {
+		return nil, false, q.err
+	}
+	msg, err := decode(frame)
+	q.release(partial())
+	if err != nil {
+		q.err, q.nextErr = err, err
+		return nil, false, err
+	}
+	return msg, true, nil
 }

@@ -212,7 +212,6 @@ func appendJSONEscape(b []byte, c byte) []byte {
 // top-level array ends; complete arrays are then decoded with
 // encoding/json.
 type jsonDecoder struct {
-	nextErr error // a message failed to decode (sticky for Next)
 	frameQueue
 	inMsg  bool // inside a top-level array
 	curLen int  // bytes of the current (incomplete) array so far
@@ -338,22 +337,7 @@ func (d *jsonDecoder) tooLarge() error {
 
 // Next implements FrameDecoder.
 func (d *jsonDecoder) Next() (Message, bool, error) {
-	if d.nextErr != nil {
-		// A message that failed to decode ends the stream: nothing
-		// after it is delivered.
-		return nil, false, d.nextErr
-	}
-	frame, ok := d.next()
-	if !ok {
-		return nil, false, d.err
-	}
-	msg, err := decodeJSONFrame(frame)
-	d.release(d.partial())
-	if err != nil {
-		d.err, d.nextErr = err, err
-		return nil, false, err
-	}
-	return msg, true, nil
+	return d.decodeNext(decodeJSONFrame, d.partial)
 }
 
 func decodeJSONFrame(frame []byte) (Message, error) {

@@ -72,7 +72,6 @@ func (msgpackCodec) NewDecoder(maxFrame int) FrameDecoder {
 // payload bytes of the current scalar are still to come. Declared lengths
 // are checked against the frame limit as soon as their header is read.
 type msgpackDecoder struct {
-	nextErr error // a message failed to decode (sticky for Next)
 	frameQueue
 	inMsg   bool
 	curLen  int64   // bytes of the current message so far
@@ -276,22 +275,7 @@ func (d *msgpackDecoder) valueDone() bool {
 
 // Next implements FrameDecoder.
 func (d *msgpackDecoder) Next() (Message, bool, error) {
-	if d.nextErr != nil {
-		// A message that failed to decode ends the stream: nothing
-		// after it is delivered.
-		return nil, false, d.nextErr
-	}
-	frame, ok := d.next()
-	if !ok {
-		return nil, false, d.err
-	}
-	msg, err := decodeMsgpackFrame(frame)
-	d.release(d.partial())
-	if err != nil {
-		d.err, d.nextErr = err, err
-		return nil, false, err
-	}
-	return msg, true, nil
+	return d.decodeNext(decodeMsgpackFrame, d.partial)
 }
 
 func decodeMsgpackFrame(frame []byte) (Message, error) {
