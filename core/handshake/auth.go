@@ -106,15 +106,12 @@ func (m *macer) hexMAC() string {
 	return string(out[:])
 }
 
-// authMessage writes S(x1,x2,x3,x4) = x1 LF x2 LF x3 LF x4 LF into h.
+// authMessage writes S(x1,x2,x3,x4) into h (see appendAuthMessage).
 func authMessage(h hash.Hash, x1, x2, x3, x4 string) {
-	for _, x := range [...]string{x1, x2, x3, x4} {
-		h.Write([]byte(x))
-		h.Write([]byte{'\n'})
-	}
+	h.Write(appendAuthMessage(nil, x1, x2, x3, x4))
 }
 
-// appendAuthMessage appends S(x1,x2,x3,x4) to b.
+// appendAuthMessage appends S(x1,x2,x3,x4) = x1 LF x2 LF x3 LF x4 LF to b.
 func appendAuthMessage(b []byte, x1, x2, x3, x4 string) []byte {
 	for _, x := range [...]string{x1, x2, x3, x4} {
 		b = append(b, x...)
