@@ -35,11 +35,7 @@ type cbQueue struct {
 // input runs f on the machine under n.mu with the current time, runs the
 // actions it produced and the callbacks of origin. f's error is returned.
 func (n *Node) input(origin string, f func(now time.Time) error) error {
-	n.mu.Lock()
-	err := f(time.Now())
-	after := n.runActionsLocked()
-	n.mu.Unlock()
-	n.finish(origin, after, false)
+	_, err := n.inputOn(origin, f, false, "")
 	return err
 }
 
@@ -48,12 +44,23 @@ func (n *Node) input(origin string, f func(now time.Time) error) error {
 // message is dispatched (a port handler, an _expect handed to the
 // rendezvous) before the next one is read, as the peer expects.
 func (n *Node) inputWait(origin string, f func(now time.Time) error) error {
+	_, err := n.inputOn(origin, f, true, "")
+	return err
+}
+
+// inputOn is input (inputWait with wait). With take non-empty, the Dial
+// the machine emits for that node in this input, if any, is not started
+// but returned (taken; see dialSlot), for the caller to run itself.
+func (n *Node) inputOn(origin string, f func(now time.Time) error, wait bool, take string) (dialSlot, error) {
 	n.mu.Lock()
 	err := f(time.Now())
+	n.dialSlot = dialSlot{on: take != "", peer: take}
 	after := n.runActionsLocked()
+	slot := n.dialSlot
+	n.dialSlot = dialSlot{}
 	n.mu.Unlock()
-	n.finish(origin, after, true)
-	return err
+	n.finish(origin, after, wait)
+	return slot, err
 }
 
 // pendingWork is what the actions of one input leave for after the lock:

@@ -71,18 +71,10 @@ func (n *Node) Connect(ctx context.Context, nodeID string) error {
 		}
 		return nil
 	}
-	// input, except that the Dial the machine emits for nodeID, if any,
-	// is taken (dialSlot) and run here: this goroutine would only wait
-	// for it, and the hand-overs to a dialing goroutine and back are on
-	// the connect's critical path.
-	n.mu.Lock()
-	err := connect(time.Now())
-	n.dialSlot = dialSlot{on: true, peer: nodeID}
-	after := n.runActionsLocked()
-	slot := n.dialSlot
-	n.dialSlot = dialSlot{}
-	n.mu.Unlock()
-	n.finish(originLocal, after, false)
+	// The Dial the machine emits for nodeID, if any, is taken and run
+	// here: this goroutine would only wait for it, and the hand-overs to
+	// a dialing goroutine and back are on the connect's critical path.
+	slot, err := n.inputOn(originLocal, connect, false, nodeID)
 	if slot.taken {
 		n.dialInline(ctx, slot.dial)
 	}
